@@ -1,0 +1,237 @@
+//! The container environment of a bot: the one place a deployment config
+//! becomes environment variables. Every platform uses [`bot_environment`].
+
+use std::fmt;
+
+use crate::config::BotDeploymentConfig;
+
+/// Names of the variables a bot container receives.
+pub mod names {
+    /// The Meeboter bot id.
+    pub const BOT_ID: &str = "BOT_ID";
+    /// The full meeting URL (passcode included).
+    pub const MEETING_URL: &str = "MEETING_URL";
+    /// The meeting password; absent when the meeting has none.
+    pub const MEETING_PASSWORD: &str = "MEETING_PASSWORD";
+    /// The name shown in the meeting.
+    pub const BOT_DISPLAY_NAME: &str = "BOT_DISPLAY_NAME";
+    /// `true` or `false`.
+    pub const RECORDING_ENABLED: &str = "RECORDING_ENABLED";
+    /// Waiting-room timeout in whole seconds.
+    pub const WAITING_ROOM_TIMEOUT: &str = "WAITING_ROOM_TIMEOUT";
+    /// No-one-joined timeout in whole seconds.
+    pub const NO_ONE_JOINED_TIMEOUT: &str = "NO_ONE_JOINED_TIMEOUT";
+    /// Everyone-left timeout in whole seconds.
+    pub const EVERYONE_LEFT_TIMEOUT: &str = "EVERYONE_LEFT_TIMEOUT";
+}
+
+/// One variable of a bot's environment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BotEnvVar {
+    name: &'static str,
+    value: String,
+    secret: bool,
+}
+
+impl BotEnvVar {
+    /// The variable's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The value, as the container must receive it. Secret values included:
+    /// do not log it.
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// Whether the value is a secret (the meeting password, and the meeting
+    /// URL, which is itself a way into the meeting).
+    pub fn is_secret(&self) -> bool {
+        self.secret
+    }
+}
+
+impl fmt::Debug for BotEnvVar {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value: &dyn fmt::Debug = if self.secret {
+            &"[redacted]"
+        } else {
+            &self.value
+        };
+        write!(f, "{}={value:?}", self.name)
+    }
+}
+
+/// The environment of one bot container, in a fixed order.
+#[derive(Clone, PartialEq, Eq)]
+pub struct BotEnvironment {
+    vars: Vec<BotEnvVar>,
+}
+
+impl BotEnvironment {
+    /// The variables in their fixed order.
+    pub fn iter(&self) -> impl Iterator<Item = &BotEnvVar> {
+        self.vars.iter()
+    }
+
+    /// The value of one variable.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.vars
+            .iter()
+            .find(|v| v.name == name)
+            .map(|v| v.value.as_str())
+    }
+
+    /// How many variables there are.
+    pub fn len(&self) -> usize {
+        self.vars.len()
+    }
+
+    /// Whether there are none (never the case for a real config).
+    pub fn is_empty(&self) -> bool {
+        self.vars.is_empty()
+    }
+
+    /// `(name, value)` pairs, for APIs that take plain strings. Secret values
+    /// included: do not log the result.
+    pub fn to_pairs(&self) -> Vec<(String, String)> {
+        self.vars
+            .iter()
+            .map(|v| (v.name.to_owned(), v.value.clone()))
+            .collect()
+    }
+}
+
+impl fmt::Debug for BotEnvironment {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(&self.vars).finish()
+    }
+}
+
+impl<'a> IntoIterator for &'a BotEnvironment {
+    type Item = &'a BotEnvVar;
+    type IntoIter = std::slice::Iter<'a, BotEnvVar>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.vars.iter()
+    }
+}
+
+/// Turns a deployment config into the bot container's environment.
+///
+/// The variables are `BOT_ID`, `MEETING_URL`,
+/// `MEETING_PASSWORD` (only when the meeting has a password: an empty
+/// variable would read as "password is the empty string"),
+/// `BOT_DISPLAY_NAME`, `RECORDING_ENABLED` (`true`/`false`) and the three
+/// timeouts `WAITING_ROOM_TIMEOUT`, `NO_ONE_JOINED_TIMEOUT`,
+/// `EVERYONE_LEFT_TIMEOUT` in whole seconds.
+pub fn bot_environment(config: &BotDeploymentConfig) -> BotEnvironment {
+    let leave = config.automatic_leave();
+    let plain = |name, value: String| BotEnvVar {
+        name,
+        value,
+        secret: false,
+    };
+    let secret = |name, value: String| BotEnvVar {
+        name,
+        value,
+        secret: true,
+    };
+    let mut vars = vec![
+        plain(names::BOT_ID, config.bot_id().to_string()),
+        secret(names::MEETING_URL, config.meeting_url().expose().to_owned()),
+    ];
+    if let Some(password) = config.meeting_password() {
+        vars.push(secret(
+            names::MEETING_PASSWORD,
+            password.expose().to_owned(),
+        ));
+    }
+    vars.extend([
+        plain(names::BOT_DISPLAY_NAME, config.display_name().to_string()),
+        plain(
+            names::RECORDING_ENABLED,
+            config.recording_enabled().to_string(),
+        ),
+        plain(
+            names::WAITING_ROOM_TIMEOUT,
+            leave.waiting_room_timeout.as_secs().to_string(),
+        ),
+        plain(
+            names::NO_ONE_JOINED_TIMEOUT,
+            leave.no_one_joined_timeout.as_secs().to_string(),
+        ),
+        plain(
+            names::EVERYONE_LEFT_TIMEOUT,
+            leave.everyone_left_timeout.as_secs().to_string(),
+        ),
+    ]);
+    BotEnvironment { vars }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::{AutomaticLeave, BotId, DisplayName};
+    use crate::meeting::{MeetingPlatform, MeetingUrl};
+    use crate::secret::SecretString;
+
+    fn config(password: Option<&str>) -> BotDeploymentConfig {
+        let url = MeetingUrl::parse(
+            MeetingPlatform::Teams,
+            "https://teams.live.com/meet/123?p=abc",
+        )
+        .unwrap();
+        BotDeploymentConfig::new(BotId(42), url)
+            .with_meeting_password(password.map(SecretString::from))
+            .unwrap()
+            .with_display_name(DisplayName::new("Notes Bot").unwrap())
+            .with_recording(true)
+            .with_automatic_leave(AutomaticLeave {
+                waiting_room_timeout: Duration::from_secs(120),
+                no_one_joined_timeout: Duration::from_secs(240),
+                everyone_left_timeout: Duration::from_secs(30),
+            })
+    }
+
+    #[test]
+    fn exact_names_and_values() {
+        let env = bot_environment(&config(Some("letmein")));
+        let pairs = env.to_pairs();
+        let expected = [
+            ("BOT_ID", "42"),
+            ("MEETING_URL", "https://teams.live.com/meet/123?p=abc"),
+            ("MEETING_PASSWORD", "letmein"),
+            ("BOT_DISPLAY_NAME", "Notes Bot"),
+            ("RECORDING_ENABLED", "true"),
+            ("WAITING_ROOM_TIMEOUT", "120"),
+            ("NO_ONE_JOINED_TIMEOUT", "240"),
+            ("EVERYONE_LEFT_TIMEOUT", "30"),
+        ];
+        let expected: Vec<(String, String)> = expected
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        assert_eq!(pairs, expected);
+    }
+
+    #[test]
+    fn password_is_absent_when_there_is_none() {
+        let env = bot_environment(&config(None));
+        assert_eq!(env.get("MEETING_PASSWORD"), None);
+        assert!(env.iter().all(|v| v.name() != "MEETING_PASSWORD"));
+        assert_eq!(env.len(), 7);
+    }
+
+    #[test]
+    fn debug_hides_the_password_and_the_url() {
+        let env = bot_environment(&config(Some("letmein")));
+        let shown = format!("{env:?}");
+        assert!(!shown.contains("letmein"), "{shown}");
+        assert!(!shown.contains("p=abc"), "{shown}");
+        assert!(shown.contains("BOT_ID=\"42\""), "{shown}");
+    }
+}

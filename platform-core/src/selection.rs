@@ -1,0 +1,261 @@
+//! Choosing the platform at start-up from `DEPLOYMENT_PLATFORM`.
+//!
+//! - `coolify`, `aws`, `local` (or any registered name) picks that platform.
+//!   A name that is not compiled in is an error that lists what is and which
+//!   cargo feature adds the missing one.
+//! - `auto` (the default) checks the detectable platforms in order (Coolify,
+//!   then AWS). A platform whose marker variables are all set is chosen. One
+//!   whose markers are only partly set is an error naming the missing ones:
+//!   never a silent fall-through to the next. When nothing is configured and
+//!   a fallback platform (local) is compiled in, it is chosen with a warning;
+//!   otherwise the error says what each compiled-in platform needs.
+
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::registry::{AutoSelect, Detection, FIRST_PARTY_PLATFORMS, PlatformDescriptor, Registry};
+use crate::settings::{EnvLookup, EnvVarSpec};
+
+/// The variable that chooses the platform.
+pub const DEPLOYMENT_PLATFORM: EnvVarSpec = EnvVarSpec::with_default(
+    "DEPLOYMENT_PLATFORM",
+    "auto",
+    "Which platform runs the bots: coolify, aws, local, or auto (Coolify if configured, else AWS if configured, else local).",
+);
+
+/// How the platform was chosen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectedBy {
+    /// `DEPLOYMENT_PLATFORM` named it.
+    Name,
+    /// `auto` found it configured.
+    Detected,
+    /// `auto` found nothing configured and fell back to it.
+    Fallback,
+}
+
+/// The chosen platform and why.
+#[derive(Clone, Debug)]
+pub struct Selection {
+    /// The chosen platform.
+    pub descriptor: &'static PlatformDescriptor,
+    /// How it was chosen.
+    pub selected_by: SelectedBy,
+    /// Why, in one sentence, for logs and `platforms`.
+    pub reason: String,
+    /// Things the operator should know (a fallback, a second configured
+    /// platform that was not chosen).
+    pub warnings: Vec<String>,
+}
+
+/// Why no platform could be chosen. Each message says what to do.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SelectionError {
+    /// `DEPLOYMENT_PLATFORM` names no platform we know of.
+    #[error("DEPLOYMENT_PLATFORM={given:?} is not a known platform; this binary accepts: {}", accepted(.compiled_in))]
+    Unknown {
+        /// What was given.
+        given: String,
+        /// The platforms compiled in.
+        compiled_in: Vec<&'static str>,
+    },
+    /// `DEPLOYMENT_PLATFORM` names a platform this binary was built without.
+    #[error(
+        "DEPLOYMENT_PLATFORM={name:?}: the {name} platform is not compiled into this binary (compiled in: {}); rebuild with `cargo build -p deployment --features {feature}`",
+        list_or_none(.compiled_in)
+    )]
+    NotCompiledIn {
+        /// The platform asked for.
+        name: String,
+        /// The cargo feature that adds it.
+        feature: &'static str,
+        /// The platforms compiled in.
+        compiled_in: Vec<&'static str>,
+    },
+    /// `auto` found a platform partly configured.
+    #[error(
+        "DEPLOYMENT_PLATFORM=auto: {platform} is partly configured: {} set but {} missing; set the missing variables, or set DEPLOYMENT_PLATFORM to choose a platform explicitly",
+        .present.join(", "),
+        .missing.join(", ")
+    )]
+    PartlyConfigured {
+        /// The platform.
+        platform: &'static str,
+        /// Its marker variables that are set.
+        present: Vec<&'static str>,
+        /// Its marker variables that are missing.
+        missing: Vec<&'static str>,
+    },
+    /// `auto` found nothing configured and there is no fallback.
+    #[error("DEPLOYMENT_PLATFORM=auto: no platform is configured. {}", describe_needs(.needs))]
+    NothingConfigured {
+        /// What each compiled-in platform needs.
+        needs: Vec<(&'static str, Vec<&'static str>)>,
+    },
+}
+
+fn accepted(compiled_in: &[&'static str]) -> String {
+    let mut all: Vec<&str> = compiled_in.to_vec();
+    all.push("auto");
+    all.join(", ")
+}
+
+fn list_or_none(names: &[&'static str]) -> String {
+    if names.is_empty() {
+        "none".into()
+    } else {
+        names.join(", ")
+    }
+}
+
+fn describe_needs(needs: &[(&'static str, Vec<&'static str>)]) -> String {
+    if needs.is_empty() {
+        return "This binary has no platform compiled in; rebuild with `--features all-platforms`."
+            .into();
+    }
+    let parts: Vec<String> = needs
+        .iter()
+        .map(|(name, vars)| {
+            if vars.is_empty() {
+                format!("{name} must be chosen with DEPLOYMENT_PLATFORM={name}")
+            } else {
+                format!("{name} needs {}", vars.join(" and "))
+            }
+        })
+        .collect();
+    format!("{}.", parts.join("; "))
+}
+
+impl fmt::Display for Selection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.descriptor.name, self.reason)
+    }
+}
+
+/// Chooses the platform as `DEPLOYMENT_PLATFORM` in `env` says.
+pub fn select_platform(
+    registry: &Registry,
+    env: &dyn EnvLookup,
+) -> Result<Selection, SelectionError> {
+    let requested = DEPLOYMENT_PLATFORM
+        .lookup(env)
+        .map(|(_, v)| v.trim().to_ascii_lowercase())
+        .unwrap_or_else(|| "auto".into());
+    if requested == "auto" {
+        return select_auto(registry, env);
+    }
+    if let Some(descriptor) = registry.get(&requested) {
+        return Ok(Selection {
+            descriptor,
+            selected_by: SelectedBy::Name,
+            reason: format!("DEPLOYMENT_PLATFORM={requested}"),
+            warnings: Vec::new(),
+        });
+    }
+    let compiled_in = registry.names();
+    match FIRST_PARTY_PLATFORMS
+        .iter()
+        .find(|(name, _)| *name == requested)
+    {
+        Some((_, feature)) => Err(SelectionError::NotCompiledIn {
+            name: requested,
+            feature,
+            compiled_in,
+        }),
+        None => Err(SelectionError::Unknown {
+            given: requested.chars().take(64).collect(),
+            compiled_in,
+        }),
+    }
+}
+
+/// What `DEPLOYMENT_PLATFORM=auto` picks in `env`, whatever the variable says
+/// (for `platforms` and `doctor`).
+pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection, SelectionError> {
+    let mut detectable: Vec<(u16, &'static PlatformDescriptor)> = registry
+        .platforms()
+        .iter()
+        .filter_map(|d| match d.auto {
+            AutoSelect::Detect { order, .. } => Some((order, *d)),
+            _ => None,
+        })
+        .collect();
+    detectable.sort_by_key(|(order, d)| (*order, d.name));
+
+    for (index, (_, descriptor)) in detectable.iter().enumerate() {
+        match descriptor.detect(env) {
+            Detection::Configured => {
+                let markers = descriptor.marker_names().join(" and ");
+                let warnings = detectable[index + 1..]
+                    .iter()
+                    .filter(|(_, other)| other.detect(env) == Detection::Configured)
+                    .map(|(_, other)| {
+                        format!(
+                            "{} is configured too but {} comes first; set DEPLOYMENT_PLATFORM={} to use it",
+                            other.name, descriptor.name, other.name
+                        )
+                    })
+                    .collect();
+                return Ok(Selection {
+                    descriptor,
+                    selected_by: SelectedBy::Detected,
+                    reason: format!("auto-detected: {markers} are set"),
+                    warnings,
+                });
+            }
+            Detection::Partial { present, missing } => {
+                return Err(SelectionError::PartlyConfigured {
+                    platform: descriptor.name,
+                    present,
+                    missing,
+                });
+            }
+            Detection::NotConfigured | Detection::NotDetectable => {}
+        }
+    }
+
+    let fallback = registry
+        .platforms()
+        .iter()
+        .copied()
+        .find(|d| matches!(d.auto, AutoSelect::Fallback));
+    if let Some(descriptor) = fallback {
+        let others: Vec<String> = detectable
+            .iter()
+            .map(|(_, d)| format!("{} ({})", d.name, d.marker_names().join(", ")))
+            .collect();
+        let reason = if others.is_empty() {
+            format!("auto: {} is the only platform compiled in", descriptor.name)
+        } else {
+            format!(
+                "auto: no cloud platform is configured, falling back to {}",
+                descriptor.name
+            )
+        };
+        let warnings = if others.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "no cloud platform is configured, so bots run as {} processes on this machine; to use another platform set the variables of {}",
+                descriptor.name,
+                others.join(" or ")
+            )]
+        };
+        return Ok(Selection {
+            descriptor,
+            selected_by: SelectedBy::Fallback,
+            reason,
+            warnings,
+        });
+    }
+
+    Err(SelectionError::NothingConfigured {
+        needs: registry
+            .platforms()
+            .iter()
+            .map(|d| (d.name, d.marker_names()))
+            .collect(),
+    })
+}

@@ -1,0 +1,272 @@
+//! An in-memory platform for tests and benchmarks of the code above the
+//! trait.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::config::{BotDeploymentConfig, BotId};
+use crate::error::{Error, Result};
+use crate::platform::{DeployResult, PlatformId, PlatformService};
+use crate::status::{BotStatus, StatusKind};
+
+/// How many times each trait method was called.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FakeCalls {
+    /// `deploy_bot` calls.
+    pub deploy: u64,
+    /// `stop_bot` calls.
+    pub stop: u64,
+    /// `get_bot_status` calls.
+    pub status: u64,
+    /// `get_bot_statuses` calls.
+    pub statuses: u64,
+    /// `cleanup` calls.
+    pub cleanup: u64,
+}
+
+#[derive(Debug)]
+struct FakeBot {
+    bot_id: BotId,
+    status: BotStatus,
+}
+
+#[derive(Debug, Default)]
+struct FakeState {
+    bots: HashMap<PlatformId, FakeBot>,
+    deploy_errors: VecDeque<Error>,
+    stop_errors: VecDeque<Error>,
+    status_errors: VecDeque<Error>,
+    calls: FakeCalls,
+    unreachable: bool,
+}
+
+/// A platform that keeps its bots in memory. Deploys are idempotent per
+/// `(bot id, attempt)` (identifier `fake-<bot>-<attempt>`); bots start as
+/// `running` unless told otherwise; errors can be queued for the next calls.
+#[derive(Debug)]
+pub struct FakePlatform {
+    name: &'static str,
+    starts_as: StatusKind,
+    latency: Duration,
+    state: Mutex<FakeState>,
+}
+
+impl Default for FakePlatform {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl FakePlatform {
+    /// A fake named `fake` whose bots start as `running`.
+    pub fn new() -> Self {
+        Self {
+            name: "fake",
+            starts_as: StatusKind::Running,
+            latency: Duration::ZERO,
+            state: Mutex::new(FakeState::default()),
+        }
+    }
+
+    /// Renames it (the name it reports in `platform_name`).
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = name;
+        self
+    }
+
+    /// The status new bots report until changed with [`set_status`](Self::set_status).
+    pub fn starting_as(mut self, kind: StatusKind) -> Self {
+        self.starts_as = kind;
+        self
+    }
+
+    /// Adds a delay to every call, like a network round trip.
+    pub fn with_latency(mut self, latency: Duration) -> Self {
+        self.latency = latency;
+        self
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
+        // A panic in another test thread must not hide this test's result.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    async fn delay(&self) {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+    }
+
+    /// The next `deploy_bot` calls fail with these errors, in order.
+    pub fn fail_next_deploys(&self, errors: impl IntoIterator<Item = Error>) {
+        self.state().deploy_errors.extend(errors);
+    }
+
+    /// The next `stop_bot` calls fail with these errors, in order.
+    pub fn fail_next_stops(&self, errors: impl IntoIterator<Item = Error>) {
+        self.state().stop_errors.extend(errors);
+    }
+
+    /// The next status calls (single or batch) fail with these errors.
+    pub fn fail_next_status_reads(&self, errors: impl IntoIterator<Item = Error>) {
+        self.state().status_errors.extend(errors);
+    }
+
+    /// Makes `check_reachable` fail (or succeed again).
+    pub fn set_unreachable(&self, unreachable: bool) {
+        self.state().unreachable = unreachable;
+    }
+
+    /// Sets what a bot reports, as if the platform had changed it. Returns
+    /// whether the identifier is known.
+    pub fn set_status(&self, id: &PlatformId, status: BotStatus) -> bool {
+        match self.state().bots.get_mut(id) {
+            Some(bot) => {
+                bot.status = status;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// How many times each method was called.
+    pub fn calls(&self) -> FakeCalls {
+        self.state().calls
+    }
+
+    /// Bots that have not been cleaned up, with their status.
+    pub fn bots(&self) -> Vec<(BotId, PlatformId, StatusKind)> {
+        let mut bots: Vec<_> = self
+            .state()
+            .bots
+            .iter()
+            .map(|(id, bot)| (bot.bot_id, id.clone(), bot.status.kind))
+            .collect();
+        bots.sort();
+        bots
+    }
+
+    /// How many bots are starting or running.
+    pub fn live_bots(&self) -> usize {
+        self.state()
+            .bots
+            .values()
+            .filter(|b| matches!(b.status.kind, StatusKind::Starting | StatusKind::Running))
+            .count()
+    }
+
+    fn unreachable_error(&self, resource: &str) -> Error {
+        Error::Unavailable {
+            platform: self.name,
+            resource: resource.to_owned(),
+            message: "the fake platform is set unreachable".into(),
+        }
+    }
+}
+
+#[async_trait]
+impl PlatformService for FakePlatform {
+    fn platform_name(&self) -> &'static str {
+        self.name
+    }
+
+    async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {
+        self.delay().await;
+        let mut state = self.state();
+        state.calls.deploy += 1;
+        if let Some(error) = state.deploy_errors.pop_front() {
+            return Err(error);
+        }
+        let id = PlatformId::new(format!("fake-{}-{attempt}", config.bot_id()));
+        let starts_as = self.starts_as;
+        state.bots.entry(id.clone()).or_insert_with(|| FakeBot {
+            bot_id: config.bot_id(),
+            status: BotStatus::new(starts_as).with_raw(starts_as.as_str()),
+        });
+        Ok(DeployResult {
+            connection_url: Some(format!("fake://{id}")),
+            identifier: id,
+        })
+    }
+
+    async fn stop_bot(&self, identifier: &PlatformId) -> Result<()> {
+        self.delay().await;
+        let mut state = self.state();
+        state.calls.stop += 1;
+        if let Some(error) = state.stop_errors.pop_front() {
+            return Err(error);
+        }
+        if let Some(bot) = state
+            .bots
+            .get_mut(identifier)
+            .filter(|b| !b.status.kind.is_terminal())
+        {
+            bot.status = BotStatus::new(StatusKind::Stopped)
+                .with_raw("stopped")
+                .with_reason("stopped on request");
+        }
+        Ok(())
+    }
+
+    async fn get_bot_status(&self, identifier: &PlatformId) -> Result<BotStatus> {
+        self.delay().await;
+        let mut state = self.state();
+        state.calls.status += 1;
+        if let Some(error) = state.status_errors.pop_front() {
+            return Err(error);
+        }
+        Ok(state
+            .bots
+            .get(identifier)
+            .map(|b| b.status.clone())
+            .unwrap_or_else(|| {
+                BotStatus::unknown("the fake platform does not know this identifier")
+            }))
+    }
+
+    async fn get_bot_statuses(
+        &self,
+        identifiers: &[PlatformId],
+    ) -> Result<HashMap<PlatformId, BotStatus>> {
+        self.delay().await;
+        let mut state = self.state();
+        state.calls.statuses += 1;
+        if let Some(error) = state.status_errors.pop_front() {
+            return Err(error);
+        }
+        Ok(identifiers
+            .iter()
+            .map(|id| {
+                let status = state
+                    .bots
+                    .get(id)
+                    .map(|b| b.status.clone())
+                    .unwrap_or_else(|| {
+                        BotStatus::unknown("the fake platform does not know this identifier")
+                    });
+                (id.clone(), status)
+            })
+            .collect())
+    }
+
+    async fn cleanup(&self, identifier: &PlatformId) -> Result<()> {
+        self.delay().await;
+        let mut state = self.state();
+        state.calls.cleanup += 1;
+        state.bots.remove(identifier);
+        Ok(())
+    }
+
+    async fn check_reachable(&self) -> Result<()> {
+        self.delay().await;
+        if self.state().unreachable {
+            return Err(self.unreachable_error("the fake platform"));
+        }
+        Ok(())
+    }
+}
