@@ -13,7 +13,7 @@
 //! - [`BotStatus`], normalised across platforms, keeping the raw status and
 //!   the reason;
 //! - [`Error`], one `#[non_exhaustive]` enum that names platform and resource
-//!   and knows whether a retry can help; [`RetryPolicy`] and [`retry`];
+//!   and knows whether a retry can help; [`RetryPolicy`] and [`retry()`];
 //! - configuration as data ([`EnvVarSpec`], [`load_env`]) read through an
 //!   injected [`EnvLookup`];
 //! - the plugin registry ([`PlatformDescriptor`], [`register_platform!`],
