@@ -212,7 +212,10 @@ fn split_list(v: &str) -> Vec<String> {
 }
 
 /// One environment variable, declared once as data.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+///
+/// Serialises (for `platforms --json` and the generated docs) as its fields
+/// plus `allowed`, the human description of its [`ValueKind`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EnvVarSpec {
     /// The name operators should use.
     pub name: &'static str,
@@ -304,6 +307,21 @@ impl EnvVarSpec {
     /// Whether the variable is set, under its name or an alias.
     pub fn is_set(&self, env: &dyn EnvLookup) -> bool {
         self.lookup(env).is_some()
+    }
+}
+
+impl Serialize for EnvVarSpec {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("EnvVarSpec", 7)?;
+        s.serialize_field("name", self.name)?;
+        s.serialize_field("aliases", self.aliases)?;
+        s.serialize_field("requirement", &self.requirement)?;
+        s.serialize_field("secret", &self.secret)?;
+        s.serialize_field("kind", &self.kind)?;
+        s.serialize_field("allowed", &self.kind.describe())?;
+        s.serialize_field("description", self.description)?;
+        s.end()
     }
 }
 
@@ -556,6 +574,27 @@ mod tests {
                 .unwrap()
                 .expose(),
             "main"
+        );
+    }
+
+    #[test]
+    fn specs_serialise_with_a_description_of_what_is_allowed() {
+        let json = serde_json::to_value(MAX).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({
+                "name": "TEST_POOL_MAX",
+                "aliases": [],
+                "requirement": {"kind": "default", "value": "10"},
+                "secret": false,
+                "kind": {"kind": "integer", "min": 1, "max": 500},
+                "allowed": "a whole number from 1 to 500",
+                "description": "Pool size."
+            })
+        );
+        assert_eq!(
+            serde_json::to_value(KEY).unwrap()["requirement"],
+            serde_json::json!({"kind": "required"})
         );
     }
 
