@@ -87,12 +87,12 @@ pub fn run() -> Result<(), String> {
             .find(|r| file_name(&r.0).ends_with(name))
             .map(|r| r.1)
     };
-    if let (Some(coolify), Some(all)) = (size_of("-coolify"), size_of("-all")) {
-        if coolify >= all {
-            return Err(format!(
-                "the coolify-only binary ({coolify} bytes) is not smaller than the all-platforms one ({all} bytes)"
-            ));
-        }
+    if let (Some(coolify), Some(all)) = (size_of("-coolify"), size_of("-all"))
+        && coolify >= all
+    {
+        return Err(format!(
+            "the coolify-only binary ({coolify} bytes) is not smaller than the all-platforms one ({all} bytes)"
+        ));
     }
     Ok(())
 }
