@@ -29,67 +29,8 @@
 //!
 //! # Writing a platform
 //!
-//! ```
-//! use std::collections::HashMap;
-//! use std::sync::Arc;
-//!
-//! use async_trait::async_trait;
-//! use platform_core::{
-//!     AutoSelect, BotDeploymentConfig, BotStatus, DeployResult, EnvVarSpec, PlatformContext,
-//!     PlatformDescriptor, PlatformId, PlatformService, Result, StatusKind, load_env,
-//! };
-//!
-//! const ACME_URL: EnvVarSpec = EnvVarSpec::required("ACME_URL", "Where the Acme scheduler listens.");
-//!
-//! struct Acme;
-//!
-//! #[async_trait]
-//! impl PlatformService for Acme {
-//!     fn platform_name(&self) -> &'static str {
-//!         "acme"
-//!     }
-//!     async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {
-//!         let env = platform_core::bot_environment(config);
-//!         // … hand `env` to the scheduler …
-//!         # let _ = env;
-//!         Ok(DeployResult {
-//!             identifier: PlatformId::new(format!("acme-{}-{attempt}", config.bot_id())),
-//!             connection_url: None,
-//!         })
-//!     }
-//!     async fn stop_bot(&self, _id: &PlatformId) -> Result<()> {
-//!         Ok(())
-//!     }
-//!     async fn get_bot_status(&self, _id: &PlatformId) -> Result<BotStatus> {
-//!         Ok(BotStatus::new(StatusKind::Running))
-//!     }
-//!     async fn get_bot_statuses(&self, ids: &[PlatformId]) -> Result<HashMap<PlatformId, BotStatus>> {
-//!         Ok(ids.iter().map(|id| (id.clone(), BotStatus::new(StatusKind::Running))).collect())
-//!     }
-//!     async fn cleanup(&self, _id: &PlatformId) -> Result<()> {
-//!         Ok(())
-//!     }
-//!     async fn check_reachable(&self) -> Result<()> {
-//!         Ok(())
-//!     }
-//! }
-//!
-//! pub const ACME: PlatformDescriptor = PlatformDescriptor {
-//!     name: "acme",
-//!     description: "Bots on the Acme scheduler",
-//!     feature: "acme",
-//!     env: &[ACME_URL],
-//!     auto: AutoSelect::Never,
-//!     build: |ctx: PlatformContext| {
-//!         Box::pin(async move {
-//!             let _values = load_env("acme", ACME.env, ctx.env.as_ref())?;
-//!             Ok(Arc::new(Acme) as Arc<dyn PlatformService>)
-//!         })
-//!     },
-//! };
-//!
-//! platform_core::register_platform!(ACME);
-//! ```
+//! See [`adding_a_platform`] (`docs/ADDING_A_PLATFORM.md`): a complete
+//! plugin, compiled and run against the conformance suite as a doc test.
 
 pub mod bot_env;
 pub mod config;
@@ -129,6 +70,12 @@ pub use settings::{
 };
 pub use slots::{InMemorySlotStore, NewSlot, Slot, SlotState, SlotStore};
 pub use status::{BotStatus, StatusKind};
+
+/// A worked example of writing a platform plugin (`docs/ADDING_A_PLATFORM.md`),
+/// compiled and run as a doc test so it stays true.
+#[cfg(any(doc, doctest))]
+#[doc = include_str!("../../docs/ADDING_A_PLATFORM.md")]
+pub mod adding_a_platform {}
 
 #[doc(hidden)]
 pub mod __private {

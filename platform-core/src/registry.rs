@@ -153,7 +153,7 @@ inventory::collect!(Registration);
 /// Registers a platform plugin so the `deployment` binary finds it when the
 /// plugin crate is linked in.
 ///
-/// ```ignore
+/// ```text
 /// pub const DESCRIPTOR: PlatformDescriptor = PlatformDescriptor { name: "acme", /* … */ };
 /// platform_core::register_platform!(DESCRIPTOR);
 /// ```
