@@ -1,0 +1,304 @@
+//! The local platform's configuration: its environment variables, declared
+//! once as data, and [`LocalConfig`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use platform_core::{ConfigProblem, EnvLookup, EnvVarSpec, Error, ValueKind, load_env};
+
+use crate::command_line::BotCommand;
+use crate::error::PLATFORM;
+
+/// The bot command.
+pub const LOCAL_BOT_COMMAND: EnvVarSpec = EnvVarSpec::with_default(
+    "LOCAL_BOT_COMMAND",
+    "meeboter-deploy sim-bot",
+    "The command run for each bot, one process per bot. It is split into program and arguments with shell-like quoting ('…', \"…\", backslash) but not run by a shell: no variables, pipes or redirections (write sh -c '…' for those). The bot gets only its configuration (BOT_ID, MEETING_URL, …), BOT_PORT (a free port on 127.0.0.1 where it should listen: the bot's connection URL is http://127.0.0.1:BOT_PORT), MEEBOTER_LOCAL_INSTANCE (a marker), and the variables listed in LOCAL_BOT_INHERIT_ENV. The default runs the built-in stand-in bot, which joins no meeting; `meeboter-deploy` means this very executable when the service is meeboter-deploy.",
+);
+
+/// Where bot records and logs are kept.
+pub const LOCAL_STATE_DIR: EnvVarSpec = EnvVarSpec::with_default(
+    "LOCAL_STATE_DIR",
+    "./meeboter-local",
+    "Directory (created if missing, owner-only) where the local platform keeps one small record per bot, so a restarted service finds the bots it started, and each bot's output in logs/bot-<id>-attempt-<n>.log. Logs are kept for 7 days after the bot is cleaned up. A relative path is taken from the service's working directory at start-up.",
+);
+
+/// The stop grace period.
+pub const LOCAL_STOP_GRACE_SECONDS: EnvVarSpec = EnvVarSpec::with_default(
+    "LOCAL_STOP_GRACE_SECONDS",
+    "10",
+    "How long a stopping bot may take to leave its meeting after SIGTERM before it and everything it started are killed with SIGKILL. 0 kills at once.",
+)
+.kind(ValueKind::Seconds { min: 0, max: 3600 });
+
+/// The cap on running bots.
+pub const LOCAL_MAX_BOTS: EnvVarSpec = EnvVarSpec::optional(
+    "LOCAL_MAX_BOTS",
+    "The most bots running on this machine at once; a deploy beyond it fails with a retryable capacity error. Unset: no limit.",
+)
+.kind(ValueKind::Integer {
+    min: 1,
+    max: 100_000,
+});
+
+/// How long a new bot is watched for an immediate exit.
+pub const LOCAL_START_CHECK_MS: EnvVarSpec = EnvVarSpec::with_default(
+    "LOCAL_START_CHECK_MS",
+    "200",
+    "How long, in milliseconds, a deploy watches a new bot process before reporting it started: a bot that exits within this time (a taken port, a bad argument) fails the deploy with its exit status and the end of its log. 0 skips the check.",
+)
+.kind(ValueKind::Integer { min: 0, max: 60_000 });
+
+/// Extra variables passed from the service's environment to bots.
+pub const LOCAL_BOT_INHERIT_ENV: EnvVarSpec = EnvVarSpec::optional(
+    "LOCAL_BOT_INHERIT_ENV",
+    "Names of variables of the service's own environment that bots also get, comma-separated; a name ending in * takes every variable with that prefix (DISPLAY,PUPPETEER_*). Bots always get PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ, TMPDIR, RUST_LOG and RUST_BACKTRACE, and nothing else: the service's environment holds its credentials (database URL, API tokens, cloud keys), which a bot must not see.",
+)
+.kind(ValueKind::List);
+
+/// Every variable the local platform reads.
+pub const ENV_VARS: &[EnvVarSpec] = &[
+    LOCAL_BOT_COMMAND,
+    LOCAL_STATE_DIR,
+    LOCAL_STOP_GRACE_SECONDS,
+    LOCAL_MAX_BOTS,
+    LOCAL_START_CHECK_MS,
+    LOCAL_BOT_INHERIT_ENV,
+];
+
+/// Variables of the service's environment every bot gets: what a program
+/// needs to find its tools, its home and its locale, and our log settings.
+pub const ALWAYS_INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LC_*",
+    "TZ",
+    "TMPDIR",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+];
+
+/// How the local platform runs bots.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LocalConfig {
+    /// The command run for each bot.
+    pub command: BotCommand,
+    /// Where bot records and logs are kept.
+    pub state_dir: PathBuf,
+    /// How long a bot may take to stop after SIGTERM before SIGKILL.
+    pub stop_grace: Duration,
+    /// The most bots running at once; `None` for no limit.
+    pub max_bots: Option<usize>,
+    /// How long a deploy watches a new bot for an immediate exit.
+    pub start_check: Duration,
+    /// Names (or `PREFIX*` patterns) of service variables bots also get,
+    /// besides [`ALWAYS_INHERITED_ENV`].
+    pub inherit_env: Vec<String>,
+}
+
+impl LocalConfig {
+    /// Default stop grace period.
+    pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
+    /// Default start check.
+    pub const DEFAULT_START_CHECK: Duration = Duration::from_millis(200);
+
+    /// A config running `command` with its state in `state_dir`, and the
+    /// documented defaults for everything else.
+    pub fn new(command: BotCommand, state_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            command,
+            state_dir: state_dir.into(),
+            stop_grace: Self::DEFAULT_STOP_GRACE,
+            max_bots: None,
+            start_check: Self::DEFAULT_START_CHECK,
+            inherit_env: Vec::new(),
+        }
+    }
+
+    /// Reads the configuration from [`ENV_VARS`], reporting every problem
+    /// at once.
+    pub fn from_env(env: &dyn EnvLookup) -> Result<Self, Error> {
+        let loaded = load_env(PLATFORM, ENV_VARS, env);
+        // The command line is checked even when other variables are wrong,
+        // so one run reports every problem.
+        let command_line = LOCAL_BOT_COMMAND
+            .lookup(env)
+            .map(|(_, value)| value)
+            .or_else(|| LOCAL_BOT_COMMAND.default_value().map(str::to_owned))
+            .unwrap_or_default();
+        let command = BotCommand::parse(command_line.trim())
+            .map_err(|e| ConfigProblem::new(LOCAL_BOT_COMMAND.name, e.to_string()));
+        let (values, command) = match (loaded, command) {
+            (Ok(values), Ok(command)) => (values, command),
+            (loaded, command) => {
+                let mut problems = match loaded {
+                    Err(Error::Config { problems, .. }) => problems,
+                    Err(other) => return Err(other),
+                    Ok(_) => Vec::new(),
+                };
+                problems.extend(command.err());
+                problems.sort_by_key(|p| ENV_VARS.iter().position(|s| s.name == p.variable));
+                return Err(Error::Config {
+                    platform: PLATFORM,
+                    problems,
+                });
+            }
+        };
+        let mut config = Self::new(command, values.require(&LOCAL_STATE_DIR)?);
+        if let Some(grace) = values.seconds(&LOCAL_STOP_GRACE_SECONDS) {
+            config.stop_grace = grace;
+        }
+        config.max_bots = values
+            .integer(&LOCAL_MAX_BOTS)
+            .and_then(|n| usize::try_from(n).ok());
+        if let Some(ms) = values
+            .integer(&LOCAL_START_CHECK_MS)
+            .and_then(|n| u64::try_from(n).ok())
+        {
+            config.start_check = Duration::from_millis(ms);
+        }
+        config.inherit_env = values.list(&LOCAL_BOT_INHERIT_ENV);
+        Ok(config)
+    }
+
+    /// Sets the stop grace period.
+    pub fn with_stop_grace(mut self, grace: Duration) -> Self {
+        self.stop_grace = grace;
+        self
+    }
+
+    /// Sets the cap on running bots.
+    pub fn with_max_bots(mut self, max: Option<usize>) -> Self {
+        self.max_bots = max;
+        self
+    }
+
+    /// Sets the start check.
+    pub fn with_start_check(mut self, check: Duration) -> Self {
+        self.start_check = check;
+        self
+    }
+
+    /// Sets the extra inherited variables.
+    pub fn with_inherited_env(
+        mut self,
+        names: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.inherit_env = names.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Whether the service variable `name` is passed to bots.
+    pub(crate) fn passes_env(&self, name: &str) -> bool {
+        ALWAYS_INHERITED_ENV
+            .iter()
+            .copied()
+            .chain(self.inherit_env.iter().map(String::as_str))
+            .any(|pattern| match pattern.strip_suffix('*') {
+                Some(prefix) => name.starts_with(prefix),
+                None => name == pattern,
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use platform_core::MapEnv;
+
+    use super::*;
+
+    #[test]
+    fn defaults_when_nothing_is_set() {
+        let config = LocalConfig::from_env(&MapEnv::new()).unwrap();
+        assert_eq!(config.command.program(), "meeboter-deploy");
+        assert_eq!(config.command.args(), ["sim-bot"]);
+        assert_eq!(config.state_dir, PathBuf::from("./meeboter-local"));
+        assert_eq!(config.stop_grace, Duration::from_secs(10));
+        assert_eq!(config.max_bots, None);
+        assert_eq!(config.start_check, Duration::from_millis(200));
+        assert!(config.inherit_env.is_empty());
+    }
+
+    #[test]
+    fn every_value_is_read() {
+        let env = MapEnv::from([
+            (
+                "LOCAL_BOT_COMMAND",
+                "sh -c 'exec my-bot --port \"$BOT_PORT\"'",
+            ),
+            ("LOCAL_STATE_DIR", "/var/lib/meeboter"),
+            ("LOCAL_STOP_GRACE_SECONDS", "0"),
+            ("LOCAL_MAX_BOTS", "25"),
+            ("LOCAL_START_CHECK_MS", "500"),
+            ("LOCAL_BOT_INHERIT_ENV", "DISPLAY, PUPPETEER_*"),
+        ]);
+        let config = LocalConfig::from_env(&env).unwrap();
+        assert_eq!(config.command.program(), "sh");
+        assert_eq!(
+            config.command.args(),
+            ["-c", "exec my-bot --port \"$BOT_PORT\""]
+        );
+        assert_eq!(config.state_dir, PathBuf::from("/var/lib/meeboter"));
+        assert_eq!(config.stop_grace, Duration::ZERO);
+        assert_eq!(config.max_bots, Some(25));
+        assert_eq!(config.start_check, Duration::from_millis(500));
+        assert!(config.passes_env("DISPLAY"));
+        assert!(config.passes_env("PUPPETEER_EXECUTABLE_PATH"));
+        assert!(config.passes_env("PATH"));
+        assert!(config.passes_env("LC_ALL"));
+        assert!(!config.passes_env("DATABASE_URL"));
+        assert!(!config.passes_env("COOLIFY_API_TOKEN"));
+        assert!(!config.passes_env("AWS_SECRET_ACCESS_KEY"));
+        assert!(!config.passes_env("DISPLAYX"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let env = MapEnv::from([
+            ("LOCAL_BOT_COMMAND", "bot 'unclosed"),
+            ("LOCAL_STOP_GRACE_SECONDS", "soon"),
+            ("LOCAL_MAX_BOTS", "0"),
+            ("LOCAL_START_CHECK_MS", "-1"),
+        ]);
+        let Error::Config { platform, problems } = LocalConfig::from_env(&env).unwrap_err() else {
+            panic!("expected a config error");
+        };
+        assert_eq!(platform, "local");
+        let names: Vec<_> = problems.iter().map(|p| p.variable).collect();
+        assert_eq!(
+            names,
+            [
+                "LOCAL_BOT_COMMAND",
+                "LOCAL_STOP_GRACE_SECONDS",
+                "LOCAL_MAX_BOTS",
+                "LOCAL_START_CHECK_MS"
+            ]
+        );
+        assert!(
+            problems[0].problem.contains("unterminated single quote"),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[1].problem.contains("from 0 to 3600"),
+            "{}",
+            problems[1]
+        );
+    }
+
+    #[test]
+    fn a_bad_command_line_names_the_variable_and_the_rule() {
+        let env = MapEnv::from([("LOCAL_BOT_COMMAND", "my-bot > bot.log")]);
+        let err = LocalConfig::from_env(&env).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.starts_with("local: invalid configuration: LOCAL_BOT_COMMAND"),
+            "{text}"
+        );
+        assert!(text.contains("unquoted `>`"), "{text}");
+    }
+}
