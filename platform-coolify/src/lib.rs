@@ -1,1 +1,134 @@
-//! platform-coolify (being built).
+//! Meeting bots on [Coolify](https://coolify.io): a warm pool of slot
+//! applications, one bot per slot at a time.
+//!
+//! A Coolify application whose image is already on the server restarts in
+//! seconds; a fresh one takes minutes. So bots are not given applications of
+//! their own: the platform keeps a pool of *slot* applications per meeting
+//! platform (each meeting platform has its own bot image) and recycles them.
+//!
+//! # How a bot runs
+//!
+//! - **Deploy** claims an idle slot of the bot's meeting platform through the
+//!   core [`SlotStore`](platform_core::SlotStore) (atomic; a repeated deploy
+//!   of the same bot gets the slot it already holds), writes the bot's
+//!   environment from [`platform_core::bot_environment`] into the slot with
+//!   one bulk upsert (secret values marked shown-once, every value literal;
+//!   a variable this bot does not get, such as `MEETING_PASSWORD`, is
+//!   deleted so the previous bot's value cannot linger), and starts it,
+//!   which queues a Coolify deployment.
+//! - When no slot is idle and the pool holds fewer slots of that meeting
+//!   platform than `COOLIFY_POOL_MAX_<PLATFORM>`, a new slot application is
+//!   created from `COOLIFY_BOT_IMAGE_<PLATFORM>`. When the pool is full the
+//!   deploy fails with the retryable
+//!   [`Error::PoolExhausted`](platform_core::Error::PoolExhausted).
+//! - **Stop** asks Coolify to stop the application (keeping the image cached).
+//!   **Cleanup** stops it if that was not done and returns the slot to the
+//!   pool.
+//! - **Status** reads the application's `state:health` string; while the
+//!   application is down after a start, its deployment tells whether the bot
+//!   is still starting, failed to start (the slot is then marked failed and
+//!   not handed out until recovered), or ran and exited. Statuses of many
+//!   bots come from one `GET /applications` call.
+//!
+//! # Identifiers
+//!
+//! A bot's platform identifier is its *claim*: `<application uuid>/bot-<bot
+//! id>` (see [`SlotClaim`]). It is current only while the slot store says
+//! that bot holds that slot; an identifier whose claim has ended reads as
+//! `stopped`, and stopping or cleaning it up does nothing, so it can never
+//! stop, report or release the bot that uses the slot now. The claim names
+//! the bot, not the attempt: the deployment service cleans an attempt up
+//! before it starts the next one.
+//!
+//! # Slot applications
+//!
+//! Slots are applications of the `COOLIFY_PROJECT_UUID` project named
+//! `meeboter-slot-<zoom|teams|meet>-<number>` ([`SlotName`]), e.g.
+//! `meeboter-slot-zoom-007`. At start-up the platform lists the applications
+//! once and adopts every slot application of the project into the store
+//! (adding is idempotent, so nothing is duplicated); idle slots whose
+//! application is gone from the project are dropped from the store. If that
+//! list fails, construction fails with a retryable error and the store is
+//! left untouched: an API error is never read as "no applications". An
+//! operator can pre-create slots by hand under the same names.
+//!
+//! New slots are created one at a time per meeting platform within a
+//! process, so concurrent deploys cannot take the pool past its maximum.
+//! Before creating, the platform lists the applications again and adopts a
+//! slot application it does not know yet (left behind by a crash between
+//! creating and recording it) instead of creating another; a create whose
+//! answer was lost is reconciled the same way, never sent twice. Several
+//! service processes sharing one store each serialise only their own
+//! creations: two of them growing the same meeting platform at the same
+//! moment can each create one slot, so the pool may end one slot per extra
+//! process above its maximum (and two applications may share a number).
+//!
+//! # Talking to Coolify
+//!
+//! Every call carries the token as a bearer header and
+//! `Accept: application/json`, and is paced client-side by a token bucket
+//! (`COOLIFY_API_REQUESTS_PER_MINUTE`, default 180 against Coolify's default
+//! limit of 200 per user) that slows down when `X-RateLimit-Remaining` runs
+//! low and holds every call for a 429's `Retry-After`. Reads, stops and env
+//! upserts are retried under a [`RetryPolicy`](platform_core::RetryPolicy);
+//! creating and starting are re-sent only when the server certainly did not
+//! act (a 429, or no connection). HTTP errors keep the server's message:
+//! 401/403 are `Unauthorized`, 404 `NotFound`, 400/409/422 `Rejected`, 429
+//! `Throttled` with its `Retry-After`, 5xx and connection failures
+//! `Unavailable`, no answer in time `Timeout`. The API key never appears in
+//! an error, a log line or a `Debug` output.
+//!
+//! # Configuration
+//!
+//! See [`config`] for every variable ([`config::ENV_SPECS`]); they are also
+//! listed in the generated `docs/ENVIRONMENT.md`. `DEPLOYMENT_PLATFORM=auto`
+//! picks Coolify when `COOLIFY_API_URL` and `COOLIFY_API_KEY` are both set.
+
+mod claim;
+mod client;
+pub mod config;
+mod error;
+mod ledger;
+mod naming;
+mod pacer;
+mod pool;
+mod retrying;
+mod service;
+mod status;
+mod wire;
+
+use std::sync::Arc;
+
+use platform_core::{AutoSelect, PlatformContext, PlatformDescriptor, PlatformService};
+
+pub use claim::SlotClaim;
+pub use config::{BotImage, CoolifyConfig, Pacing, PerMeetingPlatform};
+pub use naming::{SLOT_NAME_PREFIX, SlotName};
+pub use service::CoolifyPlatform;
+
+/// The platform's registered name.
+pub const PLATFORM: &str = "coolify";
+
+/// The slot-store pool the platform keeps its slots in.
+pub const POOL: &str = "coolify";
+
+/// The Coolify platform, as the registry lists it.
+pub const DESCRIPTOR: PlatformDescriptor = PlatformDescriptor {
+    name: PLATFORM,
+    description: "Coolify: a warm pool of pre-created Coolify applications, one bot per slot",
+    feature: "coolify",
+    env: config::ENV_SPECS,
+    auto: AutoSelect::Detect {
+        order: 10,
+        markers: config::AUTO_MARKERS,
+        ambient: &[],
+    },
+    build: |context: PlatformContext| {
+        Box::pin(async move {
+            let platform = CoolifyPlatform::from_context(context).await?;
+            Ok(Arc::new(platform) as Arc<dyn PlatformService>)
+        })
+    },
+};
+
+platform_core::register_platform!(DESCRIPTOR);

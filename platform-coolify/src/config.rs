@@ -1,0 +1,581 @@
+//! The Coolify platform's configuration: its environment variables, declared
+//! once as data, and the typed [`CoolifyConfig`] loaded from them.
+
+use std::fmt;
+use std::time::Duration;
+
+use platform_core::{
+    ConfigProblem, EnvLookup, EnvVarSpec, Error, MeetingPlatform, RetryPolicy, SecretString,
+    ValueKind, load_env,
+};
+use url::Url;
+
+use crate::PLATFORM;
+
+/// Base URL of the Coolify instance.
+pub const COOLIFY_API_URL: EnvVarSpec = EnvVarSpec::required(
+    "COOLIFY_API_URL",
+    "Base URL of your Coolify instance, e.g. https://coolify.example.com. The API path /api/v1 is added when the URL does not end with it.",
+)
+.kind(ValueKind::Url);
+
+/// The API token.
+pub const COOLIFY_API_KEY: EnvVarSpec = EnvVarSpec::required(
+    "COOLIFY_API_KEY",
+    "Coolify API token (Keys & Tokens > API tokens) with the read, write and deploy abilities. Sent only in the Authorization header, never logged.",
+)
+.secret()
+.aliases(&["COOLIFY_API_TOKEN"]);
+
+/// The project that holds the slot applications.
+pub const COOLIFY_PROJECT_UUID: EnvVarSpec = EnvVarSpec::required(
+    "COOLIFY_PROJECT_UUID",
+    "UUID of the Coolify project that holds the bot slot applications. At start-up every application of this project named meeboter-slot-<zoom|teams|meet>-<number> is adopted into the pool; new slots are created in it.",
+);
+
+/// The server new slots run on.
+pub const COOLIFY_SERVER_UUID: EnvVarSpec = EnvVarSpec::required(
+    "COOLIFY_SERVER_UUID",
+    "UUID of the Coolify server on which new slot applications are created.",
+);
+
+/// The project environment new slots are created in.
+pub const COOLIFY_ENVIRONMENT_NAME: EnvVarSpec = EnvVarSpec::with_default(
+    "COOLIFY_ENVIRONMENT_NAME",
+    "production",
+    "Name of the environment of the project in which new slot applications are created. It must exist in the project.",
+);
+
+/// The Zoom bot image.
+pub const COOLIFY_BOT_IMAGE_ZOOM: EnvVarSpec = EnvVarSpec::optional(
+    "COOLIFY_BOT_IMAGE_ZOOM",
+    "Docker image of the Zoom bot, with its tag (e.g. ghcr.io/acme/zoom-bot:1.4.2), used when the pool creates a new Zoom slot. Unset: Zoom bots run only in slots that already exist.",
+);
+
+/// The Teams bot image.
+pub const COOLIFY_BOT_IMAGE_TEAMS: EnvVarSpec = EnvVarSpec::optional(
+    "COOLIFY_BOT_IMAGE_TEAMS",
+    "Docker image of the Microsoft Teams bot, with its tag (e.g. ghcr.io/acme/teams-bot:1.4.2), used when the pool creates a new Teams slot. Unset: Teams bots run only in slots that already exist.",
+);
+
+/// The Google Meet bot image.
+pub const COOLIFY_BOT_IMAGE_MEET: EnvVarSpec = EnvVarSpec::optional(
+    "COOLIFY_BOT_IMAGE_MEET",
+    "Docker image of the Google Meet bot, with its tag (e.g. ghcr.io/acme/meet-bot:1.4.2), used when the pool creates a new Meet slot. Unset: Meet bots run only in slots that already exist.",
+);
+
+/// The default pool maximum per meeting platform.
+pub const DEFAULT_POOL_MAX: usize = 10;
+
+/// Most Zoom slots.
+pub const COOLIFY_POOL_MAX_ZOOM: EnvVarSpec = EnvVarSpec::with_default(
+    "COOLIFY_POOL_MAX_ZOOM",
+    "10",
+    "Most Zoom slots the pool holds, adopted ones included: that many Zoom bots can run at once. When every slot is busy and the pool is at this size, a deploy fails with a retryable pool-exhausted error. 0: never create Zoom slots.",
+)
+.kind(ValueKind::Integer { min: 0, max: 500 });
+
+/// Most Teams slots.
+pub const COOLIFY_POOL_MAX_TEAMS: EnvVarSpec = EnvVarSpec::with_default(
+    "COOLIFY_POOL_MAX_TEAMS",
+    "10",
+    "Most Microsoft Teams slots the pool holds, adopted ones included. When every slot is busy and the pool is at this size, a deploy fails with a retryable pool-exhausted error. 0: never create Teams slots.",
+)
+.kind(ValueKind::Integer { min: 0, max: 500 });
+
+/// Most Meet slots.
+pub const COOLIFY_POOL_MAX_MEET: EnvVarSpec = EnvVarSpec::with_default(
+    "COOLIFY_POOL_MAX_MEET",
+    "10",
+    "Most Google Meet slots the pool holds, adopted ones included. When every slot is busy and the pool is at this size, a deploy fails with a retryable pool-exhausted error. 0: never create Meet slots.",
+)
+.kind(ValueKind::Integer { min: 0, max: 500 });
+
+/// The port bot containers listen on.
+pub const COOLIFY_BOT_PORT: EnvVarSpec = EnvVarSpec::with_default(
+    "COOLIFY_BOT_PORT",
+    "3000",
+    "Port the bot container listens on (its health endpoint). Coolify requires an exposed port for every application it creates.",
+)
+.kind(ValueKind::Integer {
+    min: 1,
+    max: 65_535,
+});
+
+/// How long one API request may take.
+pub const COOLIFY_API_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
+    "COOLIFY_API_TIMEOUT",
+    "30",
+    "Longest wait, in seconds, for one Coolify API answer before the call counts as timed out (and is retried when that is safe).",
+)
+.kind(ValueKind::Seconds { min: 1, max: 300 });
+
+/// Client-side pacing.
+pub const COOLIFY_API_REQUESTS_PER_MINUTE: EnvVarSpec = EnvVarSpec::with_default(
+    "COOLIFY_API_REQUESTS_PER_MINUTE",
+    "180",
+    "Most Coolify API requests per minute this service sends. Coolify allows 200 per minute per user by default (its API_RATE_LIMIT), shared by all of that user's tokens: stay below it, and split it between service replicas that use the same user. The pace slows down further when Coolify reports few requests left.",
+)
+.kind(ValueKind::Integer {
+    min: 1,
+    max: 100_000,
+});
+
+/// Every variable the Coolify platform reads.
+pub const ENV_SPECS: &[EnvVarSpec] = &[
+    COOLIFY_API_URL,
+    COOLIFY_API_KEY,
+    COOLIFY_PROJECT_UUID,
+    COOLIFY_SERVER_UUID,
+    COOLIFY_ENVIRONMENT_NAME,
+    COOLIFY_BOT_IMAGE_ZOOM,
+    COOLIFY_BOT_IMAGE_TEAMS,
+    COOLIFY_BOT_IMAGE_MEET,
+    COOLIFY_POOL_MAX_ZOOM,
+    COOLIFY_POOL_MAX_TEAMS,
+    COOLIFY_POOL_MAX_MEET,
+    COOLIFY_BOT_PORT,
+    COOLIFY_API_TIMEOUT,
+    COOLIFY_API_REQUESTS_PER_MINUTE,
+];
+
+/// The variables whose presence means "Coolify is configured" for
+/// `DEPLOYMENT_PLATFORM=auto`.
+pub const AUTO_MARKERS: &[EnvVarSpec] = &[COOLIFY_API_URL, COOLIFY_API_KEY];
+
+/// The image spec of each meeting platform.
+const fn image_spec(platform: MeetingPlatform) -> &'static EnvVarSpec {
+    match platform {
+        MeetingPlatform::Zoom => &COOLIFY_BOT_IMAGE_ZOOM,
+        MeetingPlatform::Teams => &COOLIFY_BOT_IMAGE_TEAMS,
+        MeetingPlatform::Meet => &COOLIFY_BOT_IMAGE_MEET,
+    }
+}
+
+/// The pool-maximum spec of each meeting platform.
+pub(crate) const fn pool_max_spec(platform: MeetingPlatform) -> &'static EnvVarSpec {
+    match platform {
+        MeetingPlatform::Zoom => &COOLIFY_POOL_MAX_ZOOM,
+        MeetingPlatform::Teams => &COOLIFY_POOL_MAX_TEAMS,
+        MeetingPlatform::Meet => &COOLIFY_POOL_MAX_MEET,
+    }
+}
+
+/// The variable an operator sets to give `platform` an image.
+pub fn image_variable(platform: MeetingPlatform) -> &'static str {
+    image_spec(platform).name
+}
+
+/// A Docker image reference split the way Coolify stores it: repository and
+/// tag.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BotImage {
+    /// The repository, registry included (`ghcr.io/acme/zoom-bot`).
+    pub name: String,
+    /// The tag (`1.4.2`).
+    pub tag: String,
+}
+
+impl BotImage {
+    /// Parses `repository:tag`. A tag is required: a slot created from
+    /// `latest` would silently change bot version whenever it is redeployed.
+    pub fn parse(reference: &str) -> Result<Self, String> {
+        let reference = reference.trim();
+        let hint = "must be a Docker image with a tag, like ghcr.io/acme/zoom-bot:1.4.2";
+        if reference.is_empty() || reference.chars().any(char::is_whitespace) {
+            return Err(format!("{hint} (no spaces)"));
+        }
+        if reference.contains('@') {
+            return Err(format!("{hint}; digests (@sha256:…) are not supported"));
+        }
+        let last_segment_start = reference.rfind('/').map_or(0, |i| i + 1);
+        match reference[last_segment_start..].rfind(':') {
+            Some(i) => {
+                let split = last_segment_start + i;
+                let (name, tag) = (&reference[..split], &reference[split + 1..]);
+                if name.is_empty() || tag.is_empty() {
+                    Err(hint.to_owned())
+                } else {
+                    Ok(Self {
+                        name: name.to_owned(),
+                        tag: tag.to_owned(),
+                    })
+                }
+            }
+            None => Err(format!("{hint}; no tag was given")),
+        }
+    }
+}
+
+impl fmt::Display for BotImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.name, self.tag)
+    }
+}
+
+/// One value per meeting platform.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PerMeetingPlatform<T> {
+    /// The Zoom value.
+    pub zoom: T,
+    /// The Teams value.
+    pub teams: T,
+    /// The Google Meet value.
+    pub meet: T,
+}
+
+impl<T> PerMeetingPlatform<T> {
+    /// The same value for every meeting platform.
+    pub fn all(value: T) -> Self
+    where
+        T: Clone,
+    {
+        Self {
+            zoom: value.clone(),
+            teams: value.clone(),
+            meet: value,
+        }
+    }
+
+    /// The value of `platform`.
+    pub fn get(&self, platform: MeetingPlatform) -> &T {
+        match platform {
+            MeetingPlatform::Zoom => &self.zoom,
+            MeetingPlatform::Teams => &self.teams,
+            MeetingPlatform::Meet => &self.meet,
+        }
+    }
+
+    /// The value of `platform`, to change it.
+    pub fn get_mut(&mut self, platform: MeetingPlatform) -> &mut T {
+        match platform {
+            MeetingPlatform::Zoom => &mut self.zoom,
+            MeetingPlatform::Teams => &mut self.teams,
+            MeetingPlatform::Meet => &mut self.meet,
+        }
+    }
+}
+
+/// How fast the client may send requests: a token bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Pacing {
+    /// Requests per minute on average. Default 180, below Coolify's default
+    /// limit of 200 per user so that a person using the same account in the
+    /// UI is not locked out.
+    pub requests_per_minute: u32,
+    /// Requests that may go out back to back after a quiet spell. Default 5:
+    /// one deploy's calls go out at once, a burst of deploys is spread.
+    pub burst: u32,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            requests_per_minute: 180,
+            burst: 5,
+        }
+    }
+}
+
+/// Everything the Coolify platform needs, validated.
+#[derive(Clone, Debug)]
+pub struct CoolifyConfig {
+    /// The API base, always ending in `/api/v1`.
+    pub api_url: Url,
+    /// The API token.
+    pub api_key: SecretString,
+    /// The project holding the slots.
+    pub project_uuid: String,
+    /// The server new slots are created on.
+    pub server_uuid: String,
+    /// The environment new slots are created in.
+    pub environment_name: String,
+    /// The image of each meeting platform's bot; `None`: no new slots.
+    pub images: PerMeetingPlatform<Option<BotImage>>,
+    /// The most slots of each meeting platform.
+    pub pool_max: PerMeetingPlatform<usize>,
+    /// The port bot containers expose.
+    pub bot_port: u16,
+    /// Longest wait for one answer.
+    pub request_timeout: Duration,
+    /// Longest wait for a connection.
+    pub connect_timeout: Duration,
+    /// Client-side pacing.
+    pub pacing: Pacing,
+    /// How calls that are safe to repeat are retried.
+    pub retry: RetryPolicy,
+}
+
+impl CoolifyConfig {
+    /// A configuration with the documented defaults: environment
+    /// `production`, no images, [`DEFAULT_POOL_MAX`] slots per meeting
+    /// platform, port 3000, 30 s request and 10 s connect timeouts, default
+    /// pacing and retries. `api_url` is normalised as [`normalise_api_url`]
+    /// does.
+    pub fn new(
+        api_url: &str,
+        api_key: SecretString,
+        project_uuid: impl Into<String>,
+        server_uuid: impl Into<String>,
+    ) -> Result<Self, Error> {
+        let api_url = normalise_api_url(api_url).map_err(|problem| Error::Config {
+            platform: PLATFORM,
+            problems: vec![ConfigProblem::new(COOLIFY_API_URL.name, problem)],
+        })?;
+        Ok(Self {
+            api_url,
+            api_key,
+            project_uuid: project_uuid.into(),
+            server_uuid: server_uuid.into(),
+            environment_name: "production".into(),
+            images: PerMeetingPlatform::default(),
+            pool_max: PerMeetingPlatform::all(DEFAULT_POOL_MAX),
+            bot_port: 3000,
+            request_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            pacing: Pacing::default(),
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    /// Reads and validates every variable in [`ENV_SPECS`], reporting every
+    /// problem at once.
+    pub fn from_env(env: &dyn EnvLookup) -> Result<Self, Error> {
+        let loaded = load_env(PLATFORM, ENV_SPECS, env);
+        // Image references need a check `ValueKind` cannot express; run it
+        // even when other variables failed, so the operator sees everything.
+        let mut problems = match &loaded {
+            Err(Error::Config { problems, .. }) => problems.clone(),
+            Err(other) => {
+                return Err(Error::Internal {
+                    platform: PLATFORM,
+                    resource: "configuration".into(),
+                    message: other.to_string(),
+                });
+            }
+            Ok(_) => Vec::new(),
+        };
+        let mut images = PerMeetingPlatform::default();
+        for platform in MeetingPlatform::ALL {
+            let spec = image_spec(platform);
+            if let Some((_, raw)) = spec.lookup(env) {
+                match BotImage::parse(&raw) {
+                    Ok(image) => *images.get_mut(platform) = Some(image),
+                    Err(problem) => problems.push(ConfigProblem::new(
+                        spec.name,
+                        format!("{problem}: got {:?}", raw.trim()),
+                    )),
+                }
+            }
+        }
+        let values = match loaded {
+            Ok(values) if problems.is_empty() => values,
+            _ => {
+                return Err(Error::Config {
+                    platform: PLATFORM,
+                    problems,
+                });
+            }
+        };
+        let mut config = Self::new(
+            values.require(&COOLIFY_API_URL)?,
+            values
+                .secret(&COOLIFY_API_KEY)
+                .ok_or_else(|| missing(&COOLIFY_API_KEY))?,
+            values.require(&COOLIFY_PROJECT_UUID)?,
+            values.require(&COOLIFY_SERVER_UUID)?,
+        )?;
+        config.environment_name = values.require(&COOLIFY_ENVIRONMENT_NAME)?.to_owned();
+        config.images = images;
+        for platform in MeetingPlatform::ALL {
+            let spec = pool_max_spec(platform);
+            let max = values.integer(spec).ok_or_else(|| missing(spec))?;
+            *config.pool_max.get_mut(platform) = usize::try_from(max).unwrap_or(0);
+        }
+        let port = values
+            .integer(&COOLIFY_BOT_PORT)
+            .ok_or_else(|| missing(&COOLIFY_BOT_PORT))?;
+        config.bot_port = u16::try_from(port).map_err(|_| missing(&COOLIFY_BOT_PORT))?;
+        config.request_timeout = values
+            .seconds(&COOLIFY_API_TIMEOUT)
+            .ok_or_else(|| missing(&COOLIFY_API_TIMEOUT))?;
+        config.connect_timeout = config.request_timeout.min(Duration::from_secs(10));
+        let per_minute = values
+            .integer(&COOLIFY_API_REQUESTS_PER_MINUTE)
+            .ok_or_else(|| missing(&COOLIFY_API_REQUESTS_PER_MINUTE))?;
+        config.pacing.requests_per_minute = u32::try_from(per_minute).unwrap_or(u32::MAX);
+        Ok(config)
+    }
+}
+
+fn missing(spec: &EnvVarSpec) -> Error {
+    Error::Config {
+        platform: PLATFORM,
+        problems: vec![ConfigProblem::new(spec.name, "is missing")],
+    }
+}
+
+/// Turns what an operator types into the API base: `https://c.example.com`,
+/// `https://c.example.com/`, `…/api` and `…/api/v1` all become
+/// `https://c.example.com/api/v1`. A path in front (Coolify behind a prefix)
+/// is kept.
+pub fn normalise_api_url(input: &str) -> Result<Url, String> {
+    let mut url = Url::parse(input.trim()).map_err(|e| format!("is not a valid URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err("must be an http(s) URL with a host".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    let path = url.path().trim_end_matches('/').to_owned();
+    let path = if path.ends_with("/api/v1") {
+        path
+    } else if path.ends_with("/api") {
+        format!("{path}/v1")
+    } else {
+        format!("{path}/api/v1")
+    };
+    url.set_path(&path);
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use platform_core::MapEnv;
+
+    use super::*;
+
+    fn minimal() -> MapEnv {
+        MapEnv::from([
+            ("COOLIFY_API_URL", "https://coolify.example.com"),
+            ("COOLIFY_API_KEY", "3|s3cr3t-token"),
+            ("COOLIFY_PROJECT_UUID", "proj123"),
+            ("COOLIFY_SERVER_UUID", "srv456"),
+        ])
+    }
+
+    #[test]
+    fn minimal_configuration_gets_the_documented_defaults() {
+        let config = CoolifyConfig::from_env(&minimal()).unwrap();
+        assert_eq!(
+            config.api_url.as_str(),
+            "https://coolify.example.com/api/v1"
+        );
+        assert_eq!(config.api_key.expose(), "3|s3cr3t-token");
+        assert_eq!(config.project_uuid, "proj123");
+        assert_eq!(config.server_uuid, "srv456");
+        assert_eq!(config.environment_name, "production");
+        assert_eq!(config.images, PerMeetingPlatform::default());
+        assert_eq!(config.pool_max, PerMeetingPlatform::all(10));
+        assert_eq!(config.bot_port, 3000);
+        assert_eq!(config.request_timeout, Duration::from_secs(30));
+        assert_eq!(config.pacing.requests_per_minute, 180);
+        assert!(!format!("{config:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn the_token_alias_images_and_maxima_are_read() {
+        let env = MapEnv::from([
+            ("COOLIFY_API_URL", "https://coolify.example.com/api/v1/"),
+            ("COOLIFY_API_TOKEN", "via-alias"),
+            ("COOLIFY_PROJECT_UUID", "p"),
+            ("COOLIFY_SERVER_UUID", "s"),
+            ("COOLIFY_ENVIRONMENT_NAME", "bots"),
+            ("COOLIFY_BOT_IMAGE_ZOOM", "ghcr.io/acme/zoom-bot:1.4.2"),
+            ("COOLIFY_BOT_IMAGE_MEET", "localhost:5000/meet-bot:7"),
+            ("COOLIFY_POOL_MAX_ZOOM", "25"),
+            ("COOLIFY_POOL_MAX_TEAMS", "0"),
+            ("COOLIFY_API_REQUESTS_PER_MINUTE", "60"),
+        ]);
+        let config = CoolifyConfig::from_env(&env).unwrap();
+        assert_eq!(config.api_key.expose(), "via-alias");
+        assert_eq!(config.environment_name, "bots");
+        assert_eq!(
+            config.images.zoom,
+            Some(BotImage {
+                name: "ghcr.io/acme/zoom-bot".into(),
+                tag: "1.4.2".into()
+            })
+        );
+        assert_eq!(
+            config.images.meet,
+            Some(BotImage {
+                name: "localhost:5000/meet-bot".into(),
+                tag: "7".into()
+            })
+        );
+        assert_eq!(config.images.teams, None);
+        assert_eq!(config.pool_max.zoom, 25);
+        assert_eq!(config.pool_max.teams, 0);
+        assert_eq!(config.pool_max.meet, 10);
+        assert_eq!(config.pacing.requests_per_minute, 60);
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_and_the_key_never_shows() {
+        let env = MapEnv::from([
+            ("COOLIFY_API_KEY", "k3y-never-shown"),
+            ("COOLIFY_BOT_IMAGE_TEAMS", "ghcr.io/acme/teams-bot"),
+            ("COOLIFY_POOL_MAX_MEET", "9999"),
+        ]);
+        let err = CoolifyConfig::from_env(&env).unwrap_err();
+        let Error::Config { platform, problems } = &err else {
+            panic!("expected a config error, got {err:?}");
+        };
+        assert_eq!(*platform, "coolify");
+        let names: Vec<_> = problems.iter().map(|p| p.variable).collect();
+        assert_eq!(
+            names,
+            [
+                "COOLIFY_API_URL",
+                "COOLIFY_PROJECT_UUID",
+                "COOLIFY_SERVER_UUID",
+                "COOLIFY_POOL_MAX_MEET",
+                "COOLIFY_BOT_IMAGE_TEAMS"
+            ]
+        );
+        let text = err.to_string();
+        assert!(text.contains("no tag was given"), "{text}");
+        assert!(text.contains("from 0 to 500"), "{text}");
+        assert!(!text.contains("k3y-never-shown"));
+        assert!(!format!("{err:?}").contains("k3y-never-shown"));
+    }
+
+    #[test]
+    fn image_references() {
+        assert_eq!(
+            BotImage::parse("zoom-bot:2").unwrap().to_string(),
+            "zoom-bot:2"
+        );
+        assert!(BotImage::parse("registry:5000/zoom-bot").is_err());
+        assert!(BotImage::parse("zoom-bot:").is_err());
+        assert!(BotImage::parse(":1").is_err());
+        assert!(BotImage::parse("zoom-bot@sha256:abc").is_err());
+        assert!(BotImage::parse("zoom bot:1").is_err());
+    }
+
+    #[test]
+    fn api_urls_are_normalised() {
+        for input in [
+            "https://c.example.com",
+            "https://c.example.com/",
+            "https://c.example.com/api",
+            "https://c.example.com/api/v1",
+            "https://c.example.com/api/v1/",
+        ] {
+            assert_eq!(
+                normalise_api_url(input).unwrap().as_str(),
+                "https://c.example.com/api/v1",
+                "{input}"
+            );
+        }
+        assert_eq!(
+            normalise_api_url("http://10.0.0.5:8000/coolify")
+                .unwrap()
+                .as_str(),
+            "http://10.0.0.5:8000/coolify/api/v1"
+        );
+        assert!(normalise_api_url("ftp://c.example.com").is_err());
+        assert!(normalise_api_url("https://c.example.com/?x=1").is_err());
+    }
+}

@@ -1,0 +1,230 @@
+//! What can go wrong on one Coolify API call, and how it becomes a
+//! [`platform_core::Error`].
+//!
+//! The private [`ApiError`] keeps what the conversion and the retry logic
+//! need: the HTTP status, the server's own message, `Retry-After`, and
+//! whether the request may have reached the server (which decides whether a
+//! non-idempotent call may be sent again).
+
+use std::fmt;
+use std::time::Duration;
+
+use platform_core::Error;
+
+use crate::PLATFORM;
+
+/// One failed API call.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct ApiError {
+    /// What the call was about (`application abc123`, `applications`).
+    pub resource: String,
+    /// What happened.
+    pub failure: Failure,
+}
+
+/// How a call failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Failure {
+    /// The server answered with an error status.
+    Status {
+        /// The HTTP status code.
+        code: u16,
+        /// The server's `message` (plus validation details), or the status
+        /// line when the body was not Coolify's JSON.
+        message: String,
+        /// `Retry-After`, on a 429.
+        retry_after: Option<Duration>,
+    },
+    /// No connection could be made: the request never left.
+    Connect(String),
+    /// No answer within the request timeout.
+    Timeout(Duration),
+    /// The connection broke after the request was sent, or another
+    /// transport failure: the server may have acted on it.
+    Transport(String),
+    /// A success answer we could not read.
+    Body(String),
+}
+
+impl ApiError {
+    pub(crate) fn new(resource: impl Into<String>, failure: Failure) -> Self {
+        Self {
+            resource: resource.into(),
+            failure,
+        }
+    }
+
+    /// Whether the server certainly did not act on the request, so that
+    /// even a call that is not idempotent (create, start) can be sent again:
+    /// it was throttled (Laravel's limiter answers before any controller
+    /// runs) or never left this process.
+    pub(crate) fn certainly_not_processed(&self) -> bool {
+        matches!(
+            self.failure,
+            Failure::Connect(_) | Failure::Status { code: 429, .. }
+        )
+    }
+
+    /// Whether the request may have changed something on the server even
+    /// though it failed: no answer, a broken connection, or a server error
+    /// (Coolify may fail after writing to its database).
+    pub(crate) fn may_have_been_processed(&self) -> bool {
+        match &self.failure {
+            Failure::Timeout(_) | Failure::Transport(_) => true,
+            Failure::Status { code, .. } => *code >= 500,
+            Failure::Connect(_) | Failure::Body(_) => false,
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", Error::from(self.clone()))
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(error: ApiError) -> Self {
+        let ApiError { resource, failure } = error;
+        match failure {
+            Failure::Status {
+                code,
+                message,
+                retry_after,
+            } => {
+                let message = format!("HTTP {code}: {message}");
+                match code {
+                    401 | 403 => Error::Unauthorized {
+                        platform: PLATFORM,
+                        resource,
+                        message,
+                    },
+                    404 => Error::NotFound {
+                        platform: PLATFORM,
+                        resource,
+                        message,
+                    },
+                    429 => Error::Throttled {
+                        platform: PLATFORM,
+                        resource,
+                        retry_after,
+                        message,
+                    },
+                    500..=599 => Error::Unavailable {
+                        platform: PLATFORM,
+                        resource,
+                        message,
+                    },
+                    // 400 (bad request, "Invalid token."), 405, 409, 422 and
+                    // anything else a client error: repeating the same
+                    // request will not help.
+                    _ => Error::Rejected {
+                        platform: PLATFORM,
+                        resource,
+                        message,
+                    },
+                }
+            }
+            Failure::Connect(message) => Error::Unavailable {
+                platform: PLATFORM,
+                resource,
+                message: format!("could not connect: {message}"),
+            },
+            Failure::Transport(message) => Error::Unavailable {
+                platform: PLATFORM,
+                resource,
+                message,
+            },
+            Failure::Timeout(after) => Error::Timeout {
+                platform: PLATFORM,
+                resource,
+                after,
+            },
+            Failure::Body(message) => Error::Internal {
+                platform: PLATFORM,
+                resource,
+                message,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use platform_core::ErrorKind;
+
+    use super::*;
+
+    fn status(code: u16, message: &str) -> ApiError {
+        ApiError::new(
+            "application abc",
+            Failure::Status {
+                code,
+                message: message.into(),
+                retry_after: (code == 429).then(|| Duration::from_secs(7)),
+            },
+        )
+    }
+
+    #[test]
+    fn statuses_map_to_the_contract_errors() {
+        let cases = [
+            (400, ErrorKind::Rejected, false),
+            (401, ErrorKind::Unauthorized, false),
+            (403, ErrorKind::Unauthorized, false),
+            (404, ErrorKind::NotFound, false),
+            (405, ErrorKind::Rejected, false),
+            (409, ErrorKind::Rejected, false),
+            (422, ErrorKind::Rejected, false),
+            (429, ErrorKind::Throttled, true),
+            (500, ErrorKind::Unavailable, true),
+            (502, ErrorKind::Unavailable, true),
+            (503, ErrorKind::Unavailable, true),
+        ];
+        for (code, kind, retryable) in cases {
+            let error = Error::from(status(code, "Server said so."));
+            assert_eq!(error.kind(), kind, "HTTP {code}");
+            assert_eq!(error.is_retryable(), retryable, "HTTP {code}");
+            assert_eq!(error.platform(), "coolify");
+            assert_eq!(error.resource(), Some("application abc"));
+            assert!(error.to_string().contains("Server said so."), "{error}");
+        }
+        assert_eq!(
+            Error::from(status(429, "Too Many Attempts.")).retry_after(),
+            Some(Duration::from_secs(7))
+        );
+    }
+
+    #[test]
+    fn transport_failures_are_retryable() {
+        let timeout = Error::from(ApiError::new(
+            "applications",
+            Failure::Timeout(Duration::from_secs(30)),
+        ));
+        assert_eq!(timeout.kind(), ErrorKind::Timeout);
+        assert!(timeout.is_retryable());
+        let connect = Error::from(ApiError::new(
+            "applications",
+            Failure::Connect("connection refused".into()),
+        ));
+        assert_eq!(connect.kind(), ErrorKind::Unavailable);
+        assert!(connect.to_string().contains("could not connect"));
+        let body = Error::from(ApiError::new(
+            "applications",
+            Failure::Body("expected an array".into()),
+        ));
+        assert_eq!(body.kind(), ErrorKind::Internal);
+        assert!(!body.is_retryable());
+    }
+
+    #[test]
+    fn what_may_be_sent_again() {
+        assert!(status(429, "").certainly_not_processed());
+        assert!(ApiError::new("x", Failure::Connect("refused".into())).certainly_not_processed());
+        assert!(!status(503, "").certainly_not_processed());
+        assert!(status(503, "").may_have_been_processed());
+        assert!(ApiError::new("x", Failure::Timeout(Duration::from_secs(1))).may_have_been_processed());
+        assert!(!status(422, "").may_have_been_processed());
+        assert!(!status(429, "").may_have_been_processed());
+    }
+}

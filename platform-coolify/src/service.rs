@@ -1,0 +1,732 @@
+//! [`CoolifyPlatform`]: the [`PlatformService`] over the Coolify API and the
+//! warm slot pool.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use platform_core::bot_env::names;
+use platform_core::{
+    BotDeploymentConfig, BotStatus, DeployResult, Error, PlatformContext, PlatformId,
+    PlatformService, Result, Slot, SlotState, SlotStore, StatusKind, bot_environment,
+};
+
+use crate::claim::SlotClaim;
+use crate::client::CoolifyClient;
+use crate::config::CoolifyConfig;
+use crate::ledger::{ClaimLedger, DeploymentOutcome};
+use crate::pool::SlotPool;
+use crate::retrying::{idempotent, unless_processed};
+use crate::status::{AppState, DeploymentState};
+use crate::wire::{Application, Deployment};
+use crate::{PLATFORM, POOL};
+
+/// How many slots one deploy tries when slots turn out to be broken (their
+/// application was deleted in Coolify) before giving up.
+const MAX_SLOTS_PER_DEPLOY: usize = 3;
+
+/// Every variable [`bot_environment`] can produce. A variable a bot does not
+/// get (`MEETING_PASSWORD` for a meeting without one) is deleted from the
+/// slot, or the previous bot's value would still be there.
+const MANAGED_VARIABLES: [&str; 8] = [
+    names::BOT_ID,
+    names::MEETING_URL,
+    names::MEETING_PASSWORD,
+    names::BOT_DISPLAY_NAME,
+    names::RECORDING_ENABLED,
+    names::WAITING_ROOM_TIMEOUT,
+    names::NO_ONE_JOINED_TIMEOUT,
+    names::EVERYONE_LEFT_TIMEOUT,
+];
+
+/// Meeting bots on Coolify: a warm pool of slot applications, one bot per
+/// slot at a time. See the crate documentation for the whole story.
+pub struct CoolifyPlatform {
+    config: CoolifyConfig,
+    client: CoolifyClient,
+    store: Arc<dyn SlotStore>,
+    pool: SlotPool,
+    ledger: ClaimLedger,
+}
+
+impl fmt::Debug for CoolifyPlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoolifyPlatform")
+            .field("api_url", &self.config.api_url.as_str())
+            .field("project_uuid", &self.config.project_uuid)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why writing a bot into a slot and starting it failed.
+enum StartFailure {
+    /// The slot cannot run anything (its application is gone): mark it
+    /// failed and try another.
+    SlotBroken(String),
+    /// Nothing was started: give the slot back.
+    NotStarted(Error),
+    /// The start may have been queued and Coolify could not be asked.
+    Unknown { error: Error, detail: String },
+}
+
+/// What the slot store says about a claim.
+enum ClaimView {
+    /// The identifier is not a claim.
+    NotAClaim,
+    /// The store has no such slot.
+    NoSlot,
+    /// The bot still holds the slot.
+    Held,
+    /// The slot is back in the pool, or serves another bot now.
+    Ended(&'static str),
+    /// The slot is marked failed.
+    SlotFailed(String),
+}
+
+impl ClaimView {
+    fn of(claim: &SlotClaim, slot: Option<&Slot>) -> Self {
+        match slot.map(|s| &s.state) {
+            None => Self::NoSlot,
+            Some(SlotState::Claimed { bot_id }) if *bot_id == claim.bot_id => Self::Held,
+            Some(SlotState::Claimed { .. }) => {
+                Self::Ended("this bot's claim of the slot has ended; the slot now serves another bot")
+            }
+            Some(SlotState::Idle) => {
+                Self::Ended("this bot's claim of the slot has ended; the slot is back in the pool")
+            }
+            Some(SlotState::Failed { reason }) => Self::SlotFailed(reason.clone()),
+        }
+    }
+
+    /// The status of a claim that is not held.
+    fn settled_status(&self, claim: Option<&SlotClaim>) -> BotStatus {
+        match self {
+            Self::NotAClaim => BotStatus::unknown(
+                "not a Coolify slot claim; expected <application uuid>/bot-<bot id>",
+            ),
+            Self::NoSlot => BotStatus::unknown(format!(
+                "the coolify pool has no slot {}",
+                claim.map_or("", |c| c.application_uuid.as_str())
+            )),
+            Self::Ended(reason) => BotStatus::new(StatusKind::Stopped).with_reason(*reason),
+            Self::SlotFailed(reason) => BotStatus::new(StatusKind::Failed)
+                .with_reason(format!("the slot was marked failed: {reason}")),
+            Self::Held => BotStatus::unknown("the claim is held; its application was not read"),
+        }
+    }
+}
+
+/// What is known about a claim's deployment.
+enum DeploymentView {
+    /// Queued or in progress.
+    Pending,
+    /// Ended.
+    Ended(DeploymentOutcome),
+    /// The slot was never deployed.
+    None,
+    /// A status this version does not know.
+    Unrecognised(String),
+}
+
+impl CoolifyPlatform {
+    /// Connects to Coolify and adopts the project's slot applications into
+    /// `slots` (see the crate docs). Fails, leaving the store as it was,
+    /// when Coolify cannot be asked; fails with a configuration error when
+    /// the project or its environment does not exist.
+    pub async fn new(config: CoolifyConfig, slots: Arc<dyn SlotStore>) -> Result<Self> {
+        let client = CoolifyClient::new(&config)?;
+        let (pool, adoption) = SlotPool::adopt(&client, &config, slots.clone()).await?;
+        tracing::info!(
+            platform = PLATFORM,
+            project = %config.project_uuid,
+            slot_applications = adoption.found,
+            pruned = ?adoption.pruned,
+            "coolify warm pool adopted"
+        );
+        Ok(Self {
+            config,
+            client,
+            store: slots,
+            pool,
+            ledger: ClaimLedger::default(),
+        })
+    }
+
+    /// Reads the configuration from `context.env` and connects, as the
+    /// registry's constructor does.
+    pub async fn from_context(context: PlatformContext) -> Result<Self> {
+        let config = CoolifyConfig::from_env(context.env.as_ref())?;
+        Self::new(config, context.slots).await
+    }
+
+    /// Returns a failed slot to the pool after making sure its application
+    /// is stopped. Returns whether the slot was failed.
+    pub async fn recover_slot(&self, application_uuid: &str) -> Result<bool> {
+        let lock = self.ledger.slot_lock(application_uuid);
+        let _guard = lock.lock().await;
+        match self.store.get_slot(POOL, application_uuid).await? {
+            Some(Slot {
+                state: SlotState::Failed { .. },
+                ..
+            }) => {
+                self.stop_application(application_uuid).await?;
+                self.store.recover_slot(POOL, application_uuid).await
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Takes an idle or failed slot out of the pool for good and deletes its
+    /// application (configuration, volumes and networks). Returns whether a
+    /// slot was removed; a claimed slot is never removed. If the delete
+    /// fails the application stays in Coolify and is adopted again at the
+    /// next start-up.
+    pub async fn retire_slot(&self, application_uuid: &str) -> Result<bool> {
+        let lock = self.ledger.slot_lock(application_uuid);
+        let _guard = lock.lock().await;
+        if !self.store.remove_slot(POOL, application_uuid).await? {
+            return Ok(false);
+        }
+        let resource = format!("application {application_uuid}");
+        match idempotent(&self.config.retry, &resource, || {
+            self.client.delete_application(application_uuid)
+        })
+        .await
+        {
+            Ok(()) => Ok(true),
+            Err(e) if e.is_not_found() => Ok(true),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Stops an application; one that no longer exists counts as stopped.
+    async fn stop_application(&self, application_uuid: &str) -> Result<()> {
+        let resource = format!("application {application_uuid}");
+        match idempotent(&self.config.retry, &resource, || {
+            self.client.stop_application(application_uuid)
+        })
+        .await
+        {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Writes the bot's environment into the slot and queues its
+    /// deployment. Returns the deployment's UUID when Coolify gave one.
+    async fn write_env_and_start(
+        &self,
+        claim: &SlotClaim,
+        config: &BotDeploymentConfig,
+    ) -> std::result::Result<Option<String>, StartFailure> {
+        let uuid = claim.application_uuid.as_str();
+        let retry = &self.config.retry;
+        let env_resource = format!("environment variables of application {uuid}");
+        let env_failure = |e: Error| {
+            if e.is_not_found() {
+                StartFailure::SlotBroken("its Coolify application no longer exists".into())
+            } else {
+                StartFailure::NotStarted(e)
+            }
+        };
+        let env = bot_environment(config);
+        let absent: Vec<&str> = MANAGED_VARIABLES
+            .into_iter()
+            .filter(|name| env.get(name).is_none())
+            .collect();
+        if !absent.is_empty() {
+            let existing = idempotent(retry, &env_resource, || self.client.list_envs(uuid))
+                .await
+                .map_err(env_failure)?;
+            for var in existing
+                .iter()
+                .filter(|v| !v.is_preview && absent.contains(&v.key.as_str()))
+            {
+                match idempotent(retry, &env_resource, || {
+                    self.client.delete_env(uuid, &var.uuid, &var.key)
+                })
+                .await
+                {
+                    Ok(()) => {}
+                    Err(e) if e.is_not_found() => {}
+                    Err(e) => return Err(StartFailure::NotStarted(e)),
+                }
+            }
+        }
+        idempotent(retry, &env_resource, || self.client.upsert_envs(uuid, &env))
+            .await
+            .map_err(env_failure)?;
+
+        let app_resource = format!("application {uuid}");
+        let failure = match unless_processed(retry, &app_resource, || {
+            self.client.start_application(uuid)
+        })
+        .await
+        {
+            Ok(answer) => {
+                if answer.deployment_uuid.is_none() {
+                    tracing::info!(
+                        platform = PLATFORM,
+                        application = uuid,
+                        message = answer.message.as_deref().unwrap_or_default(),
+                        "Coolify did not queue a new deployment; one is already queued"
+                    );
+                }
+                return Ok(answer.deployment_uuid);
+            }
+            Err(failure) => failure,
+        };
+        if failure.error.is_not_found() {
+            return Err(StartFailure::SlotBroken(
+                "its Coolify application no longer exists".into(),
+            ));
+        }
+        if !failure.may_have_been_processed {
+            return Err(StartFailure::NotStarted(failure.error));
+        }
+        // The start may have been queued. A deployment queued or running now
+        // is ours: nothing else starts a claimed slot.
+        let deployments = format!("deployments of application {uuid}");
+        match idempotent(retry, &deployments, || self.client.latest_deployment(uuid)).await {
+            Ok(Some(deployment))
+                if deployment_state(&deployment) == DeploymentState::Pending =>
+            {
+                tracing::info!(
+                    platform = PLATFORM,
+                    application = uuid,
+                    error = %failure.error,
+                    "the start answer was lost but its deployment is queued"
+                );
+                Ok(deployment.deployment_uuid)
+            }
+            Ok(_) => Err(StartFailure::NotStarted(failure.error)),
+            Err(read_error) => Err(StartFailure::Unknown {
+                error: failure.error,
+                detail: read_error.to_string(),
+            }),
+        }
+    }
+
+    /// Returns the slot to the pool after a deploy that started nothing.
+    async fn give_back(&self, claim: &SlotClaim) {
+        self.ledger.forget(claim);
+        if let Err(e) = self
+            .store
+            .release_slot(POOL, &claim.application_uuid, claim.bot_id)
+            .await
+        {
+            // The slot stays claimed by this bot: its next deploy gets the
+            // same slot back from the store.
+            tracing::error!(
+                platform = PLATFORM,
+                application = %claim.application_uuid,
+                bot_id = %claim.bot_id,
+                error = %e,
+                "could not give the slot back after a failed deploy"
+            );
+        }
+    }
+
+    /// Marks the claim's slot failed so it is not handed out again.
+    async fn fail_slot(&self, claim: &SlotClaim, reason: &str) {
+        self.ledger.forget(claim);
+        let reason = format!("bot {}: {reason}", claim.bot_id);
+        tracing::warn!(
+            platform = PLATFORM,
+            application = %claim.application_uuid,
+            reason,
+            "marking the slot failed"
+        );
+        if let Err(e) = self
+            .store
+            .mark_slot_failed(POOL, &claim.application_uuid, &reason)
+            .await
+        {
+            tracing::error!(
+                platform = PLATFORM,
+                application = %claim.application_uuid,
+                error = %e,
+                "could not mark the slot failed"
+            );
+        }
+    }
+
+    /// The status of a claim whose slot application has disappeared.
+    async fn application_gone(&self, claim: &SlotClaim) -> BotStatus {
+        let reason = "its Coolify application no longer exists";
+        self.fail_slot(claim, reason).await;
+        BotStatus::new(StatusKind::Failed).with_reason(format!("the slot failed: {reason}"))
+    }
+
+    /// The status of a claim the bot still holds, from its application and,
+    /// when the application is not up, its deployment. `running` lists the
+    /// deployments queued or in progress, when the caller read them.
+    async fn held_status(
+        &self,
+        claim: &SlotClaim,
+        app: &Application,
+        running: Option<&[Deployment]>,
+    ) -> Result<BotStatus> {
+        let raw = app.status.clone().unwrap_or_default();
+        let state = AppState::parse(&raw);
+        let record = self.ledger.get(claim);
+        let status = |kind: StatusKind| {
+            let status = BotStatus::new(kind).with_raw(raw.clone());
+            match app.connection_url() {
+                Some(url) => status.with_connection_url(url),
+                None => status,
+            }
+        };
+        if record.as_ref().is_some_and(|r| r.stop_requested) {
+            return Ok(if state.is_up() {
+                status(StatusKind::Stopping).with_reason("stop requested")
+            } else {
+                status(StatusKind::Stopped).with_reason("stopped on request")
+            });
+        }
+        if state.is_up() {
+            return Ok(status(state.settled_kind().0));
+        }
+        // Not up: after a start the container is down until its deployment
+        // runs, so the deployment decides.
+        let known_uuid = record.as_ref().and_then(|r| r.deployment_uuid.clone());
+        let view = match record.and_then(|r| r.outcome) {
+            Some(outcome) => DeploymentView::Ended(outcome),
+            None if running.is_some_and(|list| {
+                list.iter()
+                    .any(|d| is_claim_deployment(d, known_uuid.as_deref(), app))
+            }) =>
+            {
+                DeploymentView::Pending
+            }
+            None => self.read_deployment(claim, known_uuid.as_deref()).await?,
+        };
+        Ok(match view {
+            DeploymentView::Pending => status(StatusKind::Starting)
+                .with_reason("its Coolify deployment is queued or in progress"),
+            DeploymentView::None => status(StatusKind::Unknown)
+                .with_reason("the slot is claimed but has not been deployed yet"),
+            DeploymentView::Unrecognised(deployment_status) => status(StatusKind::Unknown)
+                .with_reason(format!(
+                    "Coolify reports deployment status {deployment_status:?}, which this version does not know"
+                )),
+            DeploymentView::Ended(DeploymentOutcome::Finished) => {
+                let (kind, reason) = state.settled_kind();
+                let status = status(kind);
+                match reason {
+                    Some(reason) => status.with_reason(reason),
+                    None => status,
+                }
+            }
+            DeploymentView::Ended(DeploymentOutcome::Failed(reason)) => {
+                self.fail_slot(claim, &reason).await;
+                status(StatusKind::Failed).with_reason(reason)
+            }
+            DeploymentView::Ended(
+                DeploymentOutcome::Cancelled(reason) | DeploymentOutcome::NeverQueued(reason),
+            ) => status(StatusKind::Failed).with_reason(reason),
+        })
+    }
+
+    /// Reads the claim's deployment: the one its start queued when known,
+    /// otherwise the application's newest. An ended deployment is
+    /// remembered, so it is read once.
+    async fn read_deployment(
+        &self,
+        claim: &SlotClaim,
+        deployment_uuid: Option<&str>,
+    ) -> Result<DeploymentView> {
+        let retry = &self.config.retry;
+        let app_uuid = claim.application_uuid.as_str();
+        let deployment = match deployment_uuid {
+            Some(uuid) => {
+                let resource = format!("deployment {uuid}");
+                match idempotent(retry, &resource, || self.client.get_deployment(uuid)).await {
+                    Ok(deployment) => deployment,
+                    // Coolify answers a start with a deployment UUID even
+                    // when its queue is full and nothing was queued.
+                    Err(e) if e.is_not_found() => {
+                        let outcome = DeploymentOutcome::NeverQueued(format!(
+                            "Coolify answered the start with deployment {uuid} but never queued it (the server's deployment queue was probably full)"
+                        ));
+                        self.ledger.record_outcome(claim, outcome.clone());
+                        return Ok(DeploymentView::Ended(outcome));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            None => {
+                let resource = format!("deployments of application {app_uuid}");
+                match idempotent(retry, &resource, || self.client.latest_deployment(app_uuid))
+                    .await?
+                {
+                    Some(deployment) => deployment,
+                    None => return Ok(DeploymentView::None),
+                }
+            }
+        };
+        let uuid = deployment
+            .deployment_uuid
+            .clone()
+            .or_else(|| deployment_uuid.map(str::to_owned))
+            .unwrap_or_default();
+        let outcome = match deployment_state(&deployment) {
+            DeploymentState::Pending => return Ok(DeploymentView::Pending),
+            DeploymentState::Other => {
+                return Ok(DeploymentView::Unrecognised(
+                    deployment.status.unwrap_or_default(),
+                ));
+            }
+            DeploymentState::Finished => DeploymentOutcome::Finished,
+            DeploymentState::Failed => DeploymentOutcome::Failed(format!(
+                "Coolify deployment {uuid} of application {app_uuid} failed; its log in Coolify says why"
+            )),
+            DeploymentState::Cancelled => DeploymentOutcome::Cancelled(format!(
+                "Coolify deployment {uuid} of application {app_uuid} was cancelled"
+            )),
+        };
+        self.ledger.record_outcome(claim, outcome.clone());
+        Ok(DeploymentView::Ended(outcome))
+    }
+}
+
+fn deployment_state(deployment: &Deployment) -> DeploymentState {
+    DeploymentState::parse(deployment.status.as_deref().unwrap_or_default())
+}
+
+/// Whether a running deployment belongs to the claim: the one its start
+/// queued, or one of its application (slot names are unique).
+fn is_claim_deployment(deployment: &Deployment, known_uuid: Option<&str>, app: &Application) -> bool {
+    let same_uuid = known_uuid.is_some() && deployment.deployment_uuid.as_deref() == known_uuid;
+    let same_app = app.name.is_some() && deployment.application_name == app.name;
+    (same_uuid || same_app) && deployment_state(deployment) == DeploymentState::Pending
+}
+
+#[async_trait]
+impl PlatformService for CoolifyPlatform {
+    fn platform_name(&self) -> &'static str {
+        PLATFORM
+    }
+
+    async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {
+        let meeting_platform = config.meeting_platform();
+        let bot = config.bot_id();
+        let mut broken = Vec::new();
+        for _ in 0..MAX_SLOTS_PER_DEPLOY {
+            let slot = self
+                .pool
+                .claim(&self.client, &self.config, meeting_platform, bot)
+                .await?;
+            let claim = SlotClaim::new(slot.slot_id.clone(), bot);
+            let lock = self.ledger.slot_lock(&slot.slot_id);
+            let _guard = lock.lock().await;
+            let deployed = DeployResult {
+                identifier: claim.to_platform_id(),
+                connection_url: slot.connection_url.clone(),
+            };
+            // The same deploy again (the service retrying after losing our
+            // answer): the bot is already on its way.
+            if self.ledger.get(&claim).and_then(|r| r.started_attempt) == Some(attempt) {
+                return Ok(deployed);
+            }
+            match self.write_env_and_start(&claim, config).await {
+                Ok(deployment_uuid) => {
+                    tracing::info!(
+                        platform = PLATFORM,
+                        bot_id = %bot,
+                        attempt,
+                        meeting_platform = %meeting_platform,
+                        application = %slot.slot_id,
+                        deployment = deployment_uuid.as_deref().unwrap_or("already queued"),
+                        "bot deployed to a warm slot"
+                    );
+                    self.ledger.record_start(&claim, attempt, deployment_uuid);
+                    return Ok(deployed);
+                }
+                Err(StartFailure::SlotBroken(reason)) => {
+                    self.fail_slot(&claim, &reason).await;
+                    broken.push(format!("slot {}: {reason}", slot.slot_id));
+                }
+                Err(StartFailure::NotStarted(error)) => {
+                    self.give_back(&claim).await;
+                    return Err(error);
+                }
+                Err(StartFailure::Unknown { error, detail }) => {
+                    // Handing the slot to another bot could run two bots in
+                    // it; holding it for this bot could hold it forever.
+                    self.fail_slot(
+                        &claim,
+                        &format!(
+                            "its start may have been queued ({error}) and Coolify could not be asked ({detail}); check the application, then recover the slot"
+                        ),
+                    )
+                    .await;
+                    return Err(error);
+                }
+            }
+        }
+        Err(Error::StartFailed {
+            platform: PLATFORM,
+            resource: format!("bot {bot}"),
+            reason: format!(
+                "{} slots in a row could not run it and were marked failed: {}",
+                broken.len(),
+                broken.join("; ")
+            ),
+        })
+    }
+
+    async fn stop_bot(&self, identifier: &PlatformId) -> Result<()> {
+        let Some(claim) = SlotClaim::parse(identifier) else {
+            return Ok(());
+        };
+        let lock = self.ledger.slot_lock(&claim.application_uuid);
+        let _guard = lock.lock().await;
+        let slot = self.store.get_slot(POOL, &claim.application_uuid).await?;
+        if !matches!(ClaimView::of(&claim, slot.as_ref()), ClaimView::Held) {
+            // A stale identifier never stops the bot that holds the slot now.
+            tracing::debug!(platform = PLATFORM, identifier = %identifier, "stop of an ended claim: nothing to do");
+            return Ok(());
+        }
+        self.stop_application(&claim.application_uuid).await?;
+        self.ledger.record_stop(&claim);
+        Ok(())
+    }
+
+    async fn get_bot_status(&self, identifier: &PlatformId) -> Result<BotStatus> {
+        let Some(claim) = SlotClaim::parse(identifier) else {
+            return Ok(ClaimView::NotAClaim.settled_status(None));
+        };
+        let slot = self.store.get_slot(POOL, &claim.application_uuid).await?;
+        let view = ClaimView::of(&claim, slot.as_ref());
+        if !matches!(view, ClaimView::Held) {
+            return Ok(view.settled_status(Some(&claim)));
+        }
+        let uuid = claim.application_uuid.as_str();
+        let resource = format!("application {uuid}");
+        match idempotent(&self.config.retry, &resource, || {
+            self.client.get_application(uuid)
+        })
+        .await
+        {
+            Ok(app) => self.held_status(&claim, &app, None).await,
+            Err(e) if e.is_not_found() => Ok(self.application_gone(&claim).await),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn get_bot_statuses(
+        &self,
+        identifiers: &[PlatformId],
+    ) -> Result<HashMap<PlatformId, BotStatus>> {
+        let mut statuses = HashMap::with_capacity(identifiers.len());
+        let claims: Vec<(&PlatformId, Option<SlotClaim>)> = identifiers
+            .iter()
+            .map(|id| (id, SlotClaim::parse(id)))
+            .collect();
+        let slots: HashMap<String, Slot> = if claims.iter().any(|(_, c)| c.is_some()) {
+            self.store
+                .list_slots(POOL)
+                .await?
+                .into_iter()
+                .map(|s| (s.slot_id.clone(), s))
+                .collect()
+        } else {
+            HashMap::new()
+        };
+        let mut held = Vec::new();
+        for (id, claim) in claims {
+            let Some(claim) = claim else {
+                statuses.insert(id.clone(), ClaimView::NotAClaim.settled_status(None));
+                continue;
+            };
+            let view = ClaimView::of(&claim, slots.get(&claim.application_uuid));
+            if matches!(view, ClaimView::Held) {
+                held.push((id, claim));
+            } else {
+                statuses.insert(id.clone(), view.settled_status(Some(&claim)));
+            }
+        }
+        if held.is_empty() {
+            return Ok(statuses);
+        }
+        // One list for every held claim, however many.
+        let applications: HashMap<String, Application> =
+            idempotent(&self.config.retry, "applications", || {
+                self.client.list_applications()
+            })
+            .await?
+            .into_iter()
+            .map(|app| (app.uuid.clone(), app))
+            .collect();
+        // Claims whose application is down need their deployment; one list
+        // of running deployments answers for all that are still starting.
+        let needs_deployments = held.iter().any(|(_, claim)| {
+            applications.get(&claim.application_uuid).is_some_and(|app| {
+                let up = AppState::parse(app.status.as_deref().unwrap_or_default()).is_up();
+                let record = self.ledger.get(claim);
+                let settled = record
+                    .as_ref()
+                    .is_some_and(|r| r.stop_requested || r.outcome.is_some());
+                !up && !settled
+            })
+        });
+        let running = if needs_deployments {
+            idempotent(&self.config.retry, "running deployments", || {
+                self.client.list_running_deployments()
+            })
+            .await?
+        } else {
+            Vec::new()
+        };
+        for (id, claim) in held {
+            let status = match applications.get(&claim.application_uuid) {
+                Some(app) => self.held_status(&claim, app, Some(&running)).await?,
+                None => self.application_gone(&claim).await,
+            };
+            statuses.insert(id.clone(), status);
+        }
+        Ok(statuses)
+    }
+
+    async fn cleanup(&self, identifier: &PlatformId) -> Result<()> {
+        let Some(claim) = SlotClaim::parse(identifier) else {
+            return Ok(());
+        };
+        let uuid = claim.application_uuid.as_str();
+        let lock = self.ledger.slot_lock(uuid);
+        let _guard = lock.lock().await;
+        let slot = self.store.get_slot(POOL, uuid).await?;
+        match ClaimView::of(&claim, slot.as_ref()) {
+            ClaimView::Held => {
+                let already_stopped = self.ledger.get(&claim).is_some_and(|r| r.stop_requested);
+                if !already_stopped {
+                    // A slot is released only once its bot is asked to stop:
+                    // the next bot must not share it with a running one.
+                    self.stop_application(uuid).await?;
+                }
+                self.ledger.forget(&claim);
+                let released = self.store.release_slot(POOL, uuid, claim.bot_id).await?;
+                tracing::info!(
+                    platform = PLATFORM,
+                    bot_id = %claim.bot_id,
+                    application = uuid,
+                    released,
+                    "bot cleaned up; slot returned to the pool"
+                );
+                Ok(())
+            }
+            // No bot runs in a failed slot, so stopping it is safe, and it
+            // keeps a crash-looping container from running on.
+            ClaimView::SlotFailed(_) => self.stop_application(uuid).await,
+            ClaimView::NotAClaim | ClaimView::NoSlot | ClaimView::Ended(_) => Ok(()),
+        }
+    }
+
+    async fn check_reachable(&self) -> Result<()> {
+        let version = self.client.version().await.map_err(Error::from)?;
+        tracing::debug!(platform = PLATFORM, version, "coolify is reachable");
+        Ok(())
+    }
+}
