@@ -1,1 +1,75 @@
-//! platform-aws (being built).
+//! The AWS ECS platform of Meeboter deploy: each meeting bot runs as one ECS
+//! task, on Fargate by default, started on demand from its meeting
+//! platform's task definition.
+//!
+//! - **Deploy** is one `RunTask` per bot with the bot's environment (from
+//!   [`platform_core::bot_environment`]) as a container override, awsvpc
+//!   networking, `startedBy` and tags naming the installation, bot and
+//!   attempt, and a client token derived from bot id and attempt, so a
+//!   repeated deploy after a crash returns the task already started instead
+//!   of a second one. A RunTask that starts nothing fails with ECS's reason.
+//! - **Status** of many bots comes from `DescribeTasks`, 100 tasks per call.
+//!   `MISSING` is `unknown`, never an error; a stopped task keeps its
+//!   `stopCode`, `stoppedReason` and container exit codes as the reason. The
+//!   connection URL (`http://<private IP>:<ECS_BOT_PORT>`) appears once the
+//!   task's network interface is attached.
+//! - **Stop** and **cleanup** are `StopTask`; a task ECS does not know, or
+//!   one already stopped, is success.
+//! - **Throttling**: calls are paced under ECS's per-account token buckets
+//!   (RunTask on Fargate spaced to at most 20 per second, RunTask and
+//!   StopTask sharing the modify bucket, DescribeTasks the read bucket), and
+//!   throttling, server errors and timeouts are retried with backoff by
+//!   [`platform_core::retry`].
+//!
+//! Registered as `aws` (feature `aws` of `deployment`); configured with the
+//! variables in [`config::ENV_SPECS`]. `DEPLOYMENT_PLATFORM=auto` picks it
+//! when `AWS_REGION` and `ECS_CLUSTER` are set (`AWS_REGION` alone is not
+//! enough: many machines set it for other tools).
+//!
+//! # Logging
+//!
+//! Nothing this crate logs contains the bot's environment. The AWS SDK,
+//! however, logs whole requests at `TRACE` level (targets `aws_smithy_runtime`
+//! and `aws_sdk_ecs`), and a RunTask request carries the meeting URL and
+//! password: never enable `TRACE` for those targets in production.
+
+pub mod capacity;
+mod client;
+pub mod config;
+mod error;
+mod pacer;
+mod service;
+mod status;
+mod task_ref;
+
+use std::sync::Arc;
+
+use platform_core::{AutoSelect, PlatformContext, PlatformDescriptor, PlatformService};
+
+pub use capacity::{CapacityProviderShare, CapacityProviderStrategy};
+pub use config::{AwsConfig, BotTaskTarget, StaticCredentials};
+pub use service::{AwsEcsPlatform, DESCRIBE_TASKS_BATCH, tags};
+
+/// The platform's registered name.
+pub const PLATFORM_NAME: &str = "aws";
+
+/// The platform as the registry sees it.
+pub const DESCRIPTOR: PlatformDescriptor = PlatformDescriptor {
+    name: PLATFORM_NAME,
+    description: "AWS ECS: one task per bot (Fargate by default), started on demand from a task definition per meeting platform",
+    feature: "aws",
+    env: config::ENV_SPECS,
+    auto: AutoSelect::Detect {
+        order: 20,
+        markers: config::DETECTION_MARKERS,
+        ambient: &["AWS_REGION"],
+    },
+    build: |context: PlatformContext| {
+        Box::pin(async move {
+            let platform = AwsEcsPlatform::from_env(context.env.as_ref()).await?;
+            Ok(Arc::new(platform) as Arc<dyn PlatformService>)
+        })
+    },
+};
+
+platform_core::register_platform!(DESCRIPTOR);

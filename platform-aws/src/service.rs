@@ -1,0 +1,388 @@
+//! The platform: one ECS task per bot, behind [`PlatformService`].
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt;
+
+use async_trait::async_trait;
+use futures::{StreamExt, TryStreamExt};
+use platform_core::{
+    BotDeploymentConfig, BotId, BotStatus, DeployResult, EnvLookup, Error, PlatformId,
+    PlatformService, Result, RetryPolicy, bot_environment, retry,
+};
+
+use crate::PLATFORM_NAME;
+use crate::client::{ClusterState, EcsClient, Launch, LaunchRequest, load_sdk_config};
+use crate::config::AwsConfig;
+use crate::error::{EcsError, refused_launch};
+use crate::status::{connection_url, failure_status, task_status};
+use crate::task_ref::{TaskRef, cluster_name, parse_task_ref};
+
+/// ECS describes at most this many tasks per DescribeTasks call.
+pub const DESCRIBE_TASKS_BATCH: usize = 100;
+
+/// How many DescribeTasks calls of one status read are in flight at once;
+/// the pacer spaces them further when the read bucket runs low.
+const DESCRIBE_CONCURRENCY: usize = 4;
+
+/// Tag keys put on every task, so an operator (or a sweep) can tell which
+/// bot and attempt a task belongs to.
+pub mod tags {
+    /// The installation (`ECS_STARTED_BY`).
+    pub const STARTED_BY: &str = "meeboter:started-by";
+    /// The Meeboter bot id.
+    pub const BOT_ID: &str = "meeboter:bot-id";
+    /// The deploy attempt of the bot.
+    pub const ATTEMPT: &str = "meeboter:attempt";
+    /// `zoom`, `teams` or `meet`.
+    pub const MEETING_PLATFORM: &str = "meeboter:meeting-platform";
+}
+
+/// The `stoppedReason` ECS keeps on tasks stopped by `stop_bot`.
+const STOP_REASON: &str = "Stopped by meeboter-deploy: the bot was asked to stop";
+/// The `stoppedReason` of tasks stopped by `cleanup` (the bot had not
+/// stopped by itself).
+const CLEANUP_REASON: &str = "Stopped by meeboter-deploy: cleanup after the bot ended";
+
+/// Runs each meeting bot as one AWS ECS task (Fargate by default).
+///
+/// Build it from the environment with [`AwsEcsPlatform::from_env`] (what the
+/// registry does), or from a validated [`AwsConfig`] and an explicit SDK
+/// configuration with [`AwsEcsPlatform::with_ecs_config`] (tests, embedding).
+pub struct AwsEcsPlatform {
+    config: AwsConfig,
+    ecs: EcsClient,
+    retry: RetryPolicy,
+}
+
+impl fmt::Debug for AwsEcsPlatform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AwsEcsPlatform")
+            .field("config", &self.config)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AwsEcsPlatform {
+    /// Reads the configuration from `env` (every problem at once) and builds
+    /// the ECS client: Region and endpoint override from `env`, static
+    /// credentials from `env` when given, otherwise the default AWS
+    /// credential chain.
+    pub async fn from_env(env: &dyn EnvLookup) -> Result<Self> {
+        let config = AwsConfig::from_env(env)?;
+        Ok(Self::from_config(config).await)
+    }
+
+    /// Builds the ECS client for a validated configuration, as
+    /// [`from_env`](Self::from_env) does.
+    pub async fn from_config(config: AwsConfig) -> Self {
+        let ecs = load_sdk_config(&config).await;
+        Self::with_ecs_config(config, ecs)
+    }
+
+    /// Uses an explicit SDK configuration (credentials, Region, endpoint):
+    /// for tests against a local server and for embedding. Its retry and
+    /// timeout settings are replaced by this platform's: SDK retries off
+    /// (retries are this platform's, see [`with_retry_policy`](Self::with_retry_policy)),
+    /// `config.request_timeout` per request.
+    pub fn with_ecs_config(config: AwsConfig, ecs: aws_sdk_ecs::Config) -> Self {
+        let client = EcsClient::new(ecs, config.api_rate_percent, config.request_timeout);
+        Self {
+            config,
+            ecs: client,
+            retry: RetryPolicy::default(),
+        }
+    }
+
+    /// Sets how ECS calls are retried after throttling, server errors and
+    /// timeouts (default: [`RetryPolicy::default`]).
+    pub fn with_retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &AwsConfig {
+        &self.config
+    }
+
+    /// The RunTask idempotency token of `bot`'s `attempt`:
+    /// `<ECS_STARTED_BY>-<bot id>-<attempt>`, at most 64 characters. ECS
+    /// scopes tokens to a cluster and keeps them 24 hours.
+    pub fn client_token(&self, bot: BotId, attempt: u32) -> String {
+        format!("{}-{bot}-{attempt}", self.config.started_by)
+    }
+
+    /// The cluster to address for a task: the one in its ARN, else the
+    /// configured one. A task in another Region cannot be reached from this
+    /// client: that is an error, never "not found".
+    fn cluster_of<'a>(&'a self, id: &PlatformId, task: TaskRef<'a>) -> Result<&'a str> {
+        if let Some(region) = task.region
+            && region != self.config.region
+        {
+            return Err(Error::Rejected {
+                platform: PLATFORM_NAME,
+                resource: format!("task {id}"),
+                message: format!(
+                    "the task is in Region {region} but this service uses AWS_REGION={}; it cannot be reached from here",
+                    self.config.region
+                ),
+            });
+        }
+        Ok(task.cluster.unwrap_or(&self.config.cluster))
+    }
+
+    /// Stops the task unless it is already stopped or unknown.
+    async fn stop_task(&self, id: &PlatformId, reason: &str) -> Result<()> {
+        let Some(task) = parse_task_ref(id.as_str()) else {
+            tracing::warn!(identifier = %id, "not an ECS task ARN; there is no task to stop");
+            return Ok(());
+        };
+        let cluster = self.cluster_of(id, task)?;
+        let resource = format!("task {id}");
+        retry(&self.retry, &resource, |_| async {
+            match self.ecs.stop_task(cluster, id.as_str(), reason).await {
+                Ok(()) => Ok(()),
+                Err(EcsError::TaskNotFound { message, .. }) => {
+                    tracing::debug!(task = %id, %message, "ECS does not know the task; nothing to stop");
+                    Ok(())
+                }
+                Err(error) => Err(error.into_platform(resource.clone())),
+            }
+        })
+        .await
+    }
+
+    /// DescribeTasks for one cluster's identifiers, in chunks of 100.
+    async fn describe_in_cluster(
+        &self,
+        cluster: &str,
+        ids: &[PlatformId],
+    ) -> Result<HashMap<PlatformId, BotStatus>> {
+        // The calls are built up front (not polled yet) so the stream holds
+        // plain futures rather than a closure over borrowed chunks.
+        let calls: Vec<_> = ids
+            .chunks(DESCRIBE_TASKS_BATCH)
+            .map(|chunk| self.describe_chunk(cluster, chunk))
+            .collect();
+        let answers: Vec<HashMap<PlatformId, BotStatus>> = futures::stream::iter(calls)
+            .buffer_unordered(DESCRIBE_CONCURRENCY)
+            .try_collect()
+            .await?;
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    async fn describe_chunk(
+        &self,
+        cluster: &str,
+        chunk: &[PlatformId],
+    ) -> Result<HashMap<PlatformId, BotStatus>> {
+        let resource = format!("{} tasks in cluster {}", chunk.len(), cluster_name(cluster));
+        let arns: Vec<String> = chunk.iter().map(|id| id.as_str().to_owned()).collect();
+        let (tasks, failures) = retry(&self.retry, &resource, |_| async {
+            self.ecs
+                .describe_tasks(cluster, &arns)
+                .await
+                .map_err(|e| e.into_platform(resource.clone()))
+        })
+        .await?;
+        // ECS answers with full ARNs whatever form was asked; match on the
+        // task id, the part after the last `/`.
+        let by_task_id: HashMap<&str, &PlatformId> =
+            chunk.iter().map(|id| (task_id(id.as_str()), id)).collect();
+        let bot_containers = self.config.bot_container_names();
+        let mut statuses = HashMap::new();
+        for task in &tasks {
+            if let Some(id) = task.task_arn().and_then(|arn| by_task_id.get(task_id(arn))) {
+                statuses.insert(
+                    (*id).clone(),
+                    task_status(task, &bot_containers, self.config.bot_port),
+                );
+            }
+        }
+        for failure in &failures {
+            if let Some(id) = failure.arn().and_then(|arn| by_task_id.get(task_id(arn))) {
+                statuses
+                    .entry((*id).clone())
+                    .or_insert_with(|| failure_status(failure));
+            }
+        }
+        for id in chunk {
+            statuses.entry(id.clone()).or_insert_with(|| {
+                BotStatus::unknown("ECS did not mention the task in its answer")
+            });
+        }
+        Ok(statuses)
+    }
+}
+
+/// The task id of a task ARN (or the id itself).
+fn task_id(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+#[async_trait]
+impl PlatformService for AwsEcsPlatform {
+    fn platform_name(&self) -> &'static str {
+        PLATFORM_NAME
+    }
+
+    async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {
+        let bot = config.bot_id();
+        let meeting_platform = config.meeting_platform();
+        let resource = format!("task for bot {bot} (attempt {attempt})");
+        let environment = bot_environment(config);
+        let client_token = self.client_token(bot, attempt);
+        let tags = [
+            (tags::STARTED_BY, self.config.started_by.clone()),
+            (tags::BOT_ID, bot.to_string()),
+            (tags::ATTEMPT, attempt.to_string()),
+            (tags::MEETING_PLATFORM, meeting_platform.as_str().to_owned()),
+        ]
+        .map(|(key, value)| (key.to_owned(), value));
+        let request = LaunchRequest {
+            cluster: &self.config.cluster,
+            target: self.config.target(meeting_platform),
+            environment: &environment,
+            subnets: &self.config.subnets,
+            security_groups: &self.config.security_groups,
+            assign_public_ip: self.config.assign_public_ip,
+            capacity_provider_strategy: self.config.capacity_provider_strategy.as_ref(),
+            started_by: &self.config.started_by,
+            tags: &tags,
+            client_token: &client_token,
+        };
+        let launched = retry(&self.retry, &resource, |_| async {
+            match self.ecs.run_task(&request).await {
+                Ok(Launch::Refused(failures)) => Err(refused_launch(&failures, resource.clone())),
+                Ok(launch) => Ok(launch),
+                Err(error) => Err(error.into_platform(resource.clone())),
+            }
+        })
+        .await;
+        let launched = match launched {
+            Ok(launched) => launched,
+            Err(error) => {
+                tracing::warn!(bot_id = bot.0, attempt, %meeting_platform, error = %error, "ECS did not start the bot's task");
+                return Err(error);
+            }
+        };
+        let (arn, connection_url) = match launched {
+            Launch::Started(task) => {
+                let Some(arn) = task.task_arn().filter(|a| !a.is_empty()) else {
+                    return Err(Error::Internal {
+                        platform: PLATFORM_NAME,
+                        resource,
+                        message: "RunTask answered with a task without an ARN".into(),
+                    });
+                };
+                (arn.to_owned(), connection_url(&task, self.config.bot_port))
+            }
+            Launch::AlreadyStarted(arn) => {
+                tracing::warn!(
+                    bot_id = bot.0,
+                    attempt,
+                    task = %arn,
+                    "this bot's attempt already started a task with other settings (the configuration changed since); using that task"
+                );
+                (arn, None)
+            }
+            Launch::Refused(_) => {
+                unreachable!("a refused launch is an error inside the retry loop")
+            }
+        };
+        tracing::info!(bot_id = bot.0, attempt, %meeting_platform, task = %arn, "started the bot's ECS task");
+        Ok(DeployResult {
+            identifier: PlatformId::new(arn),
+            connection_url,
+        })
+    }
+
+    async fn stop_bot(&self, identifier: &PlatformId) -> Result<()> {
+        self.stop_task(identifier, STOP_REASON).await
+    }
+
+    async fn get_bot_status(&self, identifier: &PlatformId) -> Result<BotStatus> {
+        let mut statuses = self
+            .get_bot_statuses(std::slice::from_ref(identifier))
+            .await?;
+        Ok(statuses
+            .remove(identifier)
+            .unwrap_or_else(|| BotStatus::unknown("ECS did not mention the task in its answer")))
+    }
+
+    async fn get_bot_statuses(
+        &self,
+        identifiers: &[PlatformId],
+    ) -> Result<HashMap<PlatformId, BotStatus>> {
+        let mut statuses = HashMap::new();
+        // Grouped by the cluster each task lives in; sorted so calls go out
+        // in a stable order.
+        let mut by_cluster: BTreeMap<&str, Vec<PlatformId>> = BTreeMap::new();
+        let mut seen = HashSet::new();
+        for id in identifiers {
+            if !seen.insert(id) {
+                continue;
+            }
+            let Some(task) = parse_task_ref(id.as_str()) else {
+                statuses.insert(
+                    id.clone(),
+                    BotStatus::unknown("not an ECS task ARN: this platform did not start it"),
+                );
+                continue;
+            };
+            match self.cluster_of(id, task) {
+                Ok(cluster) => by_cluster.entry(cluster).or_default().push(id.clone()),
+                // Cannot be asked about from here: unknown, with why, so one
+                // stray identifier does not block the status of every other bot.
+                Err(error) => {
+                    statuses.insert(id.clone(), BotStatus::unknown(error.to_string()));
+                }
+            }
+        }
+        for (cluster, ids) in by_cluster {
+            statuses.extend(self.describe_in_cluster(cluster, &ids).await?);
+        }
+        Ok(statuses)
+    }
+
+    async fn cleanup(&self, identifier: &PlatformId) -> Result<()> {
+        // A look first (the cheaper read bucket): most bots are stopped by
+        // now. Anything else, MISSING included (ECS may not list a task
+        // it has just started), gets a StopTask.
+        let status = self.get_bot_status(identifier).await?;
+        let stop_requested = status.kind == platform_core::StatusKind::Stopping;
+        if status.kind.is_terminal() || stop_requested {
+            return Ok(());
+        }
+        self.stop_task(identifier, CLEANUP_REASON).await
+    }
+
+    async fn check_reachable(&self) -> Result<()> {
+        let cluster = &self.config.cluster;
+        let resource = format!("cluster {}", cluster_name(cluster));
+        let state = retry(&self.retry, &resource, |_| async {
+            self.ecs
+                .describe_cluster(cluster)
+                .await
+                .map_err(|e| e.into_platform(resource.clone()))
+        })
+        .await?;
+        match state {
+            ClusterState::Found(status) if status == "ACTIVE" => Ok(()),
+            ClusterState::Found(status) => Err(Error::Rejected {
+                platform: PLATFORM_NAME,
+                resource,
+                message: format!("the cluster is {status}, not ACTIVE: it cannot run tasks"),
+            }),
+            ClusterState::Missing => Err(Error::NotFound {
+                platform: PLATFORM_NAME,
+                resource,
+                message: format!(
+                    "no such cluster in Region {} for these credentials (check ECS_CLUSTER and AWS_REGION)",
+                    self.config.region
+                ),
+            }),
+        }
+    }
+}
