@@ -1,0 +1,124 @@
+//! Spawning a Coolify platform against a fake Coolify on 127.0.0.1.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform_core::{
+    BotDeploymentConfig, BotId, Error, InMemorySlotStore, MeetingPlatform, MeetingUrl,
+    RetryPolicy, SecretString, Slot, SlotState, SlotStore,
+};
+use platform_coolify::{BotImage, CoolifyConfig, CoolifyPlatform, Pacing, PerMeetingPlatform, POOL};
+use wiremock::{MockServer, Request};
+
+use crate::fake_coolify::{FakeCoolify, PROJECT, TOKEN};
+
+/// A fake Coolify, mounted on its own server.
+pub struct TestCoolify {
+    pub server: MockServer,
+    pub fake: FakeCoolify,
+    pub store: Arc<InMemorySlotStore>,
+}
+
+impl TestCoolify {
+    /// A server whose fake answers every call (mount narrower mocks first).
+    pub async fn start() -> Self {
+        let server = MockServer::start().await;
+        let fake = FakeCoolify::new();
+        fake.mount(&server).await;
+        Self {
+            server,
+            fake,
+            store: Arc::new(InMemorySlotStore::new()),
+        }
+    }
+
+    /// The configuration a test uses: every image set, five slots per
+    /// meeting platform, fast pacing and quick retries so nothing waits for
+    /// real minutes.
+    pub fn config(&self) -> CoolifyConfig {
+        let mut config = CoolifyConfig::new(
+            &self.server.uri(),
+            SecretString::new(TOKEN),
+            PROJECT,
+            "srv-main",
+        )
+        .unwrap();
+        config.images = PerMeetingPlatform {
+            zoom: Some(BotImage::parse("ghcr.io/acme/zoom-bot:1.4.2").unwrap()),
+            teams: Some(BotImage::parse("ghcr.io/acme/teams-bot:1.4.2").unwrap()),
+            meet: Some(BotImage::parse("ghcr.io/acme/meet-bot:1.4.2").unwrap()),
+        };
+        config.pool_max = PerMeetingPlatform::all(5);
+        config.request_timeout = Duration::from_secs(5);
+        config.connect_timeout = Duration::from_secs(2);
+        config.pacing = Pacing {
+            requests_per_minute: 60_000,
+            burst: 200,
+        };
+        config.retry = RetryPolicy {
+            max_attempts: 4,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(50),
+            factor: 2.0,
+            jitter: false,
+            budget: Duration::from_secs(10),
+        };
+        config
+    }
+
+    pub async fn platform_with(&self, config: CoolifyConfig) -> Result<CoolifyPlatform, Error> {
+        CoolifyPlatform::new(config, self.store.clone()).await
+    }
+
+    pub async fn platform(&self) -> CoolifyPlatform {
+        self.platform_with(self.config()).await.unwrap()
+    }
+
+    pub async fn requests(&self) -> Vec<Request> {
+        self.server.received_requests().await.unwrap_or_default()
+    }
+
+    /// `METHOD /path?query` of every request received, `/api/v1` removed.
+    pub async fn calls(&self) -> Vec<String> {
+        self.requests().await.iter().map(describe).collect()
+    }
+
+    pub async fn slot(&self, slot_id: &str) -> Slot {
+        self.store.get_slot(POOL, slot_id).await.unwrap().unwrap()
+    }
+
+    pub async fn slot_state(&self, slot_id: &str) -> SlotState {
+        self.slot(slot_id).await.state
+    }
+}
+
+pub fn describe(request: &Request) -> String {
+    let path = request
+        .url
+        .path()
+        .strip_prefix("/api/v1")
+        .unwrap_or(request.url.path());
+    match request.url.query() {
+        Some(query) => format!("{} {path}?{query}", request.method),
+        None => format!("{} {path}", request.method),
+    }
+}
+
+/// A bot of `platform` with a meeting URL of that platform and no password.
+pub fn bot(id: u64, platform: MeetingPlatform) -> BotDeploymentConfig {
+    let url = match platform {
+        MeetingPlatform::Zoom => format!("https://us02web.zoom.us/j/8{id:010}?pwd=zoompass{id}"),
+        MeetingPlatform::Teams => format!("https://teams.live.com/meet/9{id:012}?p=teamspass{id}"),
+        MeetingPlatform::Meet => "https://meet.google.com/abc-defg-hij".to_owned(),
+    };
+    BotDeploymentConfig::new(BotId(id), MeetingUrl::parse(platform, &url).unwrap())
+}
+
+pub fn zoom_bot(id: u64) -> BotDeploymentConfig {
+    bot(id, MeetingPlatform::Zoom)
+}
+
+/// The error's text and `Debug` output together, to search for secrets.
+pub fn everything_printed(error: &Error) -> String {
+    format!("{error} {error:?}")
+}

@@ -1,0 +1,6 @@
+//! Integration tests of the Coolify platform against a fake Coolify on
+//! 127.0.0.1 that answers like the real server (one `MockServer` per test).
+
+mod fake_coolify;
+mod helpers;
+mod lifecycle;
