@@ -4,3 +4,4 @@
 mod fake_coolify;
 mod helpers;
 mod lifecycle;
+mod pool;
