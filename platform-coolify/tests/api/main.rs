@@ -5,3 +5,4 @@ mod fake_coolify;
 mod helpers;
 mod lifecycle;
 mod pool;
+mod errors;
