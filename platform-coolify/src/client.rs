@@ -156,11 +156,8 @@ impl CoolifyClient {
 
     /// `GET /applications`: every application the token's team can see.
     pub(crate) async fn list_applications(&self) -> Result<Vec<Application>, ApiError> {
-        self.send_json(
-            "applications",
-            self.request(Method::GET, &["applications"]),
-        )
-        .await
+        self.send_json("applications", self.request(Method::GET, &["applications"]))
+            .await
     }
 
     /// `GET /applications/{uuid}`.
@@ -210,7 +207,11 @@ impl CoolifyClient {
     /// `PATCH /applications/{uuid}/envs/bulk` with `{"data": […]}`: creates
     /// or updates every variable of `env` (runtime, not preview). Secret
     /// values are marked shown-once so the Coolify UI hides them.
-    pub(crate) async fn upsert_envs(&self, uuid: &str, env: &BotEnvironment) -> Result<(), ApiError> {
+    pub(crate) async fn upsert_envs(
+        &self,
+        uuid: &str,
+        env: &BotEnvironment,
+    ) -> Result<(), ApiError> {
         let body = BulkEnv {
             data: env
                 .iter()
@@ -277,12 +278,13 @@ impl CoolifyClient {
     pub(crate) async fn delete_application(&self, uuid: &str) -> Result<(), ApiError> {
         self.send(
             &format!("application {uuid}"),
-            self.request(Method::DELETE, &["applications", uuid]).query(&[
-                ("delete_configurations", "true"),
-                ("delete_volumes", "true"),
-                ("docker_cleanup", "true"),
-                ("delete_connected_networks", "true"),
-            ]),
+            self.request(Method::DELETE, &["applications", uuid])
+                .query(&[
+                    ("delete_configurations", "true"),
+                    ("delete_volumes", "true"),
+                    ("docker_cleanup", "true"),
+                    ("delete_connected_networks", "true"),
+                ]),
         )
         .await
         .map(drop)
@@ -385,9 +387,6 @@ mod tests {
             plain_message(StatusCode::SERVICE_UNAVAILABLE, "maintenance", false),
             "Service Unavailable: maintenance"
         );
-        assert_eq!(
-            plain_message(StatusCode::NOT_FOUND, "", false),
-            "Not Found"
-        );
+        assert_eq!(plain_message(StatusCode::NOT_FOUND, "", false), "Not Found");
     }
 }

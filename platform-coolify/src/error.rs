@@ -223,7 +223,9 @@ mod tests {
         assert!(ApiError::new("x", Failure::Connect("refused".into())).certainly_not_processed());
         assert!(!status(503, "").certainly_not_processed());
         assert!(status(503, "").may_have_been_processed());
-        assert!(ApiError::new("x", Failure::Timeout(Duration::from_secs(1))).may_have_been_processed());
+        assert!(
+            ApiError::new("x", Failure::Timeout(Duration::from_secs(1))).may_have_been_processed()
+        );
         assert!(!status(422, "").may_have_been_processed());
         assert!(!status(429, "").may_have_been_processed());
     }

@@ -172,13 +172,7 @@ mod tests {
     #[test]
     fn one_lock_per_slot() {
         let ledger = ClaimLedger::default();
-        assert!(Arc::ptr_eq(
-            &ledger.slot_lock("a"),
-            &ledger.slot_lock("a")
-        ));
-        assert!(!Arc::ptr_eq(
-            &ledger.slot_lock("a"),
-            &ledger.slot_lock("b")
-        ));
+        assert!(Arc::ptr_eq(&ledger.slot_lock("a"), &ledger.slot_lock("a")));
+        assert!(!Arc::ptr_eq(&ledger.slot_lock("a"), &ledger.slot_lock("b")));
     }
 }

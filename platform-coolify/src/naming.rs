@@ -52,9 +52,7 @@ impl SlotName {
 
     /// The lowest number of `meeting_platform` not among `taken`.
     pub fn first_free(meeting_platform: MeetingPlatform, taken: &BTreeSet<u32>) -> Self {
-        let number = (1..)
-            .find(|n| !taken.contains(n))
-            .unwrap_or(u32::MAX);
+        let number = (1..).find(|n| !taken.contains(n)).unwrap_or(u32::MAX);
         Self {
             meeting_platform,
             number,

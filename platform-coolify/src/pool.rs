@@ -98,11 +98,9 @@ impl SlotPool {
             project_environments: environments.iter().map(|e| e.id).collect(),
             grow_locks: PerMeetingPlatform::default(),
         };
-        let applications = idempotent(&config.retry, "applications", || {
-            client.list_applications()
-        })
-        .await
-        .map_err(|e| in_context(e, CONTEXT))?;
+        let applications = idempotent(&config.retry, "applications", || client.list_applications())
+            .await
+            .map_err(|e| in_context(e, CONTEXT))?;
 
         let mut adoption = Adoption::default();
         let mut slot_apps = HashSet::new();
@@ -197,11 +195,9 @@ impl SlotPool {
         meeting_platform: MeetingPlatform,
         known: &HashSet<String>,
     ) -> Result<()> {
-        let applications = idempotent(&config.retry, "applications", || {
-            client.list_applications()
-        })
-        .await
-        .map_err(|e| in_context(e, "looking for slots before creating one"))?;
+        let applications = idempotent(&config.retry, "applications", || client.list_applications())
+            .await
+            .map_err(|e| in_context(e, "looking for slots before creating one"))?;
         let mut taken = BTreeSet::new();
         let mut orphan = None;
         for (app, name) in self.slot_applications(&applications) {
@@ -293,11 +289,9 @@ impl SlotPool {
             error = %failure.error,
             "creating a slot application may have succeeded; looking for it"
         );
-        let applications = idempotent(&config.retry, "applications", || {
-            client.list_applications()
-        })
-        .await
-        .map_err(|e| in_context(e, "checking whether a slot application was created"))?;
+        let applications = idempotent(&config.retry, "applications", || client.list_applications())
+            .await
+            .map_err(|e| in_context(e, "checking whether a slot application was created"))?;
         match applications
             .into_iter()
             .find(|app| app.name.as_deref() == Some(body.name.as_str()))
@@ -336,7 +330,9 @@ fn cannot_create(meeting_platform: MeetingPlatform, max_is_zero: bool) -> Error 
     let problem = if max_is_zero {
         ConfigProblem::new(
             pool_max_spec(meeting_platform).name,
-            format!("is 0 and the project has no {meeting_platform} slot, so no {meeting_platform} bot can run"),
+            format!(
+                "is 0 and the project has no {meeting_platform} slot, so no {meeting_platform} bot can run"
+            ),
         )
     } else {
         ConfigProblem::new(

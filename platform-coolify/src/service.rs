@@ -89,9 +89,9 @@ impl ClaimView {
         match slot.map(|s| &s.state) {
             None => Self::NoSlot,
             Some(SlotState::Claimed { bot_id }) if *bot_id == claim.bot_id => Self::Held,
-            Some(SlotState::Claimed { .. }) => {
-                Self::Ended("this bot's claim of the slot has ended; the slot now serves another bot")
-            }
+            Some(SlotState::Claimed { .. }) => Self::Ended(
+                "this bot's claim of the slot has ended; the slot now serves another bot",
+            ),
             Some(SlotState::Idle) => {
                 Self::Ended("this bot's claim of the slot has ended; the slot is back in the pool")
             }
@@ -259,24 +259,23 @@ impl CoolifyPlatform {
             .map_err(env_failure)?;
 
         let app_resource = format!("application {uuid}");
-        let failure = match unless_processed(retry, &app_resource, || {
-            self.client.start_application(uuid)
-        })
-        .await
-        {
-            Ok(answer) => {
-                if answer.deployment_uuid.is_none() {
-                    tracing::info!(
-                        platform = PLATFORM,
-                        application = uuid,
-                        message = answer.message.as_deref().unwrap_or_default(),
-                        "Coolify did not queue a new deployment; one is already queued"
-                    );
+        let failure =
+            match unless_processed(retry, &app_resource, || self.client.start_application(uuid))
+                .await
+            {
+                Ok(answer) => {
+                    if answer.deployment_uuid.is_none() {
+                        tracing::info!(
+                            platform = PLATFORM,
+                            application = uuid,
+                            message = answer.message.as_deref().unwrap_or_default(),
+                            "Coolify did not queue a new deployment; one is already queued"
+                        );
+                    }
+                    return Ok(answer.deployment_uuid);
                 }
-                return Ok(answer.deployment_uuid);
-            }
-            Err(failure) => failure,
-        };
+                Err(failure) => failure,
+            };
         if failure.error.is_not_found() {
             return Err(StartFailure::SlotBroken(
                 "its Coolify application no longer exists".into(),
@@ -289,9 +288,7 @@ impl CoolifyPlatform {
         // is ours: nothing else starts a claimed slot.
         let deployments = format!("deployments of application {uuid}");
         match idempotent(retry, &deployments, || self.client.latest_deployment(uuid)).await {
-            Ok(Some(deployment))
-                if deployment_state(&deployment) == DeploymentState::Pending =>
-            {
+            Ok(Some(deployment)) if deployment_state(&deployment) == DeploymentState::Pending => {
                 tracing::info!(
                     platform = PLATFORM,
                     application = uuid,
@@ -497,7 +494,11 @@ fn deployment_state(deployment: &Deployment) -> DeploymentState {
 
 /// Whether a running deployment belongs to the claim: the one its start
 /// queued, or one of its application (slot names are unique).
-fn is_claim_deployment(deployment: &Deployment, known_uuid: Option<&str>, app: &Application) -> bool {
+fn is_claim_deployment(
+    deployment: &Deployment,
+    known_uuid: Option<&str>,
+    app: &Application,
+) -> bool {
     let same_uuid = known_uuid.is_some() && deployment.deployment_uuid.as_deref() == known_uuid;
     let same_app = app.name.is_some() && deployment.application_name == app.name;
     (same_uuid || same_app) && deployment_state(deployment) == DeploymentState::Pending
@@ -663,14 +664,16 @@ impl PlatformService for CoolifyPlatform {
         // Claims whose application is down need their deployment; one list
         // of running deployments answers for all that are still starting.
         let needs_deployments = held.iter().any(|(_, claim)| {
-            applications.get(&claim.application_uuid).is_some_and(|app| {
-                let up = AppState::parse(app.status.as_deref().unwrap_or_default()).is_up();
-                let record = self.ledger.get(claim);
-                let settled = record
-                    .as_ref()
-                    .is_some_and(|r| r.stop_requested || r.outcome.is_some());
-                !up && !settled
-            })
+            applications
+                .get(&claim.application_uuid)
+                .is_some_and(|app| {
+                    let up = AppState::parse(app.status.as_deref().unwrap_or_default()).is_up();
+                    let record = self.ledger.get(claim);
+                    let settled = record
+                        .as_ref()
+                        .is_some_and(|r| r.stop_requested || r.outcome.is_some());
+                    !up && !settled
+                })
         });
         let running = if needs_deployments {
             idempotent(&self.config.retry, "running deployments", || {

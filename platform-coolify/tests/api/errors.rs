@@ -72,7 +72,11 @@ async fn server_errors_on_reads_and_env_writes_are_retried() {
         [Fault::Before(bad_gateway())],
     );
     let platform = coolify.platform().await;
-    let id = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap().identifier;
+    let id = platform
+        .deploy_bot(&zoom_bot(1), 1)
+        .await
+        .unwrap()
+        .identifier;
     let status = platform.get_bot_status(&id).await.unwrap();
     assert_eq!(status.kind, StatusKind::Running, "{status}");
 }
@@ -82,7 +86,9 @@ async fn a_start_that_fails_with_a_server_error_gives_the_slot_back() {
     let coolify = TestCoolify::start().await;
     coolify.fake.add_slots("zoom", 1);
     let start = "/applications/zoomslot001/start";
-    coolify.fake.inject("POST", start, [Fault::Before(server_error())]);
+    coolify
+        .fake
+        .inject("POST", start, [Fault::Before(server_error())]);
     let platform = coolify.platform().await;
 
     let err = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap_err();
@@ -130,19 +136,29 @@ async fn a_failed_deployment_marks_the_slot_failed_and_frees_nothing_twice() {
     config.pool_max.zoom = 2;
     let platform = coolify.platform_with(config).await.unwrap();
 
-    let id = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap().identifier;
+    let id = platform
+        .deploy_bot(&zoom_bot(1), 1)
+        .await
+        .unwrap()
+        .identifier;
     assert_eq!(id.as_str(), "zoomslot001/bot-1");
     let status = platform.get_bot_status(&id).await.unwrap();
     assert_eq!(status.kind, StatusKind::Failed, "{status}");
     let reason = status.reason.unwrap();
     assert!(reason.contains("failed"), "{reason}");
-    let SlotState::Failed { reason: slot_reason } = coolify.slot_state("zoomslot001").await else {
+    let SlotState::Failed {
+        reason: slot_reason,
+    } = coolify.slot_state("zoomslot001").await
+    else {
         panic!("the slot is marked failed");
     };
     assert!(slot_reason.contains("bot 1"), "{slot_reason}");
     assert!(slot_reason.contains("failed"), "{slot_reason}");
     // Batch reads agree.
-    let batch = platform.get_bot_statuses(std::slice::from_ref(&id)).await.unwrap();
+    let batch = platform
+        .get_bot_statuses(std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert_eq!(batch[&id].kind, StatusKind::Failed);
 
     // The service stops and cleans up, twice for good measure: the slot
@@ -172,7 +188,11 @@ async fn a_start_coolify_never_queued_reads_as_failed_and_the_slot_is_released()
     coolify.fake.add_slots("zoom", 1);
     coolify.fake.set_queue_full(true);
     let platform = coolify.platform().await;
-    let id = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap().identifier;
+    let id = platform
+        .deploy_bot(&zoom_bot(1), 1)
+        .await
+        .unwrap()
+        .identifier;
 
     let status = platform.get_bot_status(&id).await.unwrap();
     assert_eq!(status.kind, StatusKind::Failed, "{status}");
@@ -213,7 +233,10 @@ async fn a_401_is_a_clear_error_that_is_not_retried_and_never_prints_the_key() {
     let mut config = coolify.config();
     config.api_key = SecretString::new("9|wrong-k3y-that-must-not-leak");
     Mock::given(method("GET"))
-        .and(path(format!("/api/v1/projects/{}/environments", config.project_uuid)))
+        .and(path(format!(
+            "/api/v1/projects/{}/environments",
+            config.project_uuid
+        )))
         .respond_with(coolify.fake.clone())
         .expect(1)
         .named("asked once, not retried")
@@ -239,17 +262,19 @@ async fn a_token_without_the_deploy_ability_gives_the_slot_back() {
     coolify.fake.inject(
         "POST",
         "/applications/zoomslot001/start",
-        [Fault::Before(
-            ResponseTemplate::new(403)
-                .set_body_json(json!({"message": "Missing required permissions: deploy"})),
-        )],
+        [Fault::Before(ResponseTemplate::new(403).set_body_json(
+            json!({"message": "Missing required permissions: deploy"}),
+        ))],
     );
     let platform = coolify.platform().await;
 
     let err = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap_err();
 
     assert_eq!(err.kind(), ErrorKind::Unauthorized, "{err}");
-    assert!(err.to_string().contains("Missing required permissions: deploy"));
+    assert!(
+        err.to_string()
+            .contains("Missing required permissions: deploy")
+    );
     assert!(!everything_printed(&err).contains(TOKEN));
     assert_eq!(
         coolify.slot_state("zoomslot001").await,
@@ -265,10 +290,12 @@ async fn a_rejected_env_write_names_the_field_and_gives_the_slot_back() {
     coolify.fake.inject(
         "PATCH",
         "/applications/zoomslot001/envs/bulk",
-        [Fault::Before(ResponseTemplate::new(422).set_body_json(json!({
-            "message": "Validation failed.",
-            "errors": {"value": ["The value field must be a string."]}
-        })))],
+        [Fault::Before(ResponseTemplate::new(422).set_body_json(
+            json!({
+                "message": "Validation failed.",
+                "errors": {"value": ["The value field must be a string."]}
+            }),
+        ))],
     );
     let platform = coolify.platform().await;
     let err = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap_err();
@@ -291,7 +318,8 @@ async fn an_unreachable_coolify_is_a_retryable_error() {
     drop(listener);
     let coolify = TestCoolify::start().await;
     let mut config = coolify.config();
-    config.api_url = platform_coolify::config::normalise_api_url(&format!("http://{address}")).unwrap();
+    config.api_url =
+        platform_coolify::config::normalise_api_url(&format!("http://{address}")).unwrap();
     let err = coolify.platform_with(config).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
     assert!(err.is_retryable());

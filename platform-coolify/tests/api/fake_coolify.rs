@@ -242,8 +242,8 @@ impl FakeCoolify {
         self.state().deployments.clone()
     }
 
-    /// The next calls of `method path` (path without `/api/v1`) get these
-    /// faults, in order.
+    /// The next calls of `method path` (path without `/api/v1`; a trailing
+    /// `*` matches any rest) get these faults, in order.
     pub fn inject(&self, method: &str, path: &str, faults: impl IntoIterator<Item = Fault>) {
         self.state()
             .faults
@@ -406,8 +406,11 @@ impl FakeCoolify {
                 None => message(404, "Application not found."),
             },
             ("GET", ["applications", uuid, "envs"]) => {
-                let Some((index, app)) =
-                    state.apps.values().enumerate().find(|(_, a)| a.uuid == *uuid)
+                let Some((index, app)) = state
+                    .apps
+                    .values()
+                    .enumerate()
+                    .find(|(_, a)| a.uuid == *uuid)
                 else {
                     return message(404, "Application not found.");
                 };
@@ -466,9 +469,8 @@ impl FakeCoolify {
 
     fn create(&self, state: &mut State, request: &Request) -> ResponseTemplate {
         let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&request.body) else {
-            return ResponseTemplate::new(400).set_body_json(
-                json!({"message": "Invalid request.", "error": "Invalid JSON."}),
-            );
+            return ResponseTemplate::new(400)
+                .set_body_json(json!({"message": "Invalid request.", "error": "Invalid JSON."}));
         };
         let unknown: serde_json::Map<String, Value> = body
             .keys()
@@ -481,9 +483,20 @@ impl FakeCoolify {
         }
         let text = |k: &str| body.get(k).and_then(Value::as_str).map(str::to_owned);
         let mut missing = serde_json::Map::new();
-        for field in ["docker_registry_image_name", "ports_exposes", "server_uuid", "project_uuid"] {
+        for field in [
+            "docker_registry_image_name",
+            "ports_exposes",
+            "server_uuid",
+            "project_uuid",
+        ] {
             if text(field).is_none() {
-                missing.insert(field.into(), json!([format!("The {} field is required.", field.replace('_', " "))]));
+                missing.insert(
+                    field.into(),
+                    json!([format!(
+                        "The {} field is required.",
+                        field.replace('_', " ")
+                    )]),
+                );
             }
         }
         if !missing.is_empty() {
@@ -528,9 +541,10 @@ impl FakeCoolify {
             return message(404, "Application not found.");
         };
         let app_name = app.name.clone();
-        let pending = state.deployments.iter().any(|d| {
-            d.app_uuid == uuid && (d.status == "queued" || d.status == "in_progress")
-        });
+        let pending = state
+            .deployments
+            .iter()
+            .any(|d| d.app_uuid == uuid && (d.status == "queued" || d.status == "in_progress"));
         if pending {
             return message(200, "Deployment already queued for this commit.");
         }
@@ -552,9 +566,8 @@ impl FakeCoolify {
 
     fn bulk(&self, state: &mut State, uuid: &str, request: &Request) -> ResponseTemplate {
         let Ok(body) = serde_json::from_slice::<Value>(&request.body) else {
-            return ResponseTemplate::new(400).set_body_json(
-                json!({"message": "Invalid request.", "error": "Invalid JSON."}),
-            );
+            return ResponseTemplate::new(400)
+                .set_body_json(json!({"message": "Invalid request.", "error": "Invalid JSON."}));
         };
         let items = match body.get("data").and_then(Value::as_array) {
             Some(items) if !items.is_empty() => items.clone(),
@@ -584,7 +597,12 @@ impl FakeCoolify {
                     json!({"message": "Validation failed.", "errors": {bad.clone(): ["This field is not allowed."]}}),
                 );
             }
-            let key = fields.get("key").and_then(Value::as_str).unwrap_or_default().trim().to_owned();
+            let key = fields
+                .get("key")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
             let valid_key = key
                 .chars()
                 .next()
@@ -597,7 +615,11 @@ impl FakeCoolify {
                     json!({"message": "Validation failed.", "errors": {"key": ["The key field format is invalid."]}}),
                 );
             }
-            let value = fields.get("value").and_then(Value::as_str).unwrap_or_default().to_owned();
+            let value = fields
+                .get("value")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned();
             let flag = |k: &str| fields.get(k).and_then(Value::as_bool).unwrap_or(false);
             let is_preview = flag("is_preview");
             match app
@@ -639,7 +661,9 @@ impl Respond for FakeCoolify {
         };
         let path = path.to_owned();
         let method = request.method.as_str().to_owned();
-        state.arrivals.push((method.clone(), path.clone(), Instant::now()));
+        state
+            .arrivals
+            .push((method.clone(), path.clone(), Instant::now()));
         let accepts_json = request
             .headers
             .get("accept")
@@ -661,7 +685,13 @@ impl Respond for FakeCoolify {
         let fault = state
             .faults
             .iter_mut()
-            .find(|(m, p, faults)| *m == method && *p == path && !faults.is_empty())
+            .find(|(m, p, faults)| {
+                let path_matches = match p.strip_suffix('*') {
+                    Some(prefix) => path.starts_with(prefix),
+                    None => *p == path,
+                };
+                *m == method && path_matches && !faults.is_empty()
+            })
             .and_then(|(_, _, faults)| faults.pop_front());
         Self::progress(&mut state);
         let response = match fault {

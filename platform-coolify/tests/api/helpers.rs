@@ -3,11 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use platform_core::{
-    BotDeploymentConfig, BotId, Error, InMemorySlotStore, MeetingPlatform, MeetingUrl,
-    RetryPolicy, SecretString, Slot, SlotState, SlotStore,
+use platform_coolify::{
+    BotImage, CoolifyConfig, CoolifyPlatform, POOL, Pacing, PerMeetingPlatform,
 };
-use platform_coolify::{BotImage, CoolifyConfig, CoolifyPlatform, Pacing, PerMeetingPlatform, POOL};
+use platform_core::{
+    BotDeploymentConfig, BotId, Error, InMemorySlotStore, MeetingPlatform, MeetingUrl, RetryPolicy,
+    SecretString, Slot, SlotState, SlotStore,
+};
 use wiremock::{MockServer, Request};
 
 use crate::fake_coolify::{FakeCoolify, PROJECT, TOKEN};

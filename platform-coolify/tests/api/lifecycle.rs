@@ -5,8 +5,8 @@ use platform_core::{
     StatusKind,
 };
 use serde_json::json;
-use wiremock::matchers::{bearer_token, header, method, path, query_param};
 use wiremock::Mock;
+use wiremock::matchers::{bearer_token, header, method, path, query_param};
 
 use crate::fake_coolify::TOKEN;
 use crate::helpers::{TestCoolify, describe, zoom_bot};
@@ -100,7 +100,11 @@ async fn deploy_status_stop_cleanup_sends_exactly_these_requests() {
     let status = platform.get_bot_status(id).await.unwrap();
     assert_eq!(status.kind, StatusKind::Stopped, "{status}");
     assert!(
-        status.reason.as_deref().unwrap().contains("claim of the slot has ended"),
+        status
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("claim of the slot has ended"),
         "{status}"
     );
     // Idempotent: nothing more is sent.
@@ -140,9 +144,7 @@ async fn deploy_status_stop_cleanup_sends_exactly_these_requests() {
         .iter()
         .find(|r| r.method.as_str() == "PATCH")
         .unwrap();
-    let item = |key: &str, value: &str, secret: bool| {
-        json!({"key": key, "value": value, "is_preview": false, "is_literal": true, "is_multiline": false, "is_shown_once": secret})
-    };
+    let item = |key: &str, value: &str, secret: bool| json!({"key": key, "value": value, "is_preview": false, "is_literal": true, "is_multiline": false, "is_shown_once": secret});
     assert_eq!(
         bulk.body_json::<serde_json::Value>().unwrap(),
         json!({"data": [
@@ -171,8 +173,12 @@ async fn a_bot_without_a_password_does_not_inherit_the_previous_bots() {
     coolify
         .fake
         .set_env("zoomslot001", "MEETING_PASSWORD", "previous-bots-pw");
-    coolify.fake.set_env("zoomslot001", "OPERATOR_SETTING", "keep-me");
-    let env_uuid = coolify.fake.app("zoomslot001").unwrap().envs[0].uuid.clone();
+    coolify
+        .fake
+        .set_env("zoomslot001", "OPERATOR_SETTING", "keep-me");
+    let env_uuid = coolify.fake.app("zoomslot001").unwrap().envs[0]
+        .uuid
+        .clone();
     Mock::given(method("DELETE"))
         .and(path(format!(
             "/api/v1/applications/zoomslot001/envs/{env_uuid}"
@@ -186,9 +192,15 @@ async fn a_bot_without_a_password_does_not_inherit_the_previous_bots() {
 
     platform.deploy_bot(&zoom_bot(7), 1).await.unwrap();
 
-    assert_eq!(coolify.fake.env_value("zoomslot001", "MEETING_PASSWORD"), None);
     assert_eq!(
-        coolify.fake.env_value("zoomslot001", "OPERATOR_SETTING").as_deref(),
+        coolify.fake.env_value("zoomslot001", "MEETING_PASSWORD"),
+        None
+    );
+    assert_eq!(
+        coolify
+            .fake
+            .env_value("zoomslot001", "OPERATOR_SETTING")
+            .as_deref(),
         Some("keep-me"),
         "variables the bot environment does not manage are left alone"
     );
@@ -217,17 +229,27 @@ async fn a_deployment_under_way_reads_as_starting_then_running() {
         .fake
         .set_deployment_time(std::time::Duration::from_secs(3600));
     let platform = coolify.platform().await;
-    let id = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap().identifier;
+    let id = platform
+        .deploy_bot(&zoom_bot(1), 1)
+        .await
+        .unwrap()
+        .identifier;
 
     // The application is still exited; its deployment is queued.
     let single = platform.get_bot_status(&id).await.unwrap();
     assert_eq!(single.kind, StatusKind::Starting, "{single}");
     assert_eq!(single.raw.as_deref(), Some("exited:unhealthy"));
-    let batch = platform.get_bot_statuses(std::slice::from_ref(&id)).await.unwrap();
+    let batch = platform
+        .get_bot_statuses(std::slice::from_ref(&id))
+        .await
+        .unwrap();
     assert_eq!(batch[&id].kind, StatusKind::Starting, "{}", batch[&id]);
     let calls = coolify.calls().await;
     let deployment = &coolify.fake.deployments()[0].uuid;
-    assert!(calls.contains(&format!("GET /deployments/{deployment}")), "{calls:?}");
+    assert!(
+        calls.contains(&format!("GET /deployments/{deployment}")),
+        "{calls:?}"
+    );
     assert!(calls.contains(&"GET /deployments".to_owned()), "{calls:?}");
 
     // A repeated deploy of the same attempt changes nothing.
@@ -245,7 +267,11 @@ async fn a_container_that_exited_after_its_deployment_reads_as_stopped() {
     let coolify = TestCoolify::start().await;
     coolify.fake.add_slots("zoom", 1);
     let platform = coolify.platform().await;
-    let id = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap().identifier;
+    let id = platform
+        .deploy_bot(&zoom_bot(1), 1)
+        .await
+        .unwrap()
+        .identifier;
     assert_eq!(
         platform.get_bot_status(&id).await.unwrap().kind,
         StatusKind::Running

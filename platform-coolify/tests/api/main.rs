@@ -1,8 +1,10 @@
 //! Integration tests of the Coolify platform against a fake Coolify on
 //! 127.0.0.1 that answers like the real server (one `MockServer` per test).
 
+mod concurrency;
+mod conformance;
+mod errors;
 mod fake_coolify;
 mod helpers;
 mod lifecycle;
 mod pool;
-mod errors;

@@ -1,11 +1,11 @@
 //! The warm pool: reuse, separation by meeting platform, growth up to the
 //! maximum, adoption, and identifiers whose claim has ended.
 
+use platform_coolify::POOL;
 use platform_core::{
     BotId, Error, ErrorKind, MeetingPlatform, NewSlot, PlatformService, SlotState, SlotStore,
     StatusKind,
 };
-use platform_coolify::POOL;
 use serde_json::json;
 use wiremock::Mock;
 use wiremock::matchers::{method, path, path_regex};
@@ -27,10 +27,18 @@ async fn a_slot_is_reused_by_the_next_bot_and_never_created_twice() {
     config.pool_max.zoom = 1;
     let platform = coolify.platform_with(config).await.unwrap();
 
-    let first = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap().identifier;
+    let first = platform
+        .deploy_bot(&zoom_bot(1), 1)
+        .await
+        .unwrap()
+        .identifier;
     platform.stop_bot(&first).await.unwrap();
     platform.cleanup(&first).await.unwrap();
-    let second = platform.deploy_bot(&zoom_bot(2), 1).await.unwrap().identifier;
+    let second = platform
+        .deploy_bot(&zoom_bot(2), 1)
+        .await
+        .unwrap()
+        .identifier;
 
     assert_eq!(first.as_str(), "zoomslot001/bot-1");
     assert_eq!(second.as_str(), "zoomslot001/bot-2");
@@ -47,10 +55,18 @@ async fn an_identifier_whose_claim_ended_never_touches_the_next_bot() {
     let coolify = TestCoolify::start().await;
     coolify.fake.add_slots("zoom", 1);
     let platform = coolify.platform().await;
-    let old = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap().identifier;
+    let old = platform
+        .deploy_bot(&zoom_bot(1), 1)
+        .await
+        .unwrap()
+        .identifier;
     platform.stop_bot(&old).await.unwrap();
     platform.cleanup(&old).await.unwrap();
-    let current = platform.deploy_bot(&zoom_bot(2), 1).await.unwrap().identifier;
+    let current = platform
+        .deploy_bot(&zoom_bot(2), 1)
+        .await
+        .unwrap()
+        .identifier;
     assert_eq!(
         platform.get_bot_status(&current).await.unwrap().kind,
         StatusKind::Running
@@ -73,10 +89,16 @@ async fn an_identifier_whose_claim_ended_never_touches_the_next_bot() {
 
     assert_eq!(old_status.kind, StatusKind::Stopped, "{old_status}");
     assert!(
-        old_status.reason.unwrap().contains("now serves another bot"),
+        old_status
+            .reason
+            .unwrap()
+            .contains("now serves another bot"),
         "the old bot is not reported as running"
     );
-    assert_eq!(old_status.raw, None, "the new bot's raw status is not shown");
+    assert_eq!(
+        old_status.raw, None,
+        "the new bot's raw status is not shown"
+    );
     assert_eq!(batch[&old].kind, StatusKind::Stopped);
     assert_eq!(batch[&current].kind, StatusKind::Running);
     let stops_after = coolify
@@ -116,7 +138,10 @@ async fn slots_belong_to_one_meeting_platform() {
     assert_eq!(meet.identifier.as_str(), "meetslot001/bot-1");
     assert_eq!(zoom.identifier.as_str(), "zoomslot001/bot-2");
     assert_eq!(
-        coolify.fake.env_value("meetslot001", "MEETING_URL").as_deref(),
+        coolify
+            .fake
+            .env_value("meetslot001", "MEETING_URL")
+            .as_deref(),
         Some("https://meet.google.com/abc-defg-hij")
     );
 
@@ -261,7 +286,9 @@ async fn adoption_takes_the_projects_slot_applications_once() {
     coolify
         .fake
         .add_app("elsewhere", "meeboter-slot-zoom-002", OTHER_PROJECT_ENV_ID);
-    coolify.fake.add_app("web", "company-website", PRODUCTION_ENV_ID);
+    coolify
+        .fake
+        .add_app("web", "company-website", PRODUCTION_ENV_ID);
     coolify
         .fake
         .add_app("copy", "meeboter-slot-zoom-001-copy", PRODUCTION_ENV_ID);
@@ -299,7 +326,10 @@ async fn adoption_takes_the_projects_slot_applications_once() {
     let ids: Vec<&str> = slots.iter().map(|s| s.slot_id.as_str()).collect();
     let mut expected = vec!["t7", "z1", held_id.as_str()];
     expected.sort_unstable();
-    assert_eq!(ids, expected, "adopted once, stale idle slot dropped, held slot kept");
+    assert_eq!(
+        ids, expected,
+        "adopted once, stale idle slot dropped, held slot kept"
+    );
     let teams = slots.iter().find(|s| s.slot_id == "t7").unwrap();
     assert_eq!(teams.meeting_platform, MeetingPlatform::Teams);
     assert_eq!(teams.state, SlotState::Idle);
@@ -337,7 +367,8 @@ async fn a_list_failure_during_adoption_leaves_the_pool_as_it_was() {
 
         assert!(err.is_retryable(), "{err}");
         assert!(
-            err.to_string().contains("adopting the warm pool at start-up"),
+            err.to_string()
+                .contains("adopting the warm pool at start-up"),
             "{err}"
         );
         assert_eq!(
