@@ -1,0 +1,192 @@
+//! Stop and cleanup: StopTask, idempotent, never swallowing real failures.
+
+use platform_core::{ErrorKind, PlatformId, PlatformService, RetryPolicy};
+use serde_json::{Value, json};
+use wiremock::{MockServer, Request};
+
+use crate::support::{ecs_call, ecs_error, ecs_ok, platform, task_arn, task_json};
+
+#[tokio::test]
+async fn stop_sends_the_task_its_cluster_and_a_reason() {
+    let server = MockServer::start().await;
+    let arn = task_arn(1);
+    let expected = arn.clone();
+    ecs_call("StopTask")
+        .and(move |request: &Request| {
+            let body: Value = request.body_json().unwrap();
+            body["cluster"] == "meeboter"
+                && body["task"] == expected.as_str()
+                && body["reason"] == "Stopped by meeboter-deploy: the bot was asked to stop"
+        })
+        .respond_with(ecs_ok(
+            json!({"task": task_json(&arn, "RUNNING", Some("10.0.0.5"))}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    platform(&server)
+        .stop_bot(&PlatformId::new(arn))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn stopping_a_task_ecs_does_not_know_succeeds() {
+    let server = MockServer::start().await;
+    ecs_call("StopTask")
+        .respond_with(ecs_error(
+            400,
+            "InvalidParameterException",
+            "The referenced task was not found.",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    platform(&server)
+        .stop_bot(&PlatformId::new(task_arn(404)))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn stop_never_swallows_refused_credentials_or_throttling() {
+    let server = MockServer::start().await;
+    ecs_call("StopTask")
+        .respond_with(ecs_error(
+            400,
+            "AccessDeniedException",
+            "User is not authorized to perform: ecs:StopTask",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = platform(&server)
+        .stop_bot(&PlatformId::new(task_arn(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Unauthorized);
+
+    let server = MockServer::start().await;
+    ecs_call("StopTask")
+        .respond_with(ecs_error(400, "ThrottlingException", "Rate exceeded"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = platform(&server)
+        .with_retry_policy(RetryPolicy::no_retry())
+        .stop_bot(&PlatformId::new(task_arn(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Throttled);
+    assert!(error.is_retryable());
+}
+
+#[tokio::test]
+async fn a_task_in_another_region_is_never_reported_as_stopped() {
+    let server = MockServer::start().await;
+    ecs_call("StopTask")
+        .respond_with(ecs_ok(json!({})))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let elsewhere = PlatformId::new(
+        "arn:aws:ecs:us-east-1:123456789012:task/meeboter/0123456789abcdef0123456789abcdef",
+    );
+    let error = platform(&server).stop_bot(&elsewhere).await.unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::Rejected);
+    assert!(error.to_string().contains("us-east-1"), "{error}");
+    assert!(!error.is_retryable());
+}
+
+#[tokio::test]
+async fn an_identifier_that_is_not_a_task_has_nothing_to_stop() {
+    let server = MockServer::start().await;
+    ecs_call("StopTask")
+        .respond_with(ecs_ok(json!({})))
+        .expect(0)
+        .mount(&server)
+        .await;
+    ecs_call("DescribeTasks")
+        .respond_with(ecs_ok(json!({})))
+        .expect(0)
+        .mount(&server)
+        .await;
+    let foreign = PlatformId::new("c4k8g0s0w8o4gk4oc0kw8gsc");
+    let aws = platform(&server);
+    aws.stop_bot(&foreign).await.unwrap();
+    aws.cleanup(&foreign).await.unwrap();
+}
+
+#[tokio::test]
+async fn cleanup_of_a_stopped_task_only_looks() {
+    let server = MockServer::start().await;
+    let arn = task_arn(2);
+    ecs_call("DescribeTasks")
+        .respond_with(ecs_ok(json!({"tasks": [task_json(&arn, "STOPPED", None)]})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    ecs_call("StopTask")
+        .respond_with(ecs_ok(json!({})))
+        .expect(0)
+        .mount(&server)
+        .await;
+    platform(&server)
+        .cleanup(&PlatformId::new(arn))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn cleanup_stops_a_task_that_is_still_running() {
+    let server = MockServer::start().await;
+    let arn = task_arn(3);
+    ecs_call("DescribeTasks")
+        .respond_with(ecs_ok(
+            json!({"tasks": [task_json(&arn, "RUNNING", Some("10.0.0.3"))]}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    ecs_call("StopTask")
+        .and(|request: &Request| {
+            let body: Value = request.body_json().unwrap();
+            body["reason"] == "Stopped by meeboter-deploy: cleanup after the bot ended"
+        })
+        .respond_with(ecs_ok(
+            json!({"task": task_json(&arn, "RUNNING", Some("10.0.0.3"))}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    platform(&server)
+        .cleanup(&PlatformId::new(arn))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn cleanup_stops_a_task_ecs_does_not_list_yet() {
+    // Right after RunTask a task can be MISSING from DescribeTasks; cleanup
+    // must not take that as "gone" and leave it running.
+    let server = MockServer::start().await;
+    let arn = task_arn(4);
+    ecs_call("DescribeTasks")
+        .respond_with(ecs_ok(
+            json!({"tasks": [], "failures": [{"arn": arn, "reason": "MISSING"}]}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    ecs_call("StopTask")
+        .respond_with(ecs_ok(
+            json!({"task": task_json(&arn, "PROVISIONING", None)}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    platform(&server)
+        .cleanup(&PlatformId::new(arn))
+        .await
+        .unwrap();
+}
