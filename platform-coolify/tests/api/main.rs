@@ -8,3 +8,4 @@ mod fake_coolify;
 mod helpers;
 mod lifecycle;
 mod pool;
+mod registry;

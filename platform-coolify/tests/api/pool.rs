@@ -378,3 +378,29 @@ async fn a_list_failure_during_adoption_leaves_the_pool_as_it_was() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_retired_slot_leaves_the_pool_and_coolify_but_a_held_one_stays() {
+    let coolify = TestCoolify::start().await;
+    coolify.fake.add_slots("zoom", 2);
+    Mock::given(method("DELETE"))
+        .and(path("/api/v1/applications/zoomslot002"))
+        .and(wiremock::matchers::query_param("delete_volumes", "true"))
+        .respond_with(coolify.fake.clone())
+        .expect(1)
+        .mount(&coolify.server)
+        .await;
+    let platform = coolify.platform().await;
+    let held = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap();
+    assert_eq!(held.identifier.as_str(), "zoomslot001/bot-1");
+
+    assert!(!platform.retire_slot("zoomslot001").await.unwrap());
+    assert!(platform.retire_slot("zoomslot002").await.unwrap());
+    assert!(!platform.retire_slot("zoomslot002").await.unwrap());
+
+    assert!(coolify.fake.app("zoomslot001").is_some());
+    assert!(coolify.fake.app("zoomslot002").is_none());
+    let slots = coolify.store.list_slots(POOL).await.unwrap();
+    assert_eq!(slots.len(), 1);
+    coolify.server.verify().await;
+}
