@@ -375,7 +375,27 @@ fn plain_message(status: StatusCode, body: &str, is_json: bool) -> String {
 
 #[cfg(test)]
 mod tests {
+    use platform_core::SecretString;
+
     use super::*;
+
+    #[test]
+    fn the_token_never_shows_in_debug_output() {
+        let config = CoolifyConfig::new(
+            "https://coolify.example.com",
+            SecretString::new("5|t0ken-never-printed"),
+            "p",
+            "s",
+        )
+        .unwrap();
+        let client = CoolifyClient::new(&config).unwrap();
+        let shown = format!("{client:?} {config:?}");
+        assert!(!shown.contains("t0ken-never-printed"), "{shown}");
+        assert_eq!(
+            client.url(&["applications", "a b", "start"]).as_str(),
+            "https://coolify.example.com/api/v1/applications/a%20b/start"
+        );
+    }
 
     #[test]
     fn non_json_error_bodies_are_reduced() {
