@@ -200,6 +200,21 @@ impl CoolifyPlatform {
         }
     }
 
+    /// Takes the slot's lock if the store knows the slot (the state is read
+    /// again under the lock). Unknown identifiers take no lock, so arbitrary
+    /// identifiers cannot grow the lock table.
+    async fn lock_known_slot(
+        &self,
+        application_uuid: &str,
+    ) -> Result<Option<tokio::sync::OwnedMutexGuard<()>>> {
+        if self.store.get_slot(POOL, application_uuid).await?.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.ledger.slot_lock(application_uuid).lock_owned().await,
+        ))
+    }
+
     /// Stops an application; one that no longer exists counts as stopped.
     async fn stop_application(&self, application_uuid: &str) -> Result<()> {
         let resource = format!("application {application_uuid}");
@@ -582,8 +597,9 @@ impl PlatformService for CoolifyPlatform {
         let Some(claim) = SlotClaim::parse(identifier) else {
             return Ok(());
         };
-        let lock = self.ledger.slot_lock(&claim.application_uuid);
-        let _guard = lock.lock().await;
+        let Some(_guard) = self.lock_known_slot(&claim.application_uuid).await? else {
+            return Ok(());
+        };
         let slot = self.store.get_slot(POOL, &claim.application_uuid).await?;
         if !matches!(ClaimView::of(&claim, slot.as_ref()), ClaimView::Held) {
             // A stale identifier never stops the bot that holds the slot now.
@@ -698,8 +714,9 @@ impl PlatformService for CoolifyPlatform {
             return Ok(());
         };
         let uuid = claim.application_uuid.as_str();
-        let lock = self.ledger.slot_lock(uuid);
-        let _guard = lock.lock().await;
+        let Some(_guard) = self.lock_known_slot(uuid).await? else {
+            return Ok(());
+        };
         let slot = self.store.get_slot(POOL, uuid).await?;
         match ClaimView::of(&claim, slot.as_ref()) {
             ClaimView::Held => {
