@@ -254,12 +254,40 @@ impl SlotPool {
             image = %image,
             "created a new slot application"
         );
-        self.add(
-            &created.uuid,
-            meeting_platform,
-            first_domain(created.domains.as_deref()),
-        )
+        let connection_url = match first_domain(created.domains.as_deref()) {
+            Some(url) => Some(url),
+            None => self.generated_domain(client, config, &created.uuid).await,
+        };
+        self.add(&created.uuid, meeting_platform, connection_url)
+            .await
+    }
+
+    /// The domain Coolify generated for a new application, which its create
+    /// answer does not carry. Without it the slot still works: statuses
+    /// report the URL once Coolify does.
+    async fn generated_domain(
+        &self,
+        client: &CoolifyClient,
+        config: &CoolifyConfig,
+        application_uuid: &str,
+    ) -> Option<String> {
+        let resource = format!("application {application_uuid}");
+        match idempotent(&config.retry, &resource, || {
+            client.get_application(application_uuid)
+        })
         .await
+        {
+            Ok(app) => app.connection_url(),
+            Err(e) => {
+                tracing::warn!(
+                    platform = PLATFORM,
+                    application = application_uuid,
+                    error = %e,
+                    "could not read the new slot application's domain"
+                );
+                None
+            }
+        }
     }
 
     /// Creates the application. A failure that may have created it anyway

@@ -231,6 +231,13 @@ async fn the_pool_grows_to_its_maximum_then_says_it_is_exhausted() {
         })
     );
     assert_eq!(bodies[1]["name"], "meeboter-slot-zoom-002");
+    // Coolify's create answer has only the uuid; the generated domain is
+    // read once so every bot in the slot gets its URL.
+    let first_app = first.identifier.as_str().split('/').next().unwrap();
+    assert_eq!(
+        first.connection_url,
+        Some(format!("http://{first_app}.10.0.0.5.sslip.io"))
+    );
     // A created slot is a full member of the pool: freed, it is reused.
     platform.cleanup(&first.identifier).await.unwrap();
     let fourth = platform.deploy_bot(&zoom_bot(4), 1).await.unwrap();
