@@ -26,20 +26,6 @@ use crate::{PLATFORM, POOL};
 /// application was deleted in Coolify) before giving up.
 const MAX_SLOTS_PER_DEPLOY: usize = 3;
 
-/// Every variable [`bot_environment`] can produce. A variable a bot does not
-/// get (`MEETING_PASSWORD` for a meeting without one) is deleted from the
-/// slot, or the previous bot's value would still be there.
-const MANAGED_VARIABLES: [&str; 8] = [
-    names::BOT_ID,
-    names::MEETING_URL,
-    names::MEETING_PASSWORD,
-    names::BOT_DISPLAY_NAME,
-    names::RECORDING_ENABLED,
-    names::WAITING_ROOM_TIMEOUT,
-    names::NO_ONE_JOINED_TIMEOUT,
-    names::EVERYONE_LEFT_TIMEOUT,
-];
-
 /// Meeting bots on Coolify: a warm pool of slot applications, one bot per
 /// slot at a time. See the crate documentation for the whole story.
 pub struct CoolifyPlatform {
@@ -246,7 +232,9 @@ impl CoolifyPlatform {
             }
         };
         let env = bot_environment(config);
-        let absent: Vec<&str> = MANAGED_VARIABLES
+        // A variable this bot does not get (`MEETING_PASSWORD` for a meeting
+        // without one) is deleted, or the previous bot's value would still be there.
+        let absent: Vec<&str> = names::ALL
             .into_iter()
             .filter(|name| env.get(name).is_none())
             .collect();

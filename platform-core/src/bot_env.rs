@@ -23,6 +23,20 @@ pub mod names {
     pub const NO_ONE_JOINED_TIMEOUT: &str = "NO_ONE_JOINED_TIMEOUT";
     /// Everyone-left timeout in whole seconds.
     pub const EVERYONE_LEFT_TIMEOUT: &str = "EVERYONE_LEFT_TIMEOUT";
+
+    /// Every name [`bot_environment`](super::bot_environment) can produce, in
+    /// its order. Platforms that keep a slot's environment between bots use
+    /// it to remove what the previous bot had and this one does not.
+    pub const ALL: [&str; 8] = [
+        BOT_ID,
+        MEETING_URL,
+        MEETING_PASSWORD,
+        BOT_DISPLAY_NAME,
+        RECORDING_ENABLED,
+        WAITING_ROOM_TIMEOUT,
+        NO_ONE_JOINED_TIMEOUT,
+        EVERYONE_LEFT_TIMEOUT,
+    ];
 }
 
 /// One variable of a bot's environment.
@@ -216,6 +230,13 @@ mod tests {
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
         assert_eq!(pairs, expected);
+    }
+
+    #[test]
+    fn all_lists_every_name_the_function_produces() {
+        let env = bot_environment(&config(Some("pw")));
+        let produced: Vec<&str> = env.iter().map(BotEnvVar::name).collect();
+        assert_eq!(produced, names::ALL);
     }
 
     #[test]
