@@ -1,1 +1,71 @@
-//! deployment (being built).
+//! Meeboter deploy: the service that deploys, tracks and stops meeting bots
+//! on the operator's own infrastructure — a Coolify warm pool, AWS ECS
+//! Fargate tasks, or local processes — behind one platform trait.
+//!
+//! This crate is the product an operator runs (`meeboter-deploy`) and the
+//! library behind it:
+//!
+//! - [`Store`]: the database (SQLite by default, PostgreSQL for production),
+//!   with the bots, their status history, warm-pool slots (the core
+//!   [`SlotStore`](platform_core::SlotStore) port) and idempotency keys;
+//! - [`BotService`]: create, deploy, stop, inspect and list bots through the
+//!   [`BotState`] state machine, written against
+//!   [`PlatformService`](platform_core::PlatformService) alone;
+//! - the reconciler ([`BotService::reconcile_once`],
+//!   [`BotService::run_reconciler`]): keeps the database true to the
+//!   platform and finishes what a crash left half-done;
+//! - [`ServiceError`]: one error type with stable machine codes for the CLI
+//!   and the HTTP API;
+//! - the CLI ([`cli`]) and the stand-in bot ([`sim_bot`]).
+//!
+//! # Features
+//!
+//! | feature | platform |
+//! | --- | --- |
+//! | `coolify` | Coolify warm slot pool |
+//! | `aws` | AWS ECS Fargate tasks |
+//! | `local` | local child processes |
+//! | `all-platforms` (default) | all of the above |
+
+// Force-link each enabled platform plugin so its registration reaches the
+// registry: without a reference the linker drops the crate. A `use … as _`
+// survives `cargo fix`, which deletes a bare `extern crate`.
+#[cfg(feature = "aws")]
+use platform_aws as _;
+#[cfg(feature = "coolify")]
+use platform_coolify as _;
+#[cfg(feature = "local")]
+use platform_local as _;
+
+pub mod bot;
+pub mod cli;
+pub mod error;
+pub mod failpoint;
+mod platform_calls;
+pub mod platforms;
+pub mod reconciler;
+pub mod service;
+pub mod settings;
+pub mod sim_bot;
+pub mod store;
+pub mod telemetry;
+
+pub use bot::{Bot, BotDetails, BotState, HistoryEntry, IllegalTransition};
+pub use error::{ErrorClass, ServiceError, ServiceResult};
+pub use reconciler::ReconcileReport;
+pub use service::{
+    BotPage, BotService, CreateBot, CreatedBot, ListQuery, LiveStatus, PoolSummary, Readiness,
+    ServiceOptions, idempotency_key,
+};
+pub use settings::ServiceSettings;
+pub use store::{Store, StoreError};
+
+/// The cargo features this build of the crate was compiled with.
+pub const ENABLED_FEATURES: &[&str] = &[
+    #[cfg(feature = "coolify")]
+    "coolify",
+    #[cfg(feature = "aws")]
+    "aws",
+    #[cfg(feature = "local")]
+    "local",
+];

@@ -1,0 +1,291 @@
+//! A bot as the service records it: its lifecycle state machine and the
+//! views the CLI and the HTTP API show.
+
+use std::fmt;
+use std::str::FromStr;
+
+use platform_core::{BotId, MeetingPlatform};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+/// Where a bot is in its life. One state machine for every platform:
+///
+/// ```text
+/// pending ──► deploying ──► running ──► stopping ──► stopped
+///    │  ▲         │ │          │  │         │
+///    │  └─────────┘ │          │  └─────────┼──► stopped (ended on its own)
+///    │ (pool full)  └──────────┴────────────┴──► failed (with a reason)
+///    └──► stopped (cancelled before deploying)
+/// ```
+///
+/// `stopped` and `failed` are terminal: a bot that ended never comes back; a
+/// new meeting gets a new bot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BotState {
+    /// Created, not deployed yet (or sent back because the pool was full).
+    Pending,
+    /// The deploy intent is recorded; the platform is starting the bot.
+    Deploying,
+    /// The platform reports the bot running.
+    Running,
+    /// A stop is recorded; the platform is stopping the bot.
+    Stopping,
+    /// Ended: stopped on request or exited on its own. Terminal.
+    Stopped,
+    /// Ended abnormally or could not start, with a reason. Terminal.
+    Failed,
+}
+
+impl BotState {
+    /// Every state, in lifecycle order.
+    pub const ALL: [BotState; 6] = [
+        Self::Pending,
+        Self::Deploying,
+        Self::Running,
+        Self::Stopping,
+        Self::Stopped,
+        Self::Failed,
+    ];
+
+    /// The states the reconciler watches.
+    pub const ACTIVE: [BotState; 3] = [Self::Deploying, Self::Running, Self::Stopping];
+
+    /// The lowercase name used in the database, APIs and the CLI.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Deploying => "deploying",
+            Self::Running => "running",
+            Self::Stopping => "stopping",
+            Self::Stopped => "stopped",
+            Self::Failed => "failed",
+        }
+    }
+
+    /// Whether the bot has ended for good.
+    pub const fn is_terminal(self) -> bool {
+        matches!(self, Self::Stopped | Self::Failed)
+    }
+
+    /// The states a bot in this state may move to.
+    pub const fn allowed_next(self) -> &'static [BotState] {
+        match self {
+            Self::Pending => &[Self::Deploying, Self::Stopped, Self::Failed],
+            Self::Deploying => &[
+                Self::Running,
+                Self::Pending,
+                Self::Stopping,
+                Self::Stopped,
+                Self::Failed,
+            ],
+            Self::Running => &[Self::Stopping, Self::Stopped, Self::Failed],
+            Self::Stopping => &[Self::Stopped, Self::Failed],
+            Self::Stopped | Self::Failed => &[],
+        }
+    }
+
+    /// Whether `self → next` is a legal move.
+    pub fn can_move_to(self, next: BotState) -> bool {
+        self.allowed_next().contains(&next)
+    }
+
+    /// Checks `self → next`, or explains why it is refused.
+    pub fn check_move(self, bot: BotId, next: BotState) -> Result<(), IllegalTransition> {
+        if self.can_move_to(next) {
+            Ok(())
+        } else {
+            Err(IllegalTransition {
+                bot,
+                from: self,
+                to: next,
+            })
+        }
+    }
+}
+
+impl fmt::Display for BotState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A state name that is not one of ours.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown bot status {given:?}; allowed: pending, deploying, running, stopping, stopped, failed"
+)]
+pub struct UnknownBotState {
+    /// What was given (cut to 64 characters).
+    pub given: String,
+}
+
+impl FromStr for BotState {
+    type Err = UnknownBotState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str().eq_ignore_ascii_case(s.trim()))
+            .ok_or_else(|| UnknownBotState {
+                given: s.chars().take(64).collect(),
+            })
+    }
+}
+
+/// A move the state machine refuses.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("bot {bot} is {from} and cannot become {to}; {}", describe_allowed(*.from))]
+pub struct IllegalTransition {
+    /// The bot.
+    pub bot: BotId,
+    /// Its current state.
+    pub from: BotState,
+    /// The state that was asked for.
+    pub to: BotState,
+}
+
+fn describe_allowed(from: BotState) -> String {
+    let allowed = from.allowed_next();
+    if allowed.is_empty() {
+        format!("a {from} bot never comes back (no move is allowed from {from}); create a new bot")
+    } else {
+        let names: Vec<&str> = allowed.iter().map(|s| s.as_str()).collect();
+        format!("allowed from {from}: {}", names.join(", "))
+    }
+}
+
+/// A bot as the service shows it. Holds no secret: the meeting URL is
+/// redacted and the password is only said to exist.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Bot {
+    /// The bot's id.
+    #[schema(value_type = u64)]
+    pub id: BotId,
+    /// Its lifecycle state.
+    #[schema(value_type = String, example = "running")]
+    pub status: BotState,
+    /// Why it is in that state (the last transition's reason).
+    pub reason: Option<String>,
+    /// The platform that runs it (`coolify`, `aws`, `local`).
+    pub platform: String,
+    /// Its identifier on that platform, once known.
+    pub platform_id: Option<String>,
+    /// Where it can be reached, once known.
+    pub connection_url: Option<String>,
+    /// How many deploys were started (the platform's idempotency key with the id).
+    pub attempt: u32,
+    /// `zoom`, `teams` or `meet`.
+    #[schema(value_type = String, example = "zoom")]
+    pub meeting_platform: MeetingPlatform,
+    /// The meeting URL with passcodes hidden.
+    pub meeting_url: String,
+    /// Whether the meeting has a password (never shown).
+    pub has_password: bool,
+    /// The name the bot shows in the meeting.
+    pub display_name: String,
+    /// Whether the bot records.
+    pub recording_enabled: bool,
+    /// Automatic-leave timeouts in seconds.
+    pub automatic_leave: AutomaticLeaveSecs,
+    /// Whether the platform resource still has to be released (the
+    /// reconciler does it).
+    pub cleanup_pending: bool,
+    /// When it was created.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    /// When it last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub updated_at: OffsetDateTime,
+}
+
+/// The three automatic-leave timeouts, in whole seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct AutomaticLeaveSecs {
+    /// Waiting-room timeout.
+    pub waiting_room_timeout: u64,
+    /// No-one-joined timeout.
+    pub no_one_joined_timeout: u64,
+    /// Everyone-left timeout.
+    pub everyone_left_timeout: u64,
+}
+
+/// One recorded transition.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct HistoryEntry {
+    /// The state before (`None` for the creation).
+    #[schema(value_type = Option<String>)]
+    pub from: Option<BotState>,
+    /// The state after.
+    #[schema(value_type = String)]
+    pub to: BotState,
+    /// Why.
+    pub reason: String,
+    /// The deploy attempt at the time.
+    pub attempt: u32,
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub at: OffsetDateTime,
+}
+
+/// A bot with its whole status history, oldest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct BotDetails {
+    /// The bot.
+    #[serde(flatten)]
+    pub bot: Bot,
+    /// Every transition, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_states_allow_nothing() {
+        for state in [BotState::Stopped, BotState::Failed] {
+            for next in BotState::ALL {
+                assert!(!state.can_move_to(next), "{state} -> {next}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_live_state_can_fail() {
+        for state in BotState::ALL.into_iter().filter(|s| !s.is_terminal()) {
+            assert!(state.can_move_to(BotState::Failed), "{state}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_state_and_the_allowed_moves() {
+        let err = BotState::Stopped
+            .check_move(BotId(5), BotState::Stopping)
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "bot 5 is stopped and cannot become stopping; a stopped bot never comes back (no move is allowed from stopped); create a new bot"
+        );
+        let err = BotState::Running
+            .check_move(BotId(5), BotState::Deploying)
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("allowed from running: stopping, stopped, failed"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for state in BotState::ALL {
+            assert_eq!(state.as_str().parse::<BotState>().unwrap(), state);
+        }
+        let err = "gone".parse::<BotState>().unwrap_err();
+        assert!(err.to_string().contains("allowed: pending"), "{err}");
+    }
+}

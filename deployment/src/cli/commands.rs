@@ -1,0 +1,392 @@
+//! What each command does.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use platform_core::{
+    AutomaticLeaveInput, BotDeploymentInput, EnvLookup, InMemorySlotStore, ProcessEnv,
+    SecretString, SlotStore,
+};
+use serde::Serialize;
+
+use super::output::{self, Printer};
+use super::{Cli, Command, DeployArgs, ListArgs, exit};
+use crate::error::ServiceError;
+use crate::service::{BotService, CreateBot, ListQuery, ServiceOptions, idempotency_key};
+use crate::settings::{MEETING_PASSWORD_ENV, MEETING_URL_ENV, ServiceSettings};
+use crate::sim_bot::SimBotConfig;
+use crate::store::Store;
+use crate::{platforms, telemetry};
+
+pub(super) async fn run(cli: Cli) -> ExitCode {
+    let printer = Printer { json: cli.json };
+    let env = ProcessEnv;
+    let settings = ServiceSettings::load(&env);
+    match &settings {
+        Ok(s) => telemetry::init(s.log_format, &s.log_level),
+        Err(_) => telemetry::init(crate::settings::LogFormat::Human, "info"),
+    }
+    let outcome = match cli.command {
+        Command::Platforms => platforms_command(&printer, &env),
+        Command::Doctor => return doctor(&printer, settings).await,
+        Command::SimBot => return sim_bot(&printer).await,
+        command => match settings {
+            Ok(settings) => with_service(&printer, &settings, command).await,
+            Err(e) => Err(ServiceError::Config(e)),
+        },
+    };
+    match outcome {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(error) => {
+            printer.error(&error);
+            ExitCode::from(exit::for_error(&error))
+        }
+    }
+}
+
+fn platforms_command(printer: &Printer, env: &dyn EnvLookup) -> Result<(), ServiceError> {
+    let listing = platforms::listing(env)?;
+    printer.print(&listing, output::platforms);
+    Ok(())
+}
+
+/// Opens the database and builds the chosen platform over it.
+pub(crate) async fn open_service(settings: &ServiceSettings) -> Result<BotService, ServiceError> {
+    let store = Store::connect(settings.database_url.expose()).await?;
+    let slots: Arc<dyn SlotStore> = Arc::new(store.clone());
+    let (_, platform) = platforms::build_platform(Arc::new(ProcessEnv), slots).await?;
+    let options = ServiceOptions {
+        deploy_timeout: settings.deploy_timeout,
+        platform_call_timeout: settings.platform_call_timeout,
+        ..ServiceOptions::default()
+    };
+    Ok(BotService::new(store, platform, options))
+}
+
+async fn with_service(
+    printer: &Printer,
+    settings: &ServiceSettings,
+    command: Command,
+) -> Result<(), ServiceError> {
+    // Validate a new bot before touching the database: bad input writes
+    // nothing and needs no database.
+    let create = match &command {
+        Command::Deploy(args) if args.bot.is_none() => Some(create_request(args)?),
+        _ => None,
+    };
+    let service = open_service(settings).await?;
+    let result = run_with_service(printer, settings, &service, command, create).await;
+    service.store().close().await;
+    result
+}
+
+async fn run_with_service(
+    printer: &Printer,
+    settings: &ServiceSettings,
+    service: &BotService,
+    command: Command,
+    create: Option<CreateBot>,
+) -> Result<(), ServiceError> {
+    match command {
+        Command::Deploy(args) => {
+            let bot = match (args.bot, create) {
+                (Some(id), _) => service.deploy(id).await?,
+                (None, Some(request)) => service.create_bot(request).await?.bot,
+                (None, None) => unreachable!("the request was built above"),
+            };
+            printer.print(&bot, output::bot);
+        }
+        Command::Stop { id } => {
+            let bot = service.stop(id).await?;
+            printer.print(&bot, output::bot);
+        }
+        Command::Status { ids } => {
+            if let [id] = ids.as_slice() {
+                let live = service.live_status(*id).await?;
+                let details = service.get(*id).await?;
+                #[derive(Serialize)]
+                struct One {
+                    #[serde(flatten)]
+                    live: crate::service::LiveStatus,
+                    history: Vec<crate::bot::HistoryEntry>,
+                }
+                printer.print(
+                    &One {
+                        live,
+                        history: details.history,
+                    },
+                    |one| output::one_status(&one.live, &one.history),
+                );
+            } else {
+                let ids = (!ids.is_empty()).then_some(ids);
+                let statuses = service.live_statuses(ids.as_deref()).await?;
+                printer.print(&statuses, |s| output::statuses(s));
+            }
+        }
+        Command::List(args) => {
+            let page = service.list(&list_query(args)).await?;
+            printer.print(&page, output::page);
+        }
+        Command::Pool => {
+            let summary = service.pool_summary().await?;
+            printer.print(&summary, output::pool);
+        }
+        Command::Reconcile { once: true } => {
+            let report = service.reconcile_once().await?;
+            printer.print(&report, output::report);
+        }
+        Command::Reconcile { once: false } => {
+            tracing::info!(
+                interval_s = settings.reconcile_interval.as_secs(),
+                "reconciler running; stop it with SIGTERM or SIGINT"
+            );
+            service
+                .run_reconciler(settings.reconcile_interval, shutdown_signal())
+                .await;
+        }
+        Command::Platforms | Command::Doctor | Command::SimBot => {
+            unreachable!("handled without a service")
+        }
+    }
+    Ok(())
+}
+
+fn list_query(args: ListArgs) -> ListQuery {
+    ListQuery {
+        status: args.status,
+        platform: args.platform,
+        cursor: args.cursor,
+        limit: Some(args.limit),
+    }
+}
+
+fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
+    let env = ProcessEnv;
+    let meeting_url = args
+        .meeting_url
+        .clone()
+        .or_else(|| MEETING_URL_ENV.lookup(&env).map(|(_, url)| url))
+        .unwrap_or_default();
+    let password = if args.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| ServiceError::InvalidQuery {
+                parameter: "--password-stdin",
+                message: format!("could not read the password from standard input: {e}"),
+            })?;
+        Some(SecretString::from(
+            line.trim_end_matches(['\r', '\n']).to_owned(),
+        ))
+    } else {
+        MEETING_PASSWORD_ENV
+            .lookup(&env)
+            .map(|(_, p)| SecretString::from(p))
+    };
+    let input = BotDeploymentInput {
+        meeting_platform: args.meeting_platform.clone().unwrap_or_default(),
+        meeting_url,
+        meeting_password: password,
+        display_name: args.display_name.clone(),
+        recording_enabled: args.record,
+        automatic_leave: AutomaticLeaveInput {
+            waiting_room_timeout: args.waiting_room_timeout,
+            no_one_joined_timeout: args.no_one_joined_timeout,
+            everyone_left_timeout: args.everyone_left_timeout,
+        },
+    };
+    // Check before anything is opened or written.
+    input
+        .validate(platform_core::BotId(0))
+        .map_err(ServiceError::InvalidRequest)?;
+    let idempotency = match &args.idempotency_key {
+        Some(key) => {
+            // The request as the key's fingerprint sees it: every field,
+            // the password only through the digest.
+            let body = format!(
+                "{}\n{}\n{}\n{:?}\n{}\n{:?}\n{:?}\n{:?}",
+                input.meeting_platform,
+                input.meeting_url,
+                input
+                    .meeting_password
+                    .as_ref()
+                    .map(SecretString::expose)
+                    .unwrap_or_default(),
+                input.display_name,
+                input.recording_enabled,
+                input.automatic_leave.waiting_room_timeout,
+                input.automatic_leave.no_one_joined_timeout,
+                input.automatic_leave.everyone_left_timeout,
+            );
+            Some(idempotency_key(key, body.as_bytes())?)
+        }
+        None => None,
+    };
+    Ok(CreateBot {
+        input,
+        idempotency,
+        deploy: !args.no_deploy,
+    })
+}
+
+/// One line of `doctor`'s report.
+#[derive(Serialize)]
+struct DoctorCheck {
+    check: &'static str,
+    ok: bool,
+    problems: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct DoctorReport {
+    ok: bool,
+    platform: Option<&'static str>,
+    checks: Vec<DoctorCheck>,
+}
+
+async fn doctor(
+    printer: &Printer,
+    settings: Result<ServiceSettings, platform_core::Error>,
+) -> ExitCode {
+    let mut checks = Vec::new();
+    let mut exit_code = exit::OK;
+    let mut fail = |code: u8| {
+        if exit_code == exit::OK || code == exit::CONFIGURATION {
+            exit_code = code;
+        }
+    };
+    let config_problems = |e: &platform_core::Error| match e {
+        platform_core::Error::Config { problems, .. } => {
+            problems.iter().map(ToString::to_string).collect()
+        }
+        other => vec![other.to_string()],
+    };
+    checks.push(match &settings {
+        Ok(_) => DoctorCheck {
+            check: "service configuration",
+            ok: true,
+            problems: vec![],
+        },
+        Err(e) => {
+            fail(exit::CONFIGURATION);
+            DoctorCheck {
+                check: "service configuration",
+                ok: false,
+                problems: config_problems(e),
+            }
+        }
+    });
+    let store = match &settings {
+        Ok(settings) => match Store::connect(settings.database_url.expose()).await {
+            Ok(store) => {
+                checks.push(DoctorCheck {
+                    check: "database",
+                    ok: true,
+                    problems: vec![],
+                });
+                Some(store)
+            }
+            Err(e) => {
+                let error = ServiceError::Storage(e);
+                fail(exit::for_error(&error));
+                checks.push(DoctorCheck {
+                    check: "database",
+                    ok: false,
+                    problems: vec![error.to_string()],
+                });
+                None
+            }
+        },
+        Err(_) => None,
+    };
+    // The platform's configuration is checked even when the database is
+    // not usable, over an in-memory slot store.
+    let slots: Arc<dyn SlotStore> = match &store {
+        Some(store) => Arc::new(store.clone()),
+        None => Arc::new(InMemorySlotStore::new()),
+    };
+    let mut chosen = None;
+    match platforms::build_platform(Arc::new(ProcessEnv), slots).await {
+        Ok((selection, platform)) => {
+            chosen = Some(selection.descriptor.name);
+            checks.push(DoctorCheck {
+                check: "platform configuration",
+                ok: true,
+                problems: selection.warnings.clone(),
+            });
+            let reachable = platform.check_reachable().await;
+            if reachable.is_err() {
+                fail(exit::UNAVAILABLE);
+            }
+            checks.push(DoctorCheck {
+                check: "platform reachable",
+                ok: reachable.is_ok(),
+                problems: reachable.err().map(|e| e.to_string()).into_iter().collect(),
+            });
+        }
+        Err(error) => {
+            fail(exit::for_error(&error));
+            let problems = match &error {
+                ServiceError::Config(e) => config_problems(e),
+                other => vec![other.to_string()],
+            };
+            checks.push(DoctorCheck {
+                check: "platform configuration",
+                ok: false,
+                problems,
+            });
+        }
+    }
+    if let Some(store) = store {
+        store.close().await;
+    }
+    let report = DoctorReport {
+        ok: exit_code == exit::OK,
+        platform: chosen,
+        checks,
+    };
+    printer.print(&report, |r| {
+        output::doctor(
+            r.ok,
+            r.platform,
+            r.checks
+                .iter()
+                .map(|c| (c.check, c.ok, c.problems.as_slice())),
+        )
+    });
+    ExitCode::from(exit_code)
+}
+
+async fn sim_bot(printer: &Printer) -> ExitCode {
+    let config = match SimBotConfig::load(&ProcessEnv) {
+        Ok(config) => config,
+        Err(e) => {
+            let error = ServiceError::Config(e);
+            printer.error(&error);
+            return ExitCode::from(exit::for_error(&error));
+        }
+    };
+    match crate::sim_bot::run(config).await {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => {
+            eprintln!("error: sim-bot could not serve its health check: {e}");
+            ExitCode::from(exit::UNAVAILABLE)
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

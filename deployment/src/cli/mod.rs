@@ -1,0 +1,164 @@
+//! The `meeboter-deploy` command line.
+//!
+//! Human output by default; `--json` prints one JSON document on standard
+//! output (errors too, as `{"error": {...}}`), for scripts. Logs go to
+//! standard error. Exit codes are stable; see [`exit`].
+
+mod commands;
+pub mod exit;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use platform_core::BotId;
+
+use crate::bot::BotState;
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  unexpected error (a bug, or an error of no other kind)
+  2  invalid usage or input (bad flag, invalid meeting URL, unknown meeting platform)
+  3  not found (no bot with that id)
+  4  conflict: the bot's state forbids it (e.g. stopping a stopped bot)
+  5  temporarily unavailable: retry later (pool exhausted, platform or database unreachable)
+  6  configuration problem (service or platform variables, a DATABASE_URL that cannot be opened)
+  7  the platform refused the bot (it is now failed, with the reason)
+
+Configuration is read from environment variables; `meeboter-deploy platforms`
+lists them and `meeboter-deploy doctor` checks them.";
+
+/// Deploys, tracks and stops meeting bots on Coolify, AWS ECS or local
+/// processes.
+#[derive(Debug, Parser)]
+#[command(name = "meeboter-deploy", version, about, after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    /// Print one JSON document on standard output instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands. (`serve`, the HTTP API, joins them with its own issue.)
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List the compiled-in platforms, their variables, and which one
+    /// DEPLOYMENT_PLATFORM (and `auto`) would choose, and why.
+    Platforms,
+    /// Check the configuration of the service and the chosen platform,
+    /// naming every problem, then check the platform and database answer.
+    Doctor,
+    /// Create a bot for a meeting and deploy it (or, with --bot, deploy a
+    /// pending bot created earlier).
+    Deploy(DeployArgs),
+    /// Stop a bot: the platform stops it and releases what it held.
+    Stop {
+        /// The bot's id.
+        id: BotId,
+    },
+    /// Show bots with what their platform says now, from one batch call:
+    /// the given ids, or every active bot. With one id, also its history.
+    Status {
+        /// Bot ids; none means every deploying, running or stopping bot.
+        ids: Vec<BotId>,
+    },
+    /// List recorded bots, newest last, with filters and pagination.
+    List(ListArgs),
+    /// Show the warm pools' slots and how many bots are in each state.
+    Pool,
+    /// Run the reconciler: sync statuses, finish work a crash left
+    /// half-done, release what ended bots held. Runs until SIGTERM/SIGINT.
+    Reconcile {
+        /// Run one pass and exit.
+        #[arg(long)]
+        once: bool,
+    },
+    /// Run the stand-in bot (NOT a real meeting bot): logs its config
+    /// without secrets, answers GET /health on 127.0.0.1:$BOT_PORT, exits
+    /// after $SIM_BOT_LIFETIME seconds or on SIGTERM/SIGINT. The local
+    /// platform runs it by default.
+    SimBot,
+}
+
+/// `deploy`'s arguments.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Deploy this existing pending bot instead of creating one.
+    #[arg(long, conflicts_with_all = ["meeting_platform", "meeting_url", "password_stdin", "display_name", "record", "no_deploy", "idempotency_key"])]
+    pub bot: Option<BotId>,
+    /// zoom, teams or meet.
+    #[arg(long, required_unless_present = "bot")]
+    pub meeting_platform: Option<String>,
+    /// The invite link. A flag is visible to every user in `ps`: for links
+    /// with a passcode, set MEEBOTER_MEETING_URL instead.
+    #[arg(long)]
+    pub meeting_url: Option<String>,
+    /// Read the meeting password from the first line of standard input
+    /// (otherwise from MEEBOTER_MEETING_PASSWORD, if set). There is no
+    /// password flag: flags show in `ps`.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// The name the bot shows in the meeting (default Meeboter).
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// Record the meeting.
+    #[arg(long)]
+    pub record: bool,
+    /// Seconds to wait in a waiting room (default 300).
+    #[arg(long)]
+    pub waiting_room_timeout: Option<u64>,
+    /// Seconds to stay when nobody joins (default 300).
+    #[arg(long)]
+    pub no_one_joined_timeout: Option<u64>,
+    /// Seconds to stay after everyone left (default 60).
+    #[arg(long)]
+    pub everyone_left_timeout: Option<u64>,
+    /// Only create the bot (pending); deploy it later with `deploy --bot ID`.
+    #[arg(long)]
+    pub no_deploy: bool,
+    /// A key that makes retries safe: the same key and request return the
+    /// same bot.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
+}
+
+/// `list`'s arguments.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only bots in this state.
+    #[arg(long, value_parser = parse_state)]
+    pub status: Option<BotState>,
+    /// Only bots on this platform.
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// At most this many (1 to 500).
+    #[arg(long, default_value_t = crate::service::DEFAULT_PAGE_SIZE)]
+    pub limit: u32,
+    /// Continue after this cursor (printed with the previous page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+}
+
+fn parse_state(s: &str) -> Result<BotState, String> {
+    s.parse()
+        .map_err(|e: crate::bot::UnknownBotState| e.to_string())
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    runtime.block_on(commands::run(cli))
+}

@@ -1,0 +1,240 @@
+//! The one error type of the deployment service, with stable machine codes
+//! that the CLI (exit codes) and the HTTP API (status codes) both map.
+
+use std::time::Duration;
+
+use platform_core::{BotId, FieldError, InvalidDeploymentConfig};
+
+use crate::bot::IllegalTransition;
+use crate::store::StoreError;
+
+/// A shorthand for results whose error is [`ServiceError`].
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// What went wrong, in words an operator or a client can act on. Never
+/// contains a secret.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServiceError {
+    /// The bot request failed validation; every problem is listed.
+    #[error("{0}")]
+    InvalidRequest(InvalidDeploymentConfig),
+    /// A query parameter (filter, cursor, limit, idempotency key) is invalid.
+    #[error("invalid {parameter}: {message}")]
+    InvalidQuery {
+        /// The parameter.
+        parameter: &'static str,
+        /// What is wrong and what is allowed.
+        message: String,
+    },
+    /// No bot has this id.
+    #[error("bot {0} does not exist")]
+    BotNotFound(BotId),
+    /// The state machine refuses the move.
+    #[error(transparent)]
+    IllegalTransition(#[from] IllegalTransition),
+    /// The same idempotency key was used with another request body.
+    #[error(
+        "idempotency key {key:?} was already used for bot {bot} with a different request; use a new key for a new bot"
+    )]
+    IdempotencyConflict {
+        /// The key.
+        key: String,
+        /// The bot created with it.
+        bot: BotId,
+    },
+    /// The bot belongs to another platform than the one this service runs.
+    #[error(
+        "bot {bot} runs on the {bot_platform} platform but this service runs {service_platform}; start the service with DEPLOYMENT_PLATFORM={bot_platform} to manage it"
+    )]
+    PlatformMismatch {
+        /// The bot.
+        bot: BotId,
+        /// Its platform.
+        bot_platform: String,
+        /// The service's platform.
+        service_platform: &'static str,
+    },
+    /// Every slot is busy (or the platform has no capacity right now): the
+    /// bot is back to `pending` and nothing was started.
+    #[error("bot {bot} was not deployed: {reason}; it is pending again, retry in {} s", .retry_after.as_secs())]
+    PoolExhausted {
+        /// The bot.
+        bot: BotId,
+        /// The platform's words.
+        reason: String,
+        /// When trying again makes sense.
+        retry_after: Duration,
+    },
+    /// The platform definitely refused the bot; it is now `failed`.
+    #[error("bot {bot} failed to deploy: {reason}")]
+    DeployFailed {
+        /// The bot.
+        bot: BotId,
+        /// Why.
+        reason: String,
+    },
+    /// A platform call failed (outside a deploy or stop, whose failures are
+    /// recorded on the bot).
+    #[error(transparent)]
+    Platform(#[from] platform_core::Error),
+    /// The database could not be used.
+    #[error(transparent)]
+    Storage(#[from] StoreError),
+    /// The service's own configuration, or the chosen platform's, is
+    /// invalid.
+    #[error(transparent)]
+    Config(platform_core::Error),
+    /// No platform could be chosen from `DEPLOYMENT_PLATFORM`.
+    #[error(transparent)]
+    Selection(#[from] platform_core::SelectionError),
+}
+
+/// A coarse class of [`ServiceError`] that CLI exit codes and HTTP status
+/// codes are derived from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// The request is wrong (HTTP 400/422, exit 2).
+    InvalidInput,
+    /// Nothing has that id (HTTP 404, exit 3).
+    NotFound,
+    /// The bot's state or an earlier request forbids it (HTTP 409, exit 4).
+    Conflict,
+    /// Try again later (HTTP 503/429, exit 5).
+    Unavailable,
+    /// The configuration is wrong (HTTP 500, exit 6).
+    Configuration,
+    /// The platform refused the bot (HTTP 502, exit 7).
+    Refused,
+    /// Anything else (HTTP 500, exit 1).
+    Internal,
+}
+
+impl ServiceError {
+    /// The stable machine code: `invalid_meeting_url`, `bot_not_found`,
+    /// `illegal_transition`, `pool_exhausted`, …
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::InvalidRequest(invalid) => {
+                if invalid.concerns("meeting_platform") {
+                    "unknown_meeting_platform"
+                } else if invalid.concerns("meeting_url") {
+                    "invalid_meeting_url"
+                } else {
+                    "invalid_bot_config"
+                }
+            }
+            Self::InvalidQuery { .. } => "invalid_query",
+            Self::BotNotFound(_) => "bot_not_found",
+            Self::IllegalTransition(_) => "illegal_transition",
+            Self::IdempotencyConflict { .. } => "idempotency_conflict",
+            Self::PlatformMismatch { .. } => "platform_mismatch",
+            Self::PoolExhausted { .. } => "pool_exhausted",
+            Self::DeployFailed { .. } => "deploy_failed",
+            Self::Platform(e) => e.kind().as_str(),
+            Self::Storage(e) if e.is_unavailable() => "database_unavailable",
+            Self::Storage(e) if e.is_configuration() => "database_config",
+            Self::Storage(_) => "database_error",
+            Self::Config(_) => "invalid_configuration",
+            Self::Selection(_) => "platform_selection",
+        }
+    }
+
+    /// The class the code belongs to.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::InvalidRequest(_) | Self::InvalidQuery { .. } => ErrorClass::InvalidInput,
+            Self::BotNotFound(_) => ErrorClass::NotFound,
+            Self::IllegalTransition(_)
+            | Self::IdempotencyConflict { .. }
+            | Self::PlatformMismatch { .. } => ErrorClass::Conflict,
+            Self::PoolExhausted { .. } => ErrorClass::Unavailable,
+            Self::DeployFailed { .. } => ErrorClass::Refused,
+            Self::Platform(e) if e.is_retryable() => ErrorClass::Unavailable,
+            Self::Platform(e) => match e.kind() {
+                platform_core::ErrorKind::Config | platform_core::ErrorKind::Unauthorized => {
+                    ErrorClass::Configuration
+                }
+                _ => ErrorClass::Refused,
+            },
+            Self::Storage(e) if e.is_unavailable() => ErrorClass::Unavailable,
+            Self::Storage(e) if e.is_configuration() => ErrorClass::Configuration,
+            Self::Storage(_) => ErrorClass::Internal,
+            Self::Config(_) | Self::Selection(_) => ErrorClass::Configuration,
+        }
+    }
+
+    /// Whether the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        self.class() == ErrorClass::Unavailable
+    }
+
+    /// How long to wait before retrying, when known (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::PoolExhausted { retry_after, .. } => Some(*retry_after),
+            Self::Platform(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// The field problems of an invalid request, for clients that show
+    /// them next to their inputs.
+    pub fn field_errors(&self) -> &[FieldError] {
+        match self {
+            Self::InvalidRequest(invalid) => &invalid.errors,
+            _ => &[],
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use platform_core::{BotDeploymentInput, BotId};
+
+    use super::*;
+    use crate::bot::BotState;
+
+    fn invalid(platform: &str, url: &str) -> ServiceError {
+        let input = BotDeploymentInput {
+            meeting_platform: platform.into(),
+            meeting_url: url.into(),
+            ..Default::default()
+        };
+        ServiceError::InvalidRequest(input.validate(BotId(0)).unwrap_err())
+    }
+
+    #[test]
+    fn codes_are_stable() {
+        assert_eq!(
+            invalid("webex", "https://zoom.us/j/1").code(),
+            "unknown_meeting_platform"
+        );
+        assert_eq!(
+            invalid("zoom", "https://example.com/j/1").code(),
+            "invalid_meeting_url"
+        );
+        assert_eq!(ServiceError::BotNotFound(BotId(9)).code(), "bot_not_found");
+        let illegal = BotState::Stopped
+            .check_move(BotId(1), BotState::Stopping)
+            .unwrap_err();
+        let err = ServiceError::from(illegal);
+        assert_eq!(err.code(), "illegal_transition");
+        assert_eq!(err.class(), ErrorClass::Conflict);
+        let full = ServiceError::PoolExhausted {
+            bot: BotId(3),
+            reason: "all 4 zoom slots are in use".into(),
+            retry_after: Duration::from_secs(30),
+        };
+        assert_eq!(full.code(), "pool_exhausted");
+        assert!(full.is_retryable());
+        assert_eq!(full.retry_after(), Some(Duration::from_secs(30)));
+    }
+
+    #[test]
+    fn an_invalid_url_error_never_echoes_the_passcode() {
+        let err = invalid("zoom", "http://zoom.us/j/812?pwd=s3cr3t");
+        assert!(!err.to_string().contains("s3cr3t"), "{err}");
+        assert!(!format!("{err:?}").contains("s3cr3t"));
+    }
+}

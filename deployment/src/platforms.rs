@@ -1,0 +1,184 @@
+//! The compiled-in platforms: what `platforms` lists, and building the one
+//! `DEPLOYMENT_PLATFORM` chooses.
+
+use std::sync::Arc;
+
+use platform_core::{
+    AutoSelect, EnvLookup, EnvVarSpec, PlatformContext, PlatformDescriptor, PlatformService,
+    Registry, SelectedBy, Selection, SlotStore, select_auto, select_platform,
+};
+use serde::Serialize;
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::{failpoint, settings, sim_bot};
+
+/// How `DEPLOYMENT_PLATFORM=auto` treats a platform.
+#[derive(Clone, Debug, Serialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum AutoDetection {
+    /// Chosen when all its markers are set.
+    Detect {
+        /// Position in the detection order.
+        order: u16,
+        /// The variables whose presence means "configured".
+        markers: Vec<&'static str>,
+        /// Markers often set for other reasons.
+        ambient: Vec<&'static str>,
+    },
+    /// Chosen, with a warning, when nothing else is configured.
+    Fallback,
+    /// Only chosen by name.
+    Never,
+}
+
+/// One compiled-in platform.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformInfo {
+    /// Its name.
+    pub name: &'static str,
+    /// One line about it.
+    pub description: &'static str,
+    /// The `deployment` feature that brings it in.
+    pub feature: &'static str,
+    /// How `auto` treats it.
+    pub auto_detection: AutoDetection,
+    /// Every variable it reads.
+    pub env: &'static [EnvVarSpec],
+}
+
+impl PlatformInfo {
+    fn of(descriptor: &'static PlatformDescriptor) -> Self {
+        let auto_detection = match descriptor.auto {
+            AutoSelect::Detect {
+                order,
+                markers,
+                ambient,
+            } => AutoDetection::Detect {
+                order,
+                markers: markers.iter().map(|m| m.name).collect(),
+                ambient: ambient.to_vec(),
+            },
+            AutoSelect::Fallback => AutoDetection::Fallback,
+            AutoSelect::Never => AutoDetection::Never,
+        };
+        Self {
+            name: descriptor.name,
+            description: descriptor.description,
+            feature: descriptor.feature,
+            auto_detection,
+            env: descriptor.env,
+        }
+    }
+}
+
+/// A platform choice and why, or why none could be made.
+#[derive(Clone, Debug, Serialize)]
+pub struct Choice {
+    /// The chosen platform.
+    pub platform: Option<&'static str>,
+    /// How it was chosen (`name`, `detected`, `fallback`).
+    pub selected_by: Option<SelectedBy>,
+    /// Why, in one sentence, or why nothing could be chosen.
+    pub reason: String,
+    /// What the operator should know.
+    pub warnings: Vec<String>,
+}
+
+impl Choice {
+    fn of(result: Result<Selection, platform_core::SelectionError>) -> Self {
+        match result {
+            Ok(selection) => Self {
+                platform: Some(selection.descriptor.name),
+                selected_by: Some(selection.selected_by),
+                reason: selection.reason,
+                warnings: selection.warnings,
+            },
+            Err(error) => Self {
+                platform: None,
+                selected_by: None,
+                reason: error.to_string(),
+                warnings: Vec::new(),
+            },
+        }
+    }
+}
+
+/// What `meeboter-deploy platforms --json` prints; the docs generator
+/// (`cargo xtask docs`) reads it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PlatformListing {
+    /// Every compiled-in platform, sorted by name.
+    pub platforms: Vec<PlatformInfo>,
+    /// What `DEPLOYMENT_PLATFORM=auto` would pick in this environment.
+    pub auto: Choice,
+    /// What the current `DEPLOYMENT_PLATFORM` picks.
+    pub selected: Choice,
+    /// The service's own variables.
+    pub service_env: &'static [EnvVarSpec],
+    /// Variables only CLI commands read.
+    pub cli_env: &'static [EnvVarSpec],
+    /// Variables the stand-in bot (`sim-bot`) reads.
+    pub sim_bot_env: &'static [EnvVarSpec],
+    /// Variables only tests of debug builds read.
+    pub test_env: &'static [EnvVarSpec],
+    /// The cargo features this binary was built with.
+    pub features: &'static [&'static str],
+    /// The binary's version.
+    pub version: &'static str,
+}
+
+/// The registry of compiled-in platforms.
+pub fn registry() -> ServiceResult<Registry> {
+    Registry::global().map_err(|e| {
+        ServiceError::Config(platform_core::Error::Config {
+            platform: "service",
+            problems: vec![platform_core::ConfigProblem::new(
+                "DEPLOYMENT_PLATFORM",
+                e.to_string(),
+            )],
+        })
+    })
+}
+
+/// Lists the compiled-in platforms and what `env` would choose.
+pub fn listing(env: &dyn EnvLookup) -> ServiceResult<PlatformListing> {
+    let registry = registry()?;
+    Ok(PlatformListing {
+        platforms: registry
+            .platforms()
+            .iter()
+            .copied()
+            .map(PlatformInfo::of)
+            .collect(),
+        auto: Choice::of(select_auto(&registry, env)),
+        selected: Choice::of(select_platform(&registry, env)),
+        service_env: settings::SERVICE_ENV,
+        cli_env: settings::CLI_ENV,
+        sim_bot_env: sim_bot::SIM_BOT_ENV,
+        test_env: failpoint::TEST_ENV,
+        features: crate::ENABLED_FEATURES,
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// Chooses the platform as `DEPLOYMENT_PLATFORM` in `env` says and builds
+/// it, with `slots` as its slot store. Configuration problems come back as
+/// one error listing all of them.
+pub async fn build_platform(
+    env: Arc<dyn EnvLookup>,
+    slots: Arc<dyn SlotStore>,
+) -> ServiceResult<(Selection, Arc<dyn PlatformService>)> {
+    let registry = registry()?;
+    let selection = select_platform(&registry, env.as_ref())?;
+    for warning in &selection.warnings {
+        tracing::warn!(platform = selection.descriptor.name, "{warning}");
+    }
+    let platform = (selection.descriptor.build)(PlatformContext::new(env, slots))
+        .await
+        .map_err(|e| match e {
+            e @ platform_core::Error::Config { .. } => ServiceError::Config(e),
+            other => ServiceError::Platform(other),
+        })?;
+    tracing::info!(platform = selection.descriptor.name, reason = %selection.reason, "platform chosen");
+    Ok((selection, platform))
+}

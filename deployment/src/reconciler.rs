@@ -1,0 +1,303 @@
+//! The reconciler: keeps the database true to the platform, and finishes
+//! what a crash left half-done.
+//!
+//! Each pass walks every bot of this service's platform that is
+//! `deploying`, `running` or `stopping`, or has ended with cleanup pending,
+//! in batches of [`ServiceOptions::reconcile_batch`](crate::ServiceOptions):
+//!
+//! - one `get_bot_statuses` call per batch; a `deploying` bot the platform
+//!   reports running becomes `running`; a bot the platform reports stopped
+//!   or failed becomes `stopped`/`failed` with the platform's reason, and
+//!   what it held is released;
+//! - a `deploying` bot without an identifier (the process died between the
+//!   intent and the platform's answer) is deployed again with the *same*
+//!   attempt, which the platform contract makes idempotent;
+//! - a `stopping` bot is stopped and cleaned up again (both idempotent);
+//! - a deploy not running within the deploy timeout is failed and cleaned up;
+//! - only evidence moves a bot: an API error or an `unknown` status changes
+//!   nothing (except past the deploy deadline).
+//!
+//! Several service processes may share one PostgreSQL database: each batch
+//! is *leased* (`FOR UPDATE SKIP LOCKED` picks bots whose lease is free or
+//! expired), so two reconcilers never act on the same bot at once, and a
+//! request in flight holds its bot's lease so the reconciler leaves it
+//! alone until the request's own time bound has passed.
+//!
+//! # Cadence
+//!
+//! A pass runs at start-up (to finish what a crash left) and then every
+//! `RECONCILE_INTERVAL` (default 10 s). Ten seconds bounds how long an ended
+//! bot keeps its slot or task unnoticed, and how long a `deploying` bot
+//! waits to be shown `running`, while costing one batch status call per 100
+//! active bots per pass — far below ECS's and Coolify's rate limits.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::Duration;
+
+use futures::StreamExt;
+use platform_core::{BotId, BotStatus, PlatformId};
+use serde::Serialize;
+use tracing::Instrument;
+
+use crate::bot::BotState;
+use crate::error::ServiceResult;
+use crate::service::BotService;
+use crate::store::{BotRecord, Transition, now_ms};
+
+/// What one pass did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ReconcileReport {
+    /// Bots looked at.
+    pub examined: usize,
+    /// `deploying → running`.
+    pub promoted: usize,
+    /// Bots found ended (stopped or failed) by the platform.
+    pub ended: usize,
+    /// Deploys called again after a crash (same attempt).
+    pub redriven_deploys: usize,
+    /// Stops finished.
+    pub finished_stops: usize,
+    /// Deploys failed for passing the deploy timeout.
+    pub timed_out: usize,
+    /// Ended bots whose platform resources were released.
+    pub cleaned_up: usize,
+    /// Batch status calls that failed (no evidence taken from them).
+    pub status_errors: usize,
+    /// Bots whose handling failed (retried next pass).
+    pub errors: usize,
+}
+
+impl ReconcileReport {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Nothing => {}
+            Outcome::Promoted => self.promoted += 1,
+            Outcome::Ended => self.ended += 1,
+            Outcome::RedrivenDeploy => self.redriven_deploys += 1,
+            Outcome::FinishedStop => self.finished_stops += 1,
+            Outcome::TimedOut => self.timed_out += 1,
+            Outcome::CleanedUp => self.cleaned_up += 1,
+            Outcome::Error => self.errors += 1,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Outcome {
+    Nothing,
+    Promoted,
+    Ended,
+    RedrivenDeploy,
+    FinishedStop,
+    TimedOut,
+    CleanedUp,
+    Error,
+}
+
+impl BotService {
+    /// Runs one reconciler pass over every bot that needs one.
+    pub async fn reconcile_once(&self) -> ServiceResult<ReconcileReport> {
+        let span = tracing::info_span!("reconcile", platform = self.platform_name());
+        async {
+            let mut report = ReconcileReport::default();
+            let owner = self.inner.instance.clone();
+            let batch_size = self.inner.options.reconcile_batch.max(1);
+            let mut after = BotId(0);
+            loop {
+                let batch = self
+                    .store()
+                    .lease_batch(
+                        self.platform_name(),
+                        &owner,
+                        self.reconcile_lease_until(),
+                        after,
+                        batch_size,
+                    )
+                    .await?;
+                let Some(last) = batch.last() else { break };
+                after = last.id();
+                let full_batch = batch.len() >= batch_size as usize;
+                report.examined += batch.len();
+                let statuses = self.batch_statuses(&batch, &mut report).await;
+                let statuses = &statuses;
+                let owner = &owner;
+                let outcomes: Vec<Outcome> = futures::stream::iter(batch)
+                    .map(|record| async move {
+                        let id = record.id();
+                        let outcome = self
+                            .reconcile_bot(record, statuses.as_ref())
+                            .instrument(tracing::info_span!("reconcile_bot", bot_id = %id))
+                            .await;
+                        if let Err(error) = self.store().release_lease(id, owner).await {
+                            tracing::warn!(bot_id = %id, error = %error, "could not release the lease; it expires on its own");
+                        }
+                        outcome.unwrap_or_else(|error| {
+                            tracing::warn!(bot_id = %id, error = %error, "reconciling the bot failed; the next pass retries");
+                            Outcome::Error
+                        })
+                    })
+                    .buffer_unordered(self.inner.options.reconcile_concurrency.max(1))
+                    .collect()
+                    .await;
+                for outcome in outcomes {
+                    report.add(outcome);
+                }
+                if !full_batch {
+                    break;
+                }
+            }
+            if report.examined > 0 {
+                tracing::info!(?report, "reconcile pass done");
+            }
+            Ok(report)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One batch status call for the batch's deploying and running bots.
+    /// `None` when the call failed: no evidence either way.
+    async fn batch_statuses(
+        &self,
+        batch: &[BotRecord],
+        report: &mut ReconcileReport,
+    ) -> Option<HashMap<PlatformId, BotStatus>> {
+        let asked: Vec<PlatformId> = batch
+            .iter()
+            .filter(|r| matches!(r.state(), Ok(BotState::Deploying | BotState::Running)))
+            .filter_map(BotRecord::platform_id)
+            .collect();
+        if asked.is_empty() {
+            return Some(HashMap::new());
+        }
+        match self.inner.calls.statuses(&asked).await {
+            Ok(statuses) => Some(statuses),
+            Err(error) => {
+                tracing::warn!(error = %error, "batch status read failed; no evidence taken from it");
+                report.status_errors += 1;
+                None
+            }
+        }
+    }
+
+    fn reconcile_lease_until(&self) -> i64 {
+        // A batch may re-drive deploys, each bounded by the call timeout and
+        // run concurrently; allow a few rounds of them.
+        let lease = self.inner.options.platform_call_timeout * 3 + Duration::from_secs(30);
+        now_ms() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
+    }
+
+    async fn reconcile_bot(
+        &self,
+        record: BotRecord,
+        statuses: Option<&HashMap<PlatformId, BotStatus>>,
+    ) -> ServiceResult<Outcome> {
+        let state = record.state()?;
+        let observed = record
+            .platform_id()
+            .and_then(|id| statuses.and_then(|s| s.get(&id)).cloned());
+        match state {
+            BotState::Deploying => match (record.platform_id(), observed) {
+                (None, _) if self.past_deadline(&record) => self.fail_overdue(record).await,
+                (None, _) => {
+                    tracing::info!(
+                        attempt = record.attempt(),
+                        "re-driving a deploy left without an answer"
+                    );
+                    // Its outcome is recorded on the bot by drive_deploy.
+                    let _ = self.drive_deploy(record).await;
+                    Ok(Outcome::RedrivenDeploy)
+                }
+                (Some(_), Some(status)) => {
+                    let after = self.apply_observation(record, &status).await?;
+                    Ok(match after.state()? {
+                        BotState::Running => Outcome::Promoted,
+                        BotState::Failed if !status.kind.is_terminal() => Outcome::TimedOut,
+                        s if s.is_terminal() => Outcome::Ended,
+                        _ => Outcome::Nothing,
+                    })
+                }
+                // The status read failed: no evidence, unless overdue.
+                (Some(_), None) if self.past_deadline(&record) => self.fail_overdue(record).await,
+                (Some(_), None) => Ok(Outcome::Nothing),
+            },
+            BotState::Running => match observed {
+                Some(status) => {
+                    let after = self.apply_observation(record, &status).await?;
+                    Ok(if after.state()?.is_terminal() {
+                        Outcome::Ended
+                    } else {
+                        Outcome::Nothing
+                    })
+                }
+                None => Ok(Outcome::Nothing),
+            },
+            BotState::Stopping => {
+                let after = self.drive_stop(record, true).await?;
+                Ok(if after.state()? == BotState::Stopped {
+                    Outcome::FinishedStop
+                } else {
+                    Outcome::Nothing
+                })
+            }
+            BotState::Stopped | BotState::Failed if record.cleanup_pending() => {
+                let after = self.drive_cleanup(record).await?;
+                Ok(if after.cleanup_pending() {
+                    Outcome::Nothing
+                } else {
+                    Outcome::CleanedUp
+                })
+            }
+            _ => Ok(Outcome::Nothing),
+        }
+    }
+
+    async fn fail_overdue(&self, record: BotRecord) -> ServiceResult<Outcome> {
+        let reason = format!(
+            "not running within the deploy timeout of {} s{}",
+            self.inner.options.deploy_timeout.as_secs(),
+            if record.platform_id().is_none() {
+                "; the platform never confirmed the deploy"
+            } else {
+                ""
+            }
+        );
+        let mut t = Transition::new(
+            record.id(),
+            BotState::Deploying,
+            record.attempt(),
+            BotState::Failed,
+            &reason,
+        );
+        t.cleanup_pending = Some(record.platform_id().is_some());
+        match self.move_bot(t).await? {
+            Some(moved) if moved.cleanup_pending() => {
+                self.drive_cleanup(moved).await?;
+                Ok(Outcome::TimedOut)
+            }
+            Some(_) => Ok(Outcome::TimedOut),
+            None => Ok(Outcome::Nothing),
+        }
+    }
+
+    /// Runs [`reconcile_once`](Self::reconcile_once) now and then every
+    /// `interval` until `shutdown` completes. A failed pass is logged and
+    /// the next one runs on time.
+    pub async fn run_reconciler(&self, interval: Duration, shutdown: impl Future<Output = ()>) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                _ = ticker.tick() => {
+                    if let Err(error) = self.reconcile_once().await {
+                        tracing::warn!(error = %error, "reconcile pass failed; the next pass retries");
+                    }
+                }
+            }
+        }
+        tracing::info!("reconciler stopped");
+    }
+}

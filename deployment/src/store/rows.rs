@@ -1,0 +1,214 @@
+//! Rows as the database returns them, and their conversion into the
+//! service's types.
+
+use std::fmt;
+
+use platform_core::{
+    AutomaticLeave, BotDeploymentConfig, BotId, DisplayName, MeetingPlatform, MeetingUrl,
+    PlatformId, SecretString,
+};
+use time::OffsetDateTime;
+
+use super::StoreError;
+use crate::bot::{AutomaticLeaveSecs, Bot, BotState, HistoryEntry};
+
+/// Every column of the `bots` table. Its `Debug` shows no secret.
+#[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct BotRecord {
+    pub(crate) id: i64,
+    pub(crate) meeting_platform: String,
+    pub(crate) meeting_url: Option<String>,
+    pub(crate) meeting_url_redacted: String,
+    pub(crate) meeting_password: Option<String>,
+    pub(crate) has_password: bool,
+    pub(crate) display_name: String,
+    pub(crate) recording_enabled: bool,
+    pub(crate) waiting_room_timeout_secs: i64,
+    pub(crate) no_one_joined_timeout_secs: i64,
+    pub(crate) everyone_left_timeout_secs: i64,
+    pub(crate) status: String,
+    pub(crate) platform: String,
+    pub(crate) platform_id: Option<String>,
+    pub(crate) connection_url: Option<String>,
+    pub(crate) attempt: i64,
+    pub(crate) reason: Option<String>,
+    pub(crate) cleanup_pending: bool,
+    pub(crate) deploy_started_at: Option<i64>,
+    pub(crate) lease_owner: Option<String>,
+    pub(crate) lease_until: Option<i64>,
+    pub(crate) created_at: i64,
+    pub(crate) updated_at: i64,
+}
+
+impl fmt::Debug for BotRecord {
+    /// Shows what identifies the bot and where it is, never its meeting URL
+    /// or password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BotRecord")
+            .field("id", &self.id)
+            .field("status", &self.status)
+            .field("platform", &self.platform)
+            .field("platform_id", &self.platform_id)
+            .field("attempt", &self.attempt)
+            .field("meeting_url", &self.meeting_url_redacted)
+            .field("cleanup_pending", &self.cleanup_pending)
+            .field("lease_owner", &self.lease_owner)
+            .field("lease_until", &self.lease_until)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BotRecord {
+    /// The bot's id.
+    pub fn id(&self) -> BotId {
+        BotId(u64::try_from(self.id).unwrap_or_default())
+    }
+
+    /// Its state.
+    pub fn state(&self) -> Result<BotState, StoreError> {
+        self.status.parse().map_err(|_| {
+            StoreError::Corrupt(format!("bot {} has status {:?}", self.id, self.status))
+        })
+    }
+
+    /// The deploy attempt.
+    pub fn attempt(&self) -> u32 {
+        u32::try_from(self.attempt).unwrap_or(u32::MAX)
+    }
+
+    /// The platform that runs it.
+    pub fn platform(&self) -> &str {
+        &self.platform
+    }
+
+    /// Its identifier on the platform, once known.
+    pub fn platform_id(&self) -> Option<PlatformId> {
+        self.platform_id.clone().map(PlatformId::new)
+    }
+
+    /// Whether the platform resource still has to be released.
+    pub fn cleanup_pending(&self) -> bool {
+        self.cleanup_pending
+    }
+
+    /// When the current deploy attempt's intent was written (ms since epoch).
+    pub fn deploy_started_at_ms(&self) -> Option<i64> {
+        self.deploy_started_at
+    }
+
+    /// The connection URL, once known.
+    pub fn connection_url(&self) -> Option<&str> {
+        self.connection_url.as_deref()
+    }
+
+    /// Whether the row still holds the meeting URL or password (they are
+    /// erased when the bot ends).
+    pub fn holds_secrets(&self) -> bool {
+        self.meeting_url.is_some() || self.meeting_password.is_some()
+    }
+
+    fn meeting_platform(&self) -> Result<MeetingPlatform, StoreError> {
+        self.meeting_platform.parse().map_err(|_| {
+            StoreError::Corrupt(format!(
+                "bot {} has meeting platform {:?}",
+                self.id, self.meeting_platform
+            ))
+        })
+    }
+
+    /// The deployment config, rebuilt (and re-validated) from the row. Fails
+    /// once the bot has ended and its secrets were erased.
+    pub fn config(&self) -> Result<BotDeploymentConfig, String> {
+        let platform = self.meeting_platform().map_err(|e| e.to_string())?;
+        let url = self.meeting_url.as_deref().ok_or_else(|| {
+            format!(
+                "bot {} no longer has its meeting URL (it is erased when a bot ends)",
+                self.id
+            )
+        })?;
+        let url = MeetingUrl::parse(platform, url).map_err(|e| e.to_string())?;
+        let leave = AutomaticLeave::from_secs(
+            secs(self.waiting_room_timeout_secs),
+            secs(self.no_one_joined_timeout_secs),
+            secs(self.everyone_left_timeout_secs),
+        )
+        .map_err(|errors| {
+            errors
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
+        })?;
+        let name = DisplayName::new(self.display_name.clone()).map_err(|e| e.to_string())?;
+        BotDeploymentConfig::new(self.id(), url)
+            .with_meeting_password(self.meeting_password.clone().map(SecretString::from))
+            .map_err(|e| e.to_string())
+            .map(|config| {
+                config
+                    .with_display_name(name)
+                    .with_recording(self.recording_enabled)
+                    .with_automatic_leave(leave)
+            })
+    }
+
+    /// The view the CLI and API show (no secrets).
+    pub fn to_bot(&self) -> Result<Bot, StoreError> {
+        Ok(Bot {
+            id: self.id(),
+            status: self.state()?,
+            reason: self.reason.clone(),
+            platform: self.platform.clone(),
+            platform_id: self.platform_id.clone(),
+            connection_url: self.connection_url.clone(),
+            attempt: self.attempt(),
+            meeting_platform: self.meeting_platform()?,
+            meeting_url: self.meeting_url_redacted.clone(),
+            has_password: self.has_password,
+            display_name: self.display_name.clone(),
+            recording_enabled: self.recording_enabled,
+            automatic_leave: AutomaticLeaveSecs {
+                waiting_room_timeout: secs(self.waiting_room_timeout_secs),
+                no_one_joined_timeout: secs(self.no_one_joined_timeout_secs),
+                everyone_left_timeout: secs(self.everyone_left_timeout_secs),
+            },
+            cleanup_pending: self.cleanup_pending,
+            created_at: timestamp(self.created_at),
+            updated_at: timestamp(self.updated_at),
+        })
+    }
+}
+
+fn secs(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or_default()
+}
+
+pub(crate) fn timestamp(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A `bot_status_history` row.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct HistoryRow {
+    pub(crate) from_status: Option<String>,
+    pub(crate) to_status: String,
+    pub(crate) reason: String,
+    pub(crate) attempt: i64,
+    pub(crate) at: i64,
+}
+
+impl HistoryRow {
+    pub(crate) fn into_entry(self) -> Result<HistoryEntry, StoreError> {
+        let parse = |s: &str| {
+            s.parse::<BotState>()
+                .map_err(|_| StoreError::Corrupt(format!("history holds status {s:?}")))
+        };
+        Ok(HistoryEntry {
+            from: self.from_status.as_deref().map(parse).transpose()?,
+            to: parse(&self.to_status)?,
+            reason: self.reason,
+            attempt: u32::try_from(self.attempt).unwrap_or_default(),
+            at: timestamp(self.at),
+        })
+    }
+}
