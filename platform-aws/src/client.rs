@@ -2,7 +2,7 @@
 //! limits and with its failure classified.
 //!
 //! The SDK's own retries are off: every retry goes through
-//! [`platform_core::retry`] in the service, so an error after retries says
+//! [`platform_core::retry()`] in the service, so an error after retries says
 //! truthfully how many requests were sent and how long they took, and a
 //! throttled burst is not retried twice over (once per layer).
 

@@ -19,7 +19,7 @@
 //!   (RunTask on Fargate spaced to at most 20 per second, RunTask and
 //!   StopTask sharing the modify bucket, DescribeTasks the read bucket), and
 //!   throttling, server errors and timeouts are retried with backoff by
-//!   [`platform_core::retry`].
+//!   [`platform_core::retry()`].
 //!
 //! Registered as `aws` (feature `aws` of `deployment`); configured with the
 //! variables in [`config::ENV_SPECS`]. `DEPLOYMENT_PLATFORM=auto` picks it

@@ -140,11 +140,24 @@ impl AwsEcsPlatform {
         };
         let cluster = self.cluster_of(id, task)?;
         let resource = format!("task {id}");
+        // The cluster named in an older task's ARN may have been deleted
+        // since, and its tasks with it. The configured cluster missing is a
+        // configuration problem, reported.
+        let cluster_may_be_gone = cluster_name(cluster) != cluster_name(&self.config.cluster);
         retry(&self.retry, &resource, |_| async {
             match self.ecs.stop_task(cluster, id.as_str(), reason).await {
                 Ok(()) => Ok(()),
                 Err(EcsError::TaskNotFound { message, .. }) => {
                     tracing::debug!(task = %id, %message, "ECS does not know the task; nothing to stop");
+                    Ok(())
+                }
+                Err(EcsError::ClusterNotFound { message }) if cluster_may_be_gone => {
+                    tracing::warn!(
+                        task = %id,
+                        cluster,
+                        %message,
+                        "the task's cluster no longer exists, and no task runs in a deleted cluster; nothing to stop"
+                    );
                     Ok(())
                 }
                 Err(error) => Err(error.into_platform(resource.clone())),
@@ -179,13 +192,30 @@ impl AwsEcsPlatform {
     ) -> Result<HashMap<PlatformId, BotStatus>> {
         let resource = format!("{} tasks in cluster {}", chunk.len(), cluster_name(cluster));
         let arns: Vec<String> = chunk.iter().map(|id| id.as_str().to_owned()).collect();
-        let (tasks, failures) = retry(&self.retry, &resource, |_| async {
-            self.ecs
-                .describe_tasks(cluster, &arns)
-                .await
-                .map_err(|e| e.into_platform(resource.clone()))
+        let answer = retry(&self.retry, &resource, |_| async {
+            match self.ecs.describe_tasks(cluster, &arns).await {
+                Ok(answer) => Ok(Ok(answer)),
+                // An answer, not a failure to ask: ECS knows none of these
+                // tasks. Unknown, so the other clusters' bots still get
+                // their statuses.
+                Err(EcsError::ClusterNotFound { message }) => Ok(Err(message)),
+                Err(error) => Err(error.into_platform(resource.clone())),
+            }
         })
         .await?;
+        let (tasks, failures) = match answer {
+            Ok(answer) => answer,
+            Err(message) => {
+                let reason = format!(
+                    "cluster {} not found (ClusterNotFoundException: {message})",
+                    cluster_name(cluster)
+                );
+                return Ok(chunk
+                    .iter()
+                    .map(|id| (id.clone(), BotStatus::unknown(reason.clone())))
+                    .collect());
+            }
+        };
         // ECS answers with full ARNs whatever form was asked; match on the
         // task id, the part after the last `/`.
         let by_task_id: HashMap<&str, &PlatformId> =
@@ -287,9 +317,9 @@ impl PlatformService for AwsEcsPlatform {
                 );
                 (arn, None)
             }
-            Launch::Refused(_) => {
-                unreachable!("a refused launch is an error inside the retry loop")
-            }
+            // Turned into an error inside the retry loop; kept for the
+            // compiler, with the same meaning.
+            Launch::Refused(failures) => return Err(refused_launch(&failures, resource)),
         };
         tracing::info!(bot_id = bot.0, attempt, %meeting_platform, task = %arn, "started the bot's ECS task");
         Ok(DeployResult {

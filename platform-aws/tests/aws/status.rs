@@ -224,3 +224,47 @@ async fn a_refused_describe_is_an_error_not_unknown() {
     assert_eq!(error.kind(), ErrorKind::Unauthorized);
     assert!(error.to_string().contains("ecs:DescribeTasks"), "{error}");
 }
+
+#[tokio::test]
+async fn tasks_of_a_deleted_cluster_are_unknown_and_do_not_block_the_others() {
+    let server = MockServer::start().await;
+    let gone =
+        "arn:aws:ecs:eu-west-1:123456789012:task/deleted-bots/0123456789abcdef0123456789abcdef";
+    ecs_call("DescribeTasks")
+        .and(|request: &Request| {
+            let body: Value = request.body_json().unwrap();
+            body["cluster"] == "deleted-bots"
+        })
+        .respond_with(ecs_error(
+            400,
+            "ClusterNotFoundException",
+            "Cluster not found.",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    ecs_call("DescribeTasks")
+        .and(|request: &Request| {
+            let body: Value = request.body_json().unwrap();
+            body["cluster"] == "meeboter"
+        })
+        .respond_with(ecs_ok(
+            json!({"tasks": [task_json(&task_arn(1), "RUNNING", None)]}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let ids = [PlatformId::new(gone), PlatformId::new(task_arn(1))];
+    let statuses = platform(&server).get_bot_statuses(&ids).await.unwrap();
+    assert_eq!(statuses[&ids[0]].kind, StatusKind::Unknown);
+    assert!(
+        statuses[&ids[0]]
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("cluster deleted-bots not found"),
+        "{:?}",
+        statuses[&ids[0]]
+    );
+    assert_eq!(statuses[&ids[1]].kind, StatusKind::Running);
+}

@@ -190,3 +190,34 @@ async fn cleanup_stops_a_task_ecs_does_not_list_yet() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_task_of_a_deleted_cluster_has_nothing_to_stop_but_a_missing_configured_cluster_is_an_error()
+ {
+    let server = MockServer::start().await;
+    ecs_call("StopTask")
+        .respond_with(ecs_error(
+            400,
+            "ClusterNotFoundException",
+            "Cluster not found.",
+        ))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let aws = platform(&server);
+    let old = PlatformId::new(
+        "arn:aws:ecs:eu-west-1:123456789012:task/deleted-bots/0123456789abcdef0123456789abcdef",
+    );
+    aws.stop_bot(&old).await.unwrap();
+    let error = aws
+        .stop_bot(&PlatformId::new(task_arn(1)))
+        .await
+        .unwrap_err();
+    assert_eq!(error.kind(), ErrorKind::NotFound);
+    assert!(
+        error
+            .to_string()
+            .contains("check ECS_CLUSTER and AWS_REGION"),
+        "{error}"
+    );
+}
