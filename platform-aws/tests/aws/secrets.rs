@@ -78,16 +78,21 @@ async fn secrets_stay_out_of_logs_errors_and_debug_output() {
         .expect(1)
         .mount(&server)
         .await;
+    // Read by the status and by cleanup.
     ecs_call("DescribeTasks")
         .respond_with(ecs_ok(
             json!({"tasks": [task_json(&task_arn(1), "RUNNING", Some("10.0.0.1"))]}),
         ))
+        .expect(2)
         .mount(&server)
         .await;
+    // Stopped by stop_bot, and again by cleanup since the task still reads
+    // as running.
     ecs_call("StopTask")
         .respond_with(ecs_ok(
             json!({"task": task_json(&task_arn(1), "RUNNING", Some("10.0.0.1"))}),
         ))
+        .expect(2)
         .mount(&server)
         .await;
 

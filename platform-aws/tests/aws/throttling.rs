@@ -122,6 +122,7 @@ async fn a_burst_of_300_deploys_queues_under_the_fargate_limit_and_all_succeed()
     let limit = FargateRunTaskLimit::default();
     ecs_call("RunTask")
         .respond_with(limit.clone())
+        .expect(300..=303)
         .mount(&server)
         .await;
     // The production retry policy: the pacer, not retries, must carry this.
