@@ -106,8 +106,12 @@ pub struct DeployResult {
 ///   reuses resources (a pool slot), an identifier from a claim that has
 ///   ended must not stop, report or release the bot that now uses the slot.
 /// - **Errors say whether to retry.** Return [`Error`](crate::Error)
-///   variants that match what happened; the service retries only
-///   [retryable](crate::Error::is_retryable) ones.
+///   variants that match what happened. A platform retries its own API calls
+///   (throttling, 5xx) with a [`RetryPolicy`](crate::RetryPolicy) and paces
+///   them under the provider's limits; an error it returns has already been
+///   retried. The service does not wrap platform calls in a second retry
+///   loop: it leaves a retryable failure to its reconciler or its caller
+///   (a `pool_exhausted` with `Retry-After`).
 /// - **Secrets stay secret.** Nothing a platform logs or returns in an error
 ///   contains an API key, a token or a meeting password.
 ///
