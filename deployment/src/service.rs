@@ -293,7 +293,7 @@ impl BotService {
     pub(crate) fn lease_until(&self) -> i64 {
         // The in-flight operation's own bound, plus a margin for the
         // database writes around it.
-        let lease = self.inner.options.platform_call_timeout + Duration::from_secs(5);
+        let lease = self.inner.options.platform_call_timeout + Duration::from_secs(2);
         now_ms() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
     }
 
