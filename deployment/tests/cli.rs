@@ -1,0 +1,558 @@
+//! The `meeboter-deploy` binary, end to end, on the local platform and a
+//! SQLite file: bad input, exit codes, JSON output, and crash safety (the
+//! process killed with SIGKILL between the intent and the platform's
+//! answer, and during a stop).
+
+#![cfg(feature = "local")]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_meeboter-deploy");
+
+/// One operator's machine: a working directory with the database and the
+/// local platform's state.
+struct Machine {
+    dir: tempfile::TempDir,
+}
+
+impl Machine {
+    fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn db_path(&self) -> PathBuf {
+        self.dir.path().join("bots.db")
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("local")
+    }
+
+    fn marker(&self) -> String {
+        self.dir
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", self.dir.path())
+            .env(
+                "DATABASE_URL",
+                format!("sqlite:{}", self.db_path().display()),
+            )
+            .env("DEPLOYMENT_PLATFORM", "local")
+            .env("LOCAL_STATE_DIR", self.state_dir())
+            .env("LOCAL_BOT_COMMAND", format!("{BIN} sim-bot"))
+            .env("LOCAL_STOP_GRACE_SECONDS", "5")
+            .env("PLATFORM_CALL_TIMEOUT", "1")
+            .env("LOG_LEVEL", "warn")
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null());
+        command
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.command(args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> (i32, Value) {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.run(&all);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {stdout}\nstderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), value)
+    }
+
+    fn bot_processes(&self) -> Vec<u32> {
+        let marker = self.marker();
+        let mut found = Vec::new();
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
+            if environ.split(|b| *b == 0).any(|var| {
+                var.starts_with(b"MEEBOTER_LOCAL_INSTANCE=")
+                    && String::from_utf8_lossy(var).contains(&marker)
+            }) {
+                found.push(pid);
+            }
+        }
+        found
+    }
+
+    fn wait_for_no_bot_process(&self) -> Vec<u32> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let left = self.bot_processes();
+            if left.is_empty() || Instant::now() > deadline {
+                return left;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs the command until it prints `failpoint <name> reached`, then
+    /// kills it with SIGKILL, as a crash would.
+    fn crash_at(&self, failpoint: &str, args: &[&str]) {
+        let mut child = self
+            .command(args)
+            .env("MEEBOTER_TEST_FAILPOINT", failpoint)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let expected = format!("failpoint {failpoint} reached");
+        let mut seen = Vec::new();
+        for line in stderr.lines() {
+            let line = line.unwrap();
+            let reached = line.contains(&expected);
+            seen.push(line);
+            if reached {
+                break;
+            }
+        }
+        assert!(
+            seen.iter().any(|l| l.contains(&expected)),
+            "the failpoint was not reached: {seen:?}"
+        );
+        child.kill().unwrap();
+        let status = child.wait().unwrap();
+        assert!(!status.success());
+    }
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+const ZOOM: &str = "https://us02web.zoom.us/j/81234567890?pwd=s3cr3tpass";
+
+#[test]
+fn bad_input_is_refused_clearly_with_its_exit_code_and_writes_nothing() {
+    let machine = Machine::new();
+    let out = machine.run(&[
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        "https://zoom.us.evil.com/j/1?pwd=s3cr3tpass",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error[invalid_meeting_url]"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("does not belong to zoom"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("s3cr3tpass"), "{}", stderr(&out));
+    assert!(
+        !machine.db_path().exists(),
+        "an invalid request opened the database"
+    );
+
+    let out = machine.run(&[
+        "deploy",
+        "--meeting-platform",
+        "webex",
+        "--meeting-url",
+        ZOOM,
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error[unknown_meeting_platform]"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("allowed: zoom, teams, meet"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!machine.db_path().exists());
+
+    let (code, body) = machine.json(&["stop", "4242"]);
+    assert_eq!(code, 3);
+    assert_eq!(body["error"]["code"], "bot_not_found");
+    assert_eq!(body["error"]["message"], "bot 4242 does not exist");
+
+    let out = machine
+        .command(&["list"])
+        .env("DATABASE_URL", "sqlite:/no/such/directory/bots.db")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot open the database"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("/no/such/directory does not exist"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = machine
+        .command(&["list"])
+        .env("DATABASE_URL", "mysql://root:hunter2@db/x")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("DATABASE_URL"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("hunter2"), "{}", stderr(&out));
+
+    let out = machine.run(&["stop", "not-a-number"]);
+    assert_eq!(out.status.code(), Some(2));
+
+    // Nothing was written by any of the above.
+    let (code, page) = machine.json(&["list"]);
+    assert_eq!(code, 0);
+    assert_eq!(page["bots"].as_array().unwrap().len(), 0);
+}
+
+#[test]
+fn deploy_status_stop_and_a_stopped_bot_stays_stopped() {
+    let machine = Machine::new();
+    let mut child = machine
+        .command(&[
+            "--json",
+            "deploy",
+            "--meeting-platform",
+            "zoom",
+            "--password-stdin",
+            "--display-name",
+            "CLI bot",
+        ])
+        .env("MEEBOTER_MEETING_URL", ZOOM)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        writeln!(stdin, "hunter2-pw").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let bot: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(bot["status"], "running", "{bot}");
+    assert_eq!(bot["has_password"], true);
+    for secret in ["s3cr3tpass", "hunter2-pw"] {
+        assert!(
+            !stdout.contains(secret) && !stderr(&out).contains(secret),
+            "{secret} leaked"
+        );
+    }
+    let id = bot["id"].as_u64().unwrap().to_string();
+    assert_eq!(machine.bot_processes().len(), 1);
+
+    let (code, status) = machine.json(&["status", &id]);
+    assert_eq!(code, 0);
+    assert_eq!(status["platform_status"]["kind"], "running", "{status}");
+    assert_eq!(status["history"].as_array().unwrap().len(), 3, "{status}");
+
+    let (code, all) = machine.json(&["status"]);
+    assert_eq!(code, 0);
+    assert_eq!(all.as_array().unwrap().len(), 1);
+
+    let (code, stopped) = machine.json(&["stop", &id]);
+    assert_eq!(code, 0, "{stopped}");
+    assert_eq!(stopped["status"], "stopped");
+    assert!(machine.wait_for_no_bot_process().is_empty());
+
+    let out = machine.run(&["stop", &id]);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("error[illegal_transition]"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("is stopped and cannot become stopping"),
+        "{}",
+        stderr(&out)
+    );
+    let (code, err) = machine.json(&["deploy", "--bot", &id]);
+    assert_eq!(code, 4);
+    assert_eq!(err["error"]["code"], "illegal_transition");
+
+    let out = machine.run(&["pool"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("stopped 1"));
+}
+
+#[test]
+fn a_crash_between_the_deploy_intent_and_the_platform_is_finished_after_restart() {
+    let machine = Machine::new();
+    machine.crash_at(
+        "after-deploy-intent",
+        &[
+            "deploy",
+            "--meeting-platform",
+            "zoom",
+            "--meeting-url",
+            ZOOM,
+        ],
+    );
+    let (_, page) = machine.json(&["list"]);
+    let bot = &page["bots"][0];
+    assert_eq!(bot["status"], "deploying", "{page}");
+    assert_eq!(bot["attempt"], 1);
+    assert!(bot["platform_id"].is_null());
+    assert!(
+        machine.bot_processes().is_empty(),
+        "the platform was called before the crash"
+    );
+    let id = bot["id"].as_u64().unwrap().to_string();
+
+    // Restart: once the dead request's lease has run out, the reconciler
+    // deploys the same attempt.
+    std::thread::sleep(Duration::from_millis(3200));
+    let out = machine.run(&["reconcile", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (_, status) = machine.json(&["status", &id]);
+    assert_eq!(status["bot"]["status"], "running", "{status}");
+    assert_eq!(status["bot"]["attempt"], 1, "{status}");
+    assert_eq!(machine.bot_processes().len(), 1, "exactly one bot process");
+    // A second pass starts nothing more.
+    machine.run(&["reconcile", "--once"]);
+    assert_eq!(machine.bot_processes().len(), 1);
+
+    let (code, stopped) = machine.json(&["stop", &id]);
+    assert_eq!(code, 0, "{stopped}");
+    assert!(
+        machine.wait_for_no_bot_process().is_empty(),
+        "orphan bot process"
+    );
+    let (_, pool) = machine.json(&["pool"]);
+    assert!(pool["pools"].as_array().unwrap().iter().all(|p| {
+        p["by_meeting_platform"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|c| c["claimed"] == 0)
+    }));
+}
+
+#[test]
+fn a_crash_during_a_stop_is_finished_after_restart() {
+    let machine = Machine::new();
+    let (code, bot) = machine.json(&[
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        ZOOM,
+    ]);
+    assert_eq!(code, 0, "{bot}");
+    let id = bot["id"].as_u64().unwrap().to_string();
+    assert_eq!(machine.bot_processes().len(), 1);
+
+    machine.crash_at("after-stop-intent", &["stop", &id]);
+    let (_, status) = machine.json(&["status", &id]);
+    assert_eq!(status["bot"]["status"], "stopping", "{status}");
+    assert_eq!(
+        machine.bot_processes().len(),
+        1,
+        "the bot was stopped before the crash"
+    );
+
+    std::thread::sleep(Duration::from_millis(3200));
+    let out = machine.run(&["reconcile", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (_, status) = machine.json(&["status", &id]);
+    assert_eq!(status["bot"]["status"], "stopped", "{status}");
+    assert!(
+        machine.wait_for_no_bot_process().is_empty(),
+        "orphan bot process"
+    );
+    let history: Vec<String> = status["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["to"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        history,
+        ["pending", "deploying", "running", "stopping", "stopped"]
+    );
+}
+
+#[test]
+fn platforms_json_lists_what_the_docs_generator_needs() {
+    let machine = Machine::new();
+    let (code, listing) = machine.json(&["platforms"]);
+    assert_eq!(code, 0);
+    let names: Vec<&str> = listing["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"local"), "{names:?}");
+    let local = listing["platforms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "local")
+        .unwrap();
+    assert_eq!(local["feature"], "local");
+    assert_eq!(local["auto_detection"]["mode"], "fallback");
+    assert!(
+        local["env"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "LOCAL_BOT_COMMAND")
+    );
+    let service_env: Vec<&str> = listing["service_env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "DEPLOYMENT_PLATFORM",
+        "DATABASE_URL",
+        "LISTEN_ADDR",
+        "API_TOKEN",
+        "RECONCILE_INTERVAL",
+        "DEPLOY_TIMEOUT",
+        "LOG_FORMAT",
+    ] {
+        assert!(
+            service_env.contains(&name),
+            "{name} missing: {service_env:?}"
+        );
+    }
+    assert_eq!(listing["selected"]["platform"], "local");
+    assert!(
+        listing["features"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f == "local")
+    );
+    assert_eq!(listing["sim_bot_env"][0]["name"], "BOT_PORT");
+    assert_eq!(listing["test_env"][0]["name"], "MEEBOTER_TEST_FAILPOINT");
+}
+
+#[test]
+fn doctor_names_every_problem_and_exits_with_the_configuration_code() {
+    let machine = Machine::new();
+    let out = machine.run(&["doctor"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        stderr(&out)
+    );
+    let out = machine
+        .command(&["doctor"])
+        .env("DEPLOY_TIMEOUT", "5")
+        .env("LOCAL_STOP_GRACE_SECONDS", "soon")
+        .env("DATABASE_URL", "sqlite:/no/such/dir/x.db")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(6), "{stdout}");
+    assert!(stdout.contains("DEPLOY_TIMEOUT"), "{stdout}");
+    assert!(stdout.contains("LOCAL_STOP_GRACE_SECONDS"), "{stdout}");
+}
+
+#[test]
+fn help_documents_the_exit_codes() {
+    let out = Command::new(BIN).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "0  success",
+        "3  not found",
+        "4  conflict",
+        "5  temporarily unavailable",
+        "6  configuration problem",
+    ] {
+        assert!(help.contains(line), "{line} missing from --help:\n{help}");
+    }
+}
+
+#[test]
+fn sim_bot_answers_health_and_exits_on_sigterm() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let child = Command::new(BIN)
+        .arg("sim-bot")
+        .env_clear()
+        .env("BOT_PORT", port.to_string())
+        .env("BOT_ID", "77")
+        .env("MEETING_URL", ZOOM)
+        .env("MEETING_PASSWORD", "hunter2-pw")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(mut stream) => {
+                use std::io::{Read, Write};
+                stream
+                    .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                let mut body = String::new();
+                stream.read_to_string(&mut body).unwrap();
+                break body;
+            }
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("sim-bot never listened: {e}"),
+        }
+    };
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    assert!(body.contains("\"bot_id\":\"77\""), "{body}");
+    assert!(body.contains("\"simulated\":true"), "{body}");
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let logs = stderr(&out);
+    assert!(logs.contains("not a real meeting bot"), "{logs}");
+    assert!(logs.contains("SIGTERM"), "{logs}");
+    for secret in ["s3cr3tpass", "hunter2-pw"] {
+        assert!(!logs.contains(secret), "{secret} in sim-bot logs: {logs}");
+    }
+}
