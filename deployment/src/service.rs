@@ -579,10 +579,10 @@ impl BotService {
                 format!("the platform reports it failed: {}", platform_reason()),
             ),
             (BotState::Running, _) => {
-                if let Some(url) = &status.connection_url {
-                    if record.connection_url() != Some(url.as_str()) {
-                        self.store_ref().set_connection_url(id, url).await?;
-                    }
+                if let Some(url) = &status.connection_url
+                    && record.connection_url() != Some(url.as_str())
+                {
+                    self.store_ref().set_connection_url(id, url).await?;
                 }
                 return Ok(record);
             }
@@ -853,11 +853,10 @@ impl BotService {
 
     /// What the platform says about one bot right now.
     pub async fn live_status(&self, id: BotId) -> ServiceResult<LiveStatus> {
-        Ok(self
-            .live_statuses(Some(&[id]))
+        self.live_statuses(Some(&[id]))
             .await?
             .pop()
-            .ok_or(ServiceError::BotNotFound(id))?)
+            .ok_or(ServiceError::BotNotFound(id))
     }
 
     /// What the platform says about several bots (or, with `None`, every

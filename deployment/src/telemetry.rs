@@ -26,13 +26,13 @@ pub fn init(format: LogFormat, level: &str) {
             .with_span_list(true)
             .try_init(),
     };
-    if installed.is_ok() {
-        if let Some(error) = bad_filter {
-            tracing::warn!(
-                LOG_LEVEL = level,
-                error,
-                "LOG_LEVEL is not a valid filter; using info"
-            );
-        }
+    if installed.is_ok()
+        && let Some(error) = bad_filter
+    {
+        tracing::warn!(
+            LOG_LEVEL = level,
+            error,
+            "LOG_LEVEL is not a valid filter; using info"
+        );
     }
 }

@@ -4,6 +4,10 @@
 //! answer, and during a stop).
 
 #![cfg(feature = "local")]
+#![allow(
+    clippy::disallowed_methods,
+    reason = "these tests drive child processes from plain test threads, not from an async runtime"
+)]
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
