@@ -858,9 +858,43 @@ mod tests {
     use super::*;
     use crate::command_line::BotCommand;
 
-    fn platform(dir: &Path) -> LocalPlatform {
+    /// A platform whose bots, and the processes a test spawns as if a
+    /// crashed deploy had, are killed when the test ends, even by a panic.
+    struct Guarded {
+        platform: LocalPlatform,
+        spawned: Vec<std::process::Child>,
+    }
+
+    impl std::ops::Deref for Guarded {
+        type Target = LocalPlatform;
+
+        fn deref(&self) -> &LocalPlatform {
+            &self.platform
+        }
+    }
+
+    impl Drop for Guarded {
+        fn drop(&mut self) {
+            for child in &mut self.spawned {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            for process in self.platform.live_processes() {
+                let _ = process_control::signal_group(process.process_group, Signal::SIGKILL);
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(process.pid as i32),
+                    Signal::SIGKILL,
+                );
+            }
+        }
+    }
+
+    fn platform(dir: &Path) -> Guarded {
         let command = BotCommand::parse("sleep 1000").unwrap();
-        LocalPlatform::new(LocalConfig::new(command, dir.join("state"))).unwrap()
+        Guarded {
+            platform: LocalPlatform::new(LocalConfig::new(command, dir.join("state"))).unwrap(),
+            spawned: Vec::new(),
+        }
     }
 
     fn config(bot_id: u64) -> BotDeploymentConfig {
@@ -877,30 +911,35 @@ mod tests {
     }
 
     /// A bot process as an interrupted deploy would have spawned it.
-    fn spawn_marked(platform: &LocalPlatform, key: InstanceKey, port: u16) -> std::process::Child {
-        std::process::Command::new("sleep")
+    fn spawn_marked(platform: &mut Guarded, key: InstanceKey, port: u16) -> ProcessIdentity {
+        let child = std::process::Command::new("sleep")
             .arg("1000")
             .env(INSTANCE_MARKER_VAR, platform.marker(key))
             .env(BOT_PORT_VAR, port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
             .process_group(0)
             .spawn()
-            .unwrap()
+            .unwrap();
+        let process = proc_table::read_stat(child.id()).unwrap().identity();
+        platform.spawned.push(child);
+        process
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_bot_spawned_just_before_a_crash_is_found_not_started_twice() {
         let dir = tempfile::tempdir().unwrap();
-        let platform = platform(dir.path());
+        let mut platform = platform(dir.path());
         let key = InstanceKey::new(BotId(11), 1);
         // The crashed deploy wrote its intent, spawned the bot and died
         // before completing the record.
         let intent = BotRecord::intent(key, dead_writer(), proc_table::boot_id(), 45_678);
         assert!(platform.state.create(&intent).unwrap());
-        let mut orphan = spawn_marked(&platform, key, 45_678);
+        let orphan = spawn_marked(&mut platform, key, 45_678);
 
         let deployed = platform.deploy_bot(&config(11), 1).await.unwrap();
         let id = LocalBotId::parse(&deployed.identifier).unwrap();
-        assert_eq!(id.pid(), orphan.id());
+        assert_eq!(id.process, orphan);
         assert_eq!(
             deployed.connection_url.as_deref(),
             Some("http://127.0.0.1:45678")
@@ -914,8 +953,6 @@ mod tests {
         platform.stop_bot(&deployed.identifier).await.unwrap();
         platform.cleanup(&deployed.identifier).await.unwrap();
         assert!(platform.live_processes().is_empty());
-        let _ = orphan.kill();
-        let _ = orphan.wait();
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -963,10 +1000,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_adopted_bot_that_ended_is_collected_with_its_exit_status() {
         let dir = tempfile::tempdir().unwrap();
-        let platform = platform(dir.path());
+        let mut platform = platform(dir.path());
         let key = InstanceKey::new(BotId(14), 1);
-        let mut adopted = spawn_marked(&platform, key, 45_681);
-        let process = proc_table::read_stat(adopted.id()).unwrap().identity();
+        let process = spawn_marked(&mut platform, key, 45_681);
         let record =
             BotRecord::intent(key, dead_writer(), proc_table::boot_id(), 45_681).spawned(process);
         platform.state.replace(&record).unwrap();
@@ -976,7 +1012,7 @@ mod tests {
         }
         .to_platform_id();
 
-        adopted.kill().unwrap();
+        platform.spawned[0].kill().unwrap();
         // Not collected by the std handle: a zombie child of this process.
         for _ in 0..500 {
             if matches!(proc_table::liveness(process), Liveness::Zombie(_)) {
@@ -993,6 +1029,33 @@ mod tests {
         assert!(recorded.exit.is_some());
         platform.cleanup(&id).await.unwrap();
         // The platform collected it, so its std handle finds nothing left.
-        assert!(adopted.wait().is_err());
+        assert!(platform.spawned.pop().unwrap().wait().is_err());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_repeated_deploy_of_a_bot_that_ended_returns_it_and_starts_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let platform = Guarded {
+            platform: LocalPlatform::new(LocalConfig::new(
+                BotCommand::parse("sh -c 'sleep 0.3'").unwrap(),
+                dir.path().join("state"),
+            ))
+            .unwrap(),
+            spawned: Vec::new(),
+        };
+        let first = platform.deploy_bot(&config(15), 1).await.unwrap();
+        let id = LocalBotId::parse(&first.identifier).unwrap();
+        for _ in 0..500 {
+            if !proc_table::liveness(id.process).holds_pid() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        let again = platform.deploy_bot(&config(15), 1).await.unwrap();
+        assert_eq!(again, first);
+        assert!(platform.live_processes().is_empty(), "nothing new started");
+        let status = platform.get_bot_status(&first.identifier).await.unwrap();
+        assert_eq!(status.kind, StatusKind::Stopped, "{status}");
+        platform.cleanup(&first.identifier).await.unwrap();
     }
 }

@@ -6,8 +6,8 @@ use platform_core::{PlatformId, PlatformService, StatusKind};
 use platform_local::LocalBotId;
 
 use crate::support::{
-    IGNORES_TERM, SINGLE_PROCESS, TestBed, WELL_BEHAVED, bot, environment_of, eventually,
-    process_exists, state_of,
+    IGNORES_TERM, KillOnDrop, SINGLE_PROCESS, TestBed, WELL_BEHAVED, bot, environment_of,
+    eventually, process_exists, state_of,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,11 +148,14 @@ async fn a_bot_that_crashes_reads_as_failed_with_its_exit_code() {
 async fn an_identifier_whose_pid_was_reused_never_touches_the_new_process() {
     let bed = TestBed::new(SINGLE_PROCESS);
     // An unrelated process, not started by the platform.
-    let mut unrelated = std::process::Command::new("sleep")
-        .arg("1000")
-        .spawn()
-        .unwrap();
-    let pid = unrelated.id();
+    let mut unrelated = KillOnDrop(
+        std::process::Command::new("sleep")
+            .arg("1000")
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = unrelated.0.id();
     let start = crate::support::start_ticks(pid).unwrap();
     // What an identifier of a bot that once had this pid looks like.
     let stale = PlatformId::new(format!("{pid}:{}:5-1", start + 1));
@@ -170,7 +173,7 @@ async fn an_identifier_whose_pid_was_reused_never_touches_the_new_process() {
     bed.platform.stop_bot(&stale).await.unwrap();
     bed.platform.cleanup(&stale).await.unwrap();
     assert_eq!(
-        unrelated.try_wait().unwrap(),
+        unrelated.0.try_wait().unwrap(),
         None,
         "the unrelated process must live"
     );
@@ -193,8 +196,7 @@ async fn an_identifier_whose_pid_was_reused_never_touches_the_new_process() {
         .unwrap();
     assert_eq!(status.kind, StatusKind::Running, "{status}");
 
-    unrelated.kill().unwrap();
-    unrelated.wait().unwrap();
+    drop(unrelated);
     bed.platform.stop_bot(&deployed.identifier).await.unwrap();
     bed.platform.cleanup(&deployed.identifier).await.unwrap();
 }
@@ -260,4 +262,27 @@ async fn the_reachability_check_names_every_problem() {
     );
     assert!(text.contains("LOCAL_STATE_DIR"), "{text}");
     assert!(!err.is_retryable());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_kills_what_the_bot_started_outside_its_process_group() {
+    // The bot starts a helper in a session of its own, out of reach of a
+    // signal to the bot's group; the helper still carries the marker.
+    let bed = TestBed::new(r#"sh -c 'setsid sleep 1000 & trap "exit 0" TERM; sleep 1000 & wait'"#);
+    let deployed = bed.platform.deploy_bot(&bot(1), 1).await.unwrap();
+    let id = LocalBotId::parse(&deployed.identifier).unwrap();
+    eventually("the bot, its child and its helper run", || {
+        bed.platform.live_processes().len() == 3
+    })
+    .await;
+    let outside = bed
+        .platform
+        .live_processes()
+        .into_iter()
+        .filter(|p| p.process_group != id.pid())
+        .count();
+    assert_eq!(outside, 1, "the helper left the bot's group");
+    bed.platform.stop_bot(&deployed.identifier).await.unwrap();
+    bed.platform.cleanup(&deployed.identifier).await.unwrap();
+    assert!(bed.platform.live_processes().is_empty());
 }

@@ -133,6 +133,17 @@ pub fn environment_of(pid: u32) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A process a test starts itself, killed when the test ends, even by a
+/// panic.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// Polls `condition` for up to 10 s.
 pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
     for _ in 0..500 {
