@@ -52,7 +52,7 @@ pub const LOCAL_START_CHECK_MS: EnvVarSpec = EnvVarSpec::with_default(
 /// Extra variables passed from the service's environment to bots.
 pub const LOCAL_BOT_INHERIT_ENV: EnvVarSpec = EnvVarSpec::optional(
     "LOCAL_BOT_INHERIT_ENV",
-    "Names of variables of the service's own environment that bots also get, comma-separated; a name ending in * takes every variable with that prefix (DISPLAY,PUPPETEER_*). Bots always get PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ, TMPDIR, RUST_LOG and RUST_BACKTRACE, and nothing else: the service's environment holds its credentials (database URL, API tokens, cloud keys), which a bot must not see.",
+    "Names of variables of the service's own environment that bots also get, comma-separated; a name ending in * takes every variable with that prefix (DISPLAY,PUPPETEER_*). Bots always get PATH, HOME, USER, LOGNAME, LANG, LC_*, TZ, TMPDIR, RUST_LOG, RUST_BACKTRACE and the stand-in bot's SIM_BOT_* settings, and nothing else: the service's environment holds its credentials (database URL, API tokens, cloud keys), which a bot must not see.",
 )
 .kind(ValueKind::List);
 
@@ -67,7 +67,10 @@ pub const ENV_VARS: &[EnvVarSpec] = &[
 ];
 
 /// Variables of the service's environment every bot gets: what a program
-/// needs to find its tools, its home and its locale, and our log settings.
+/// needs to find its tools, its home and its locale, our log settings, and
+/// the settings of the built-in stand-in bot (`SIM_BOT_LIFETIME`, …), the
+/// default bot, so an operator trying it can set them where they set
+/// everything else. None of them is a secret.
 pub const ALWAYS_INHERITED_ENV: &[&str] = &[
     "PATH",
     "HOME",
@@ -79,6 +82,7 @@ pub const ALWAYS_INHERITED_ENV: &[&str] = &[
     "TMPDIR",
     "RUST_LOG",
     "RUST_BACKTRACE",
+    "SIM_BOT_*",
 ];
 
 /// How the local platform runs bots.
@@ -250,6 +254,7 @@ mod tests {
         assert!(config.passes_env("PUPPETEER_EXECUTABLE_PATH"));
         assert!(config.passes_env("PATH"));
         assert!(config.passes_env("LC_ALL"));
+        assert!(config.passes_env("SIM_BOT_LIFETIME"));
         assert!(!config.passes_env("DATABASE_URL"));
         assert!(!config.passes_env("COOLIFY_API_TOKEN"));
         assert!(!config.passes_env("AWS_SECRET_ACCESS_KEY"));
