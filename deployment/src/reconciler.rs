@@ -15,7 +15,10 @@
 //! - a `stopping` bot is stopped and cleaned up again (both idempotent);
 //! - a deploy not running within the deploy timeout is failed and cleaned up;
 //! - only evidence moves a bot: an API error or an `unknown` status changes
-//!   nothing (except past the deploy deadline).
+//!   nothing (except past the deploy deadline);
+//! - a pool slot still held by a bot that ended and was cleaned up more
+//!   than [`ServiceOptions::orphan_slot_grace`](crate::ServiceOptions) ago
+//!   is given back, so a platform that failed to release it leaks nothing.
 //!
 //! Several service processes may share one PostgreSQL database: each batch
 //! is *leased* (`FOR UPDATE SKIP LOCKED` picks bots whose lease is free or
@@ -64,6 +67,9 @@ pub struct ReconcileReport {
     pub cleaned_up: usize,
     /// Batch status calls that failed (no evidence taken from them).
     pub status_errors: usize,
+    /// Pool slots still held by bots that ended and were cleaned up,
+    /// given back.
+    pub released_slots: usize,
     /// Bots whose handling failed (retried next pass).
     pub errors: usize,
 }
@@ -147,7 +153,8 @@ impl BotService {
                     break;
                 }
             }
-            if report.examined > 0 {
+            report.released_slots = self.release_orphan_slots().await?;
+            if report.examined > 0 || report.released_slots > 0 {
                 tracing::info!(?report, "reconcile pass done");
             }
             Ok(report)
@@ -179,6 +186,21 @@ impl BotService {
                 None
             }
         }
+    }
+
+    /// Gives back slots that ended bots still hold (see
+    /// [`Store::release_orphan_slots`](crate::Store::release_orphan_slots)).
+    async fn release_orphan_slots(&self) -> ServiceResult<usize> {
+        let grace =
+            i64::try_from(self.inner.options.orphan_slot_grace.as_millis()).unwrap_or(i64::MAX);
+        let released = self
+            .store()
+            .release_orphan_slots(self.platform_name(), now_ms().saturating_sub(grace))
+            .await?;
+        for (pool, slot, bot) in &released {
+            tracing::warn!(pool, slot, bot_id = %bot, "slot still held by an ended bot after its cleanup; given back");
+        }
+        Ok(released.len())
     }
 
     fn reconcile_lease_until(&self) -> i64 {

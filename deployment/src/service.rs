@@ -58,6 +58,11 @@ pub struct ServiceOptions {
     /// How many bots of a batch the reconciler acts on concurrently.
     /// Default 16.
     pub reconcile_concurrency: usize,
+    /// How long after a bot ended and was cleaned up a pool slot it still
+    /// holds counts as leaked and is given back by the reconciler. Default
+    /// 60 s: far longer than any cleanup in flight, far shorter than a
+    /// meeting.
+    pub orphan_slot_grace: Duration,
 }
 
 impl Default for ServiceOptions {
@@ -69,6 +74,7 @@ impl Default for ServiceOptions {
             pool_retry_after: Duration::from_secs(30),
             reconcile_batch: 100,
             reconcile_concurrency: 16,
+            orphan_slot_grace: Duration::from_secs(60),
         }
     }
 }

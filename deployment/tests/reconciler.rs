@@ -215,6 +215,8 @@ struct PoolPlatform {
     pool: &'static str,
     capacity: usize,
     statuses: Mutex<HashMap<PlatformId, StatusKind>>,
+    /// A broken cleanup that forgets to give the slot back.
+    forgets_slots: bool,
 }
 
 impl PoolPlatform {
@@ -286,7 +288,7 @@ impl PlatformService for PoolPlatform {
     }
 
     async fn cleanup(&self, id: &PlatformId) -> Result<()> {
-        if let Some((slot, bot)) = Self::split(id) {
+        if let Some((slot, bot)) = Self::split(id).filter(|_| !self.forgets_slots) {
             self.slots.release_slot(self.pool, slot, bot).await?;
         }
         self.statuses.lock().unwrap().remove(id);
@@ -325,6 +327,7 @@ async fn two_engines_share_one_pool_without_giving_a_slot_twice() {
                 pool: "warm",
                 capacity: 40,
                 statuses: Mutex::new(HashMap::new()),
+                forgets_slots: false,
             };
             BotService::new(store.clone(), Arc::new(platform), test_options())
         })
@@ -452,4 +455,52 @@ async fn two_reconcilers_never_act_on_one_bot_twice() {
     for store in stores {
         store.close().await;
     }
+}
+
+/// A platform whose cleanup forgets to give a slot back leaks nothing: the
+/// reconciler gives back slots held by bots that ended and were cleaned up.
+async fn slots_a_cleanup_forgot_are_given_back(store: Store) {
+    store
+        .add_slot(NewSlot {
+            pool: "leaky".into(),
+            slot_id: "app-1".into(),
+            meeting_platform: MeetingPlatform::Zoom,
+            connection_url: None,
+        })
+        .await
+        .unwrap();
+    let platform = PoolPlatform {
+        slots: Arc::new(store.clone()),
+        pool: "leaky",
+        capacity: 1,
+        statuses: Mutex::new(HashMap::new()),
+        forgets_slots: true,
+    };
+    let options = ServiceOptions {
+        orphan_slot_grace: Duration::ZERO,
+        ..test_options()
+    };
+    let service = BotService::new(store.clone(), Arc::new(platform), options);
+    let bot = service
+        .create_bot(create(zoom_input(9), true))
+        .await
+        .unwrap()
+        .bot;
+    assert_eq!(bot.status, BotState::Running);
+    // A running bot's slot is never taken away.
+    assert_eq!(service.reconcile_once().await.unwrap().released_slots, 0);
+    service.stop(bot.id).await.unwrap();
+    let slot = store.get_slot("leaky", "app-1").await.unwrap().unwrap();
+    assert_eq!(slot.state, SlotState::Claimed { bot_id: bot.id });
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let report = service.reconcile_once().await.unwrap();
+    assert_eq!(report.released_slots, 1, "{report:?}");
+    let slot = store.get_slot("leaky", "app-1").await.unwrap().unwrap();
+    assert_eq!(slot.state, SlotState::Idle);
+}
+
+mod leaks {
+    use super::*;
+
+    on_both_databases!(slots_a_cleanup_forgot_are_given_back);
 }

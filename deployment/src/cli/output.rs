@@ -199,7 +199,7 @@ pub(super) fn pool(summary: &PoolSummary) -> String {
 
 pub(super) fn report(report: &ReconcileReport) -> String {
     format!(
-        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, status errors {}, errors {}\n",
+        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, status errors {}, errors {}\n",
         report.examined,
         report.promoted,
         report.ended,
@@ -207,6 +207,7 @@ pub(super) fn report(report: &ReconcileReport) -> String {
         report.finished_stops,
         report.timed_out,
         report.cleaned_up,
+        report.released_slots,
         report.status_errors,
         report.errors
     )

@@ -110,6 +110,50 @@ impl Store {
         }))
     }
 
+    /// Gives back every slot still claimed by a bot of `platform` that
+    /// ended, was cleaned up, and has not changed since `ended_before` (ms):
+    /// a platform whose cleanup did not release it would otherwise hold it
+    /// forever. Returns `(pool, slot, bot)` of each slot given back.
+    pub async fn release_orphan_slots(
+        &self,
+        platform: &str,
+        ended_before: i64,
+    ) -> Result<Vec<(String, String, BotId)>, StoreError> {
+        let rows: Vec<(String, String, i64)> = in_transaction!(self, |tx| {
+            let orphans: Vec<(String, String, i64)> = sqlx::query_as(
+                "SELECT pool, slot_id, bot_id FROM pool_slots WHERE state = 'claimed' \
+                 AND bot_id IN (SELECT id FROM bots WHERE platform = $1 \
+                 AND status IN ('stopped', 'failed') AND NOT cleanup_pending AND updated_at < $2)",
+            )
+            .bind(platform)
+            .bind(ended_before)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut released = Vec::with_capacity(orphans.len());
+            for (pool, slot, bot) in orphans {
+                let done = sqlx::query(
+                    "UPDATE pool_slots SET state = 'idle', bot_id = NULL, updated_at = $1 \
+                     WHERE pool = $2 AND slot_id = $3 AND state = 'claimed' AND bot_id = $4",
+                )
+                .bind(now_ms())
+                .bind(&pool)
+                .bind(&slot)
+                .bind(bot)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if done > 0 {
+                    released.push((pool, slot, bot));
+                }
+            }
+            released
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(pool, slot, bot)| (pool, slot, BotId(u64::try_from(bot).unwrap_or_default())))
+            .collect())
+    }
+
     /// Every pool name that has slots, sorted.
     pub async fn pool_names(&self) -> Result<Vec<String>, StoreError> {
         Ok(with_pool!(self, |p| {
