@@ -75,7 +75,7 @@ pub const LOG_FORMAT: EnvVarSpec = EnvVarSpec::with_default(
 pub const LOG_LEVEL: EnvVarSpec = EnvVarSpec::with_default(
     "LOG_LEVEL",
     "info",
-    "Which logs are written: error, warn, info, debug or trace, or per-module directives such as info,deployment=debug.",
+    "Which logs are written: error, warn, info, debug or trace, or per-module directives such as info,deployment=debug. One-shot CLI commands (deploy, stop, status, …) log warnings only unless this is set.",
 );
 
 /// Every variable of the service itself, in the order the docs list them.

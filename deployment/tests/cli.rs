@@ -343,12 +343,31 @@ fn a_crash_between_the_deploy_intent_and_the_platform_is_finished_after_restart(
     );
     let id = bot["id"].as_u64().unwrap().to_string();
 
-    // Restart: once the dead request's lease has run out, the reconciler
-    // deploys the same attempt.
-    std::thread::sleep(Duration::from_millis(3200));
-    let out = machine.run(&["reconcile", "--once"]);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    let (_, status) = machine.json(&["status", &id]);
+    // Restart the service (here its reconciler, every second): once the
+    // dead request's lease has run out it deploys the same attempt.
+    let reconciler = machine
+        .command(&["reconcile"])
+        .env("RECONCILE_INTERVAL", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let (_, status) = machine.json(&["status", &id]);
+        if status["bot"]["status"] != "deploying" || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(reconciler.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = reconciler.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the reconciler did not stop cleanly on SIGTERM"
+    );
     assert_eq!(status["bot"]["status"], "running", "{status}");
     assert_eq!(status["bot"]["attempt"], 1, "{status}");
     assert_eq!(machine.bot_processes().len(), 1, "exactly one bot process");

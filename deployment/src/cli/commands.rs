@@ -14,7 +14,7 @@ use super::output::{self, Printer};
 use super::{Cli, Command, DeployArgs, ListArgs, exit};
 use crate::error::ServiceError;
 use crate::service::{BotService, CreateBot, ListQuery, ServiceOptions, idempotency_key};
-use crate::settings::{MEETING_PASSWORD_ENV, MEETING_URL_ENV, ServiceSettings};
+use crate::settings::{LOG_LEVEL, MEETING_PASSWORD_ENV, MEETING_URL_ENV, ServiceSettings};
 use crate::sim_bot::SimBotConfig;
 use crate::store::Store;
 use crate::{platforms, telemetry};
@@ -23,9 +23,23 @@ pub(super) async fn run(cli: Cli) -> ExitCode {
     let printer = Printer { json: cli.json };
     let env = ProcessEnv;
     let settings = ServiceSettings::load(&env);
+    // One-shot commands print their result; their progress logs would only
+    // bury it, so they log warnings only unless LOG_LEVEL asks for more.
+    // Long-running ones (the reconciler, the stand-in bot) log at LOG_LEVEL.
+    let long_running = matches!(
+        cli.command,
+        Command::Reconcile { once: false } | Command::SimBot
+    );
+    let level = |configured: &str| {
+        if long_running || LOG_LEVEL.is_set(&env) {
+            configured.to_owned()
+        } else {
+            "warn".to_owned()
+        }
+    };
     match &settings {
-        Ok(s) => telemetry::init(s.log_format, &s.log_level),
-        Err(_) => telemetry::init(crate::settings::LogFormat::Human, "info"),
+        Ok(s) => telemetry::init(s.log_format, &level(&s.log_level)),
+        Err(_) => telemetry::init(crate::settings::LogFormat::Human, &level("info")),
     }
     let outcome = match cli.command {
         Command::Platforms => platforms_command(&printer, &env),

@@ -152,7 +152,11 @@ pub(super) fn page(page: &BotPage) -> String {
         let _ = writeln!(
             out,
             "{:>8}  {:<10} {:<8} {:<6} {reason:<30} {}",
-            bot.id, bot.status, bot.platform, bot.meeting_platform, bot.meeting_url
+            bot.id,
+            bot.status,
+            bot.platform,
+            bot.meeting_platform.as_str(),
+            bot.meeting_url
         );
     }
     if let Some(cursor) = &page.next_cursor {
