@@ -47,6 +47,7 @@ pub mod reconciler;
 pub mod service;
 pub mod settings;
 pub mod sim_bot;
+pub mod startup;
 pub mod store;
 pub mod telemetry;
 
@@ -58,6 +59,7 @@ pub use service::{
     ServiceOptions, idempotency_key,
 };
 pub use settings::ServiceSettings;
+pub use startup::open_service;
 pub use store::{Store, StoreError};
 
 /// The cargo features this build of the crate was compiled with.

@@ -9,8 +9,8 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestDb, create, test_options, zoom_input};
-use deployment::{BotService, BotState, platforms};
+use common::{TestDb, create, zoom_input};
+use deployment::{BotState, ServiceSettings};
 use platform_core::{MapEnv, StatusKind};
 
 /// Processes whose environment carries the local platform's marker for the
@@ -74,12 +74,12 @@ async fn fifty_local_bots_run_report_in_one_call_and_leave_no_process() {
             format!("{} sim-bot", env!("CARGO_BIN_EXE_meeboter-deploy")),
         )
         .with("LOCAL_STOP_GRACE_SECONDS", "5");
-    let store = db.store().await;
-    let (selection, platform) = platforms::build_platform(Arc::new(env), Arc::new(store.clone()))
+    let env = env.with("DATABASE_URL", db.url());
+    let settings = ServiceSettings::load(&env).unwrap();
+    let service = deployment::open_service(&settings, Arc::new(env))
         .await
         .unwrap();
-    assert_eq!(selection.descriptor.name, "local");
-    let service = BotService::new(store, platform, test_options());
+    assert_eq!(service.platform_name(), "local");
 
     let deploys = (0..50).map(|n| {
         let service = service.clone();

@@ -13,9 +13,10 @@ use serde::Serialize;
 use super::output::{self, Printer};
 use super::{Cli, Command, DeployArgs, ListArgs, exit};
 use crate::error::ServiceError;
-use crate::service::{BotService, CreateBot, ListQuery, ServiceOptions, idempotency_key};
+use crate::service::{BotService, CreateBot, ListQuery, idempotency_key};
 use crate::settings::{LOG_LEVEL, MEETING_PASSWORD_ENV, MEETING_URL_ENV, ServiceSettings};
 use crate::sim_bot::SimBotConfig;
+use crate::startup::open_service;
 use crate::store::Store;
 use crate::{platforms, telemetry};
 
@@ -65,19 +66,6 @@ fn platforms_command(printer: &Printer, env: &dyn EnvLookup) -> Result<(), Servi
     Ok(())
 }
 
-/// Opens the database and builds the chosen platform over it.
-pub(crate) async fn open_service(settings: &ServiceSettings) -> Result<BotService, ServiceError> {
-    let store = Store::connect(settings.database_url.expose()).await?;
-    let slots: Arc<dyn SlotStore> = Arc::new(store.clone());
-    let (_, platform) = platforms::build_platform(Arc::new(ProcessEnv), slots).await?;
-    let options = ServiceOptions {
-        deploy_timeout: settings.deploy_timeout,
-        platform_call_timeout: settings.platform_call_timeout,
-        ..ServiceOptions::default()
-    };
-    Ok(BotService::new(store, platform, options))
-}
-
 async fn with_service(
     printer: &Printer,
     settings: &ServiceSettings,
@@ -89,7 +77,7 @@ async fn with_service(
         Command::Deploy(args) if args.bot.is_none() => Some(create_request(args)?),
         _ => None,
     };
-    let service = open_service(settings).await?;
+    let service = open_service(settings, Arc::new(ProcessEnv)).await?;
     let result = run_with_service(printer, settings, &service, command, create).await;
     service.store().close().await;
     result
