@@ -18,7 +18,10 @@
 //!   nothing (except past the deploy deadline);
 //! - a pool slot still held by a bot that ended and was cleaned up more
 //!   than [`ServiceOptions::orphan_slot_grace`](crate::ServiceOptions) ago
-//!   is given back, so a platform that failed to release it leaks nothing.
+//!   is given back, so a platform that failed to release it leaks nothing;
+//! - idempotency keys older than
+//!   [`ServiceOptions::idempotency_key_ttl`](crate::ServiceOptions) are
+//!   forgotten.
 //!
 //! Several service processes may share one PostgreSQL database: each batch
 //! is *leased* (`FOR UPDATE SKIP LOCKED` picks bots whose lease is free or
@@ -154,6 +157,10 @@ impl BotService {
                 }
             }
             report.released_slots = self.release_orphan_slots().await?;
+            let ttl = i64::try_from(self.inner.options.idempotency_key_ttl.as_millis()).unwrap_or(i64::MAX);
+            self.store()
+                .forget_idempotency_keys(now_ms().saturating_sub(ttl))
+                .await?;
             if report.examined > 0 || report.released_slots > 0 {
                 tracing::info!(?report, "reconcile pass done");
             }

@@ -63,6 +63,10 @@ pub struct ServiceOptions {
     /// 60 s: far longer than any cleanup in flight, far shorter than a
     /// meeting.
     pub orphan_slot_grace: Duration,
+    /// How long an idempotency key is remembered. Default 24 h: a client
+    /// retries within minutes; keeping keys for ever would only grow the
+    /// table.
+    pub idempotency_key_ttl: Duration,
 }
 
 impl Default for ServiceOptions {
@@ -75,6 +79,7 @@ impl Default for ServiceOptions {
             reconcile_batch: 100,
             reconcile_concurrency: 16,
             orphan_slot_grace: Duration::from_secs(60),
+            idempotency_key_ttl: Duration::from_secs(24 * 60 * 60),
         }
     }
 }

@@ -286,6 +286,31 @@ async fn idempotency_keys_return_the_same_bot_or_conflict(store: Store) {
         .map(|r| r.unwrap().bot.id)
         .collect();
     assert_eq!(ids.len(), 1);
+    // Keys are remembered for a day, then forgotten by the reconciler.
+    service.reconcile_once().await.unwrap();
+    assert!(
+        !service
+            .create_bot(request(9, b"body-a"))
+            .await
+            .unwrap()
+            .created
+    );
+    let forgetful = deployment::BotService::new(
+        service.store().clone(),
+        fake.clone(),
+        deployment::ServiceOptions {
+            idempotency_key_ttl: std::time::Duration::ZERO,
+            ..common::test_options()
+        },
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    forgetful.reconcile_once().await.unwrap();
+    let fresh = forgetful.create_bot(request(9, b"body-a")).await.unwrap();
+    assert!(
+        fresh.created,
+        "an expired key still returned bot {}",
+        fresh.bot.id
+    );
 }
 
 async fn invalid_requests_write_nothing(store: Store) {

@@ -530,6 +530,18 @@ impl Store {
         Ok(records)
     }
 
+    /// Forgets idempotency keys created before `before` (ms). Returns how
+    /// many were forgotten.
+    pub async fn forget_idempotency_keys(&self, before: i64) -> Result<u64, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                .bind(before)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+
     /// Takes a bot's lease for `owner` until `lease_until`, whoever holds it
     /// (a request acting on the bot now keeps the reconciler away).
     pub async fn take_lease(
