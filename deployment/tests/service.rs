@@ -465,7 +465,43 @@ async fn a_bot_of_another_platform_is_left_alone(store: Store) {
     assert_eq!(elsewhere.platform().platform_name(), "other");
 }
 
+async fn a_stop_during_a_slow_deploy_stops_the_bot_once_the_platform_answers(store: Store) {
+    let fake = Arc::new(FakePlatform::new().with_latency(std::time::Duration::from_millis(400)));
+    let service = service_on(store, fake.clone());
+    let bot = service
+        .create_bot(create(zoom_input(80), false))
+        .await
+        .unwrap()
+        .bot;
+    let deploying = {
+        let service = service.clone();
+        tokio::spawn(async move { service.deploy(bot.id).await })
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let stopping = service.stop(bot.id).await.unwrap();
+    assert_eq!(stopping.status, BotState::Stopping, "{stopping:?}");
+    assert!(
+        stopping
+            .reason
+            .unwrap()
+            .contains("waiting for the platform's answer")
+    );
+    let after_deploy = deploying.await.unwrap().unwrap();
+    assert_eq!(after_deploy.status, BotState::Stopped, "{after_deploy:?}");
+    assert!(
+        fake.bots().is_empty(),
+        "the bot started during the stop was left: {:?}",
+        fake.bots()
+    );
+    let history = states(&service.get(bot.id).await.unwrap().history);
+    assert_eq!(
+        history.last().copied(),
+        Some((Some(BotState::Stopping), BotState::Stopped))
+    );
+}
+
 on_both_databases!(
+    a_stop_during_a_slow_deploy_stops_the_bot_once_the_platform_answers,
     lifecycle_records_every_transition_and_erases_secrets,
     deploy_is_idempotent_per_bot,
     illegal_moves_are_refused_with_the_state_and_the_allowed_moves,
