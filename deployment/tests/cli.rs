@@ -579,3 +579,38 @@ fn sim_bot_answers_health_and_exits_on_sigterm() {
         assert!(!logs.contains(secret), "{secret} in sim-bot logs: {logs}");
     }
 }
+
+#[test]
+fn sim_bot_exits_on_its_own_when_its_lifetime_ends() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let started = Instant::now();
+    let out = Command::new(BIN)
+        .arg("sim-bot")
+        .env_clear()
+        .env("BOT_PORT", port.to_string())
+        .env("SIM_BOT_LIFETIME", "1")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(started.elapsed() >= Duration::from_secs(1));
+    assert!(
+        stderr(&out).contains("its lifetime ended"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = Command::new(BIN)
+        .arg("sim-bot")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6));
+    assert!(
+        stderr(&out).contains("BOT_PORT is missing"),
+        "{}",
+        stderr(&out)
+    );
+}
