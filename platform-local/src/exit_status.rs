@@ -91,11 +91,12 @@ fn signal_name(signal: i32) -> String {
 }
 
 /// A bot whose process has ended without this service collecting its exit
-/// status: it ended while the service was not its parent (after a restart of
-/// the service, the bot's parent is init).
+/// status: it ended while the process that started it was gone (the
+/// service was restarted, or a one-off `meeboter-deploy deploy` had exited),
+/// so init collected it.
 pub(crate) fn ended_without_status(stop_requested: bool, detail: &str) -> BotStatus {
     let mut reason = format!(
-        "the process has ended; its exit status is unknown because it ended while this service was not its parent (the service was restarted after starting it){detail}"
+        "the process has ended; its exit status is unknown because the meeboter-deploy process that started it was no longer running when it ended (a restart, or a one-off command){detail}"
     );
     if stop_requested {
         reason = format!("stopped on request; {reason}");

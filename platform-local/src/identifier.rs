@@ -129,8 +129,9 @@ impl FromStr for LocalBotId {
         };
         let pid: u32 = pid.parse().map_err(|_| invalid())?;
         // Pids 0 and 1 are the scheduler and init: never a bot, and a signal
-        // to process group 0 would hit the service itself.
-        if pid <= 1 {
+        // to process group 0 would hit the service itself. Real pids fit in
+        // an i32 (the kernel's limit is 2^22).
+        if pid <= 1 || i32::try_from(pid).is_err() {
             return Err(invalid());
         }
         Ok(Self {
@@ -182,6 +183,7 @@ mod tests {
             "-5:1:42-1",
             "0:1:42-1",
             "1:1:42-1",
+            "4294967295:1:42-1",
             "48211:1:42-1:extra",
             "arn:aws:ecs:eu-west-1:123:task/abc",
         ] {

@@ -28,7 +28,8 @@ pub(crate) fn marker_value(key: InstanceKey, root: &std::path::Path) -> String {
 }
 
 fn pid(raw: u32) -> Pid {
-    // Pids fit in i32 on Linux (at most 2^22).
+    // Pids come from `/proc` or from a parsed identifier, which refuses
+    // numbers beyond i32; a negative number would address a process group.
     Pid::from_raw(i32::try_from(raw).unwrap_or(i32::MAX))
 }
 
