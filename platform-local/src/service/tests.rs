@@ -1,0 +1,219 @@
+//! Crash recovery and adoption cases that need to write records by hand.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::Signal;
+use platform_core::testkit::Fixtures;
+use platform_core::{BotDeploymentConfig, BotId, ErrorKind, PlatformService, StatusKind};
+
+use super::{BOT_PORT_VAR, LocalPlatform};
+use crate::command_line::BotCommand;
+use crate::config::LocalConfig;
+use crate::identifier::{InstanceKey, LocalBotId, ProcessIdentity};
+use crate::proc_table::{self, Liveness};
+use crate::process_control::{self, INSTANCE_MARKER_VAR};
+use crate::state_dir::BotRecord;
+
+/// A platform whose bots, and the processes a test spawns as if a
+/// crashed deploy had, are killed when the test ends, even by a panic.
+struct Guarded {
+    platform: LocalPlatform,
+    spawned: Vec<std::process::Child>,
+}
+
+impl std::ops::Deref for Guarded {
+    type Target = LocalPlatform;
+
+    fn deref(&self) -> &LocalPlatform {
+        &self.platform
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        for child in &mut self.spawned {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        for process in self.platform.live_processes() {
+            let _ = process_control::signal_group(process.process_group, Signal::SIGKILL);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(process.pid as i32),
+                Signal::SIGKILL,
+            );
+        }
+    }
+}
+
+fn platform(dir: &Path) -> Guarded {
+    let command = BotCommand::parse("sleep 1000").unwrap();
+    Guarded {
+        platform: LocalPlatform::new(LocalConfig::new(command, dir.join("state"))).unwrap(),
+        spawned: Vec::new(),
+    }
+}
+
+fn config(bot_id: u64) -> BotDeploymentConfig {
+    Fixtures::new("2:1:1-1").config(bot_id)
+}
+
+/// A service process that is gone: this process with another start time.
+fn dead_writer() -> ProcessIdentity {
+    let me = proc_table::this_process();
+    ProcessIdentity {
+        start_ticks: me.start_ticks + 1,
+        ..me
+    }
+}
+
+/// A bot process as an interrupted deploy would have spawned it.
+fn spawn_marked(platform: &mut Guarded, key: InstanceKey, port: u16) -> ProcessIdentity {
+    let child = std::process::Command::new("sleep")
+        .arg("1000")
+        .env(INSTANCE_MARKER_VAR, platform.marker(key))
+        .env(BOT_PORT_VAR, port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    let process = proc_table::read_stat(child.id()).unwrap().identity();
+    platform.spawned.push(child);
+    process
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_spawned_just_before_a_crash_is_found_not_started_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = platform(dir.path());
+    let key = InstanceKey::new(BotId(11), 1);
+    // The crashed deploy wrote its intent, spawned the bot and died
+    // before completing the record.
+    let intent = BotRecord::intent(key, dead_writer(), proc_table::boot_id(), 45_678);
+    assert!(platform.state.create(&intent).unwrap());
+    let orphan = spawn_marked(&mut platform, key, 45_678);
+
+    let deployed = platform.deploy_bot(&config(11), 1).await.unwrap();
+    let id = LocalBotId::parse(&deployed.identifier).unwrap();
+    assert_eq!(id.process, orphan);
+    assert_eq!(
+        deployed.connection_url.as_deref(),
+        Some("http://127.0.0.1:45678")
+    );
+    assert_eq!(platform.live_processes().len(), 1);
+    let record = platform.state.read(key).unwrap().unwrap();
+    assert!(record.describes(id.process));
+    // Found once, the bot is now recorded: the next repeat agrees.
+    assert_eq!(platform.deploy_bot(&config(11), 1).await.unwrap(), deployed);
+
+    platform.stop_bot(&deployed.identifier).await.unwrap();
+    platform.cleanup(&deployed.identifier).await.unwrap();
+    assert!(platform.live_processes().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_deploy_that_started_nothing_starts_the_bot() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform(dir.path());
+    let key = InstanceKey::new(BotId(12), 1);
+    let intent = BotRecord::intent(key, dead_writer(), proc_table::boot_id(), 45_679);
+    assert!(platform.state.create(&intent).unwrap());
+
+    let deployed = platform.deploy_bot(&config(12), 1).await.unwrap();
+    let status = platform.get_bot_status(&deployed.identifier).await.unwrap();
+    assert_eq!(status.kind, StatusKind::Running);
+    let record = platform.state.read(key).unwrap().unwrap();
+    assert_eq!(record.writer, proc_table::this_process());
+    platform.stop_bot(&deployed.identifier).await.unwrap();
+    platform.cleanup(&deployed.identifier).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_under_way_in_another_live_service_is_not_taken_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = platform(dir.path());
+    let key = InstanceKey::new(BotId(13), 1);
+    // Another live process (init stands in for it) wrote the intent.
+    let other = proc_table::read_stat(1).unwrap().identity();
+    let intent = BotRecord::intent(key, other, proc_table::boot_id(), 45_680);
+    assert!(platform.state.create(&intent).unwrap());
+
+    let err = platform.deploy_bot(&config(13), 1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert!(err.is_retryable());
+    assert!(
+        err.to_string()
+            .contains("another meeboter-deploy process (pid 1)"),
+        "{err}"
+    );
+    assert!(platform.live_processes().is_empty());
+    assert_eq!(platform.state.read(key).unwrap(), Some(intent));
+}
+
+/// When the service runs as PID 1 of a container, bots of its previous
+/// run become its children without a handle watching them: their exit
+/// status is collected when their status is read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_adopted_bot_that_ended_is_collected_with_its_exit_status() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = platform(dir.path());
+    let key = InstanceKey::new(BotId(14), 1);
+    let process = spawn_marked(&mut platform, key, 45_681);
+    let record =
+        BotRecord::intent(key, dead_writer(), proc_table::boot_id(), 45_681).spawned(process);
+    platform.state.replace(&record).unwrap();
+    let id = LocalBotId {
+        process,
+        instance: key,
+    }
+    .to_platform_id();
+
+    platform.spawned[0].kill().unwrap();
+    // Not collected by the std handle: a zombie child of this process.
+    for _ in 0..500 {
+        if matches!(proc_table::liveness(process), Liveness::Zombie(_)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(matches!(proc_table::liveness(process), Liveness::Zombie(_)));
+    let status = platform.get_bot_status(&id).await.unwrap();
+    assert_eq!(status.kind, StatusKind::Failed, "{status}");
+    assert_eq!(status.reason.as_deref(), Some("killed by SIGKILL"));
+    assert_eq!(proc_table::liveness(process), Liveness::Gone, "collected");
+    let recorded = platform.state.read(key).unwrap().unwrap();
+    assert!(recorded.exit.is_some());
+    platform.cleanup(&id).await.unwrap();
+    // The platform collected it, so its std handle finds nothing left.
+    assert!(platform.spawned.pop().unwrap().wait().is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_deploy_of_a_bot_that_ended_returns_it_and_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = Guarded {
+        platform: LocalPlatform::new(LocalConfig::new(
+            BotCommand::parse("sh -c 'sleep 0.3'").unwrap(),
+            dir.path().join("state"),
+        ))
+        .unwrap(),
+        spawned: Vec::new(),
+    };
+    let first = platform.deploy_bot(&config(15), 1).await.unwrap();
+    let id = LocalBotId::parse(&first.identifier).unwrap();
+    for _ in 0..500 {
+        if !proc_table::liveness(id.process).holds_pid() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let again = platform.deploy_bot(&config(15), 1).await.unwrap();
+    assert_eq!(again, first);
+    assert!(platform.live_processes().is_empty(), "nothing new started");
+    let status = platform.get_bot_status(&first.identifier).await.unwrap();
+    assert_eq!(status.kind, StatusKind::Stopped, "{status}");
+    platform.cleanup(&first.identifier).await.unwrap();
+}
