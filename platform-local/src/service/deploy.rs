@@ -2,12 +2,13 @@
 //! bot an interrupted deploy started.
 
 use std::io::{self, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::SystemTime;
 
 use platform_core::{BotDeploymentConfig, DeployResult, bot_environment};
 use tokio::process::{Child, Command};
+use tokio::sync::OwnedMutexGuard;
 
 use super::{BOT_PORT_VAR, LOG_TAIL_LINES, LocalPlatform, record_exit};
 use crate::children::ChildState;
@@ -55,28 +56,19 @@ impl LocalPlatform {
                 return Ok(adopted);
             }
         }
-        let program = self
-            .config
-            .command
-            .resolve()
-            .map_err(|problem| LocalError::Program { problem })?;
         // Held until the record is complete, so concurrent deploys count
         // each other.
-        let _capacity = match self.config.max_bots {
-            Some(max) => {
-                let guard = deploy_locks::lock(LockScope::capacity(self.state.root())).await;
-                let running = self.count_running_bots(key)?;
-                if running >= max {
-                    return Err(LocalError::AtCapacity { running, max });
+        let (program, _capacity, port) = match self.prepare_spawn(key).await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                // An interrupted deploy's intent that started nothing is
+                // not left behind by a deploy that cannot start anything.
+                if replace_existing {
+                    let _ = self.state.remove(key);
                 }
-                Some(guard)
+                return Err(e);
             }
-            None => None,
         };
-        let port = self
-            .ports
-            .pick()
-            .map_err(|source| LocalError::Port { source })?;
         let intent =
             BotRecord::intent(key, proc_table::this_process(), proc_table::boot_id(), port);
         if replace_existing {
@@ -142,6 +134,35 @@ impl LocalPlatform {
             });
         }
         Ok(Self::deploy_result(key, process, port))
+    }
+
+    /// The program to run, the capacity guard (when `LOCAL_MAX_BOTS` is
+    /// set) and a port: everything checked before an intent is written.
+    async fn prepare_spawn(
+        &self,
+        key: InstanceKey,
+    ) -> Result<(PathBuf, Option<OwnedMutexGuard<()>>, u16), LocalError> {
+        let program = self
+            .config
+            .command
+            .resolve()
+            .map_err(|problem| LocalError::Program { problem })?;
+        let capacity = match self.config.max_bots {
+            Some(max) => {
+                let guard = deploy_locks::lock(LockScope::capacity(self.state.root())).await;
+                let running = self.count_running_bots(key)?;
+                if running >= max {
+                    return Err(LocalError::AtCapacity { running, max });
+                }
+                Some(guard)
+            }
+            None => None,
+        };
+        let port = self
+            .ports
+            .pick()
+            .map_err(|source| LocalError::Port { source })?;
+        Ok((program, capacity, port))
     }
 
     /// After a crash between spawn and the completed record, the bot may

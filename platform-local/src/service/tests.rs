@@ -153,6 +153,19 @@ async fn a_deploy_under_way_in_another_live_service_is_not_taken_over() {
     assert_eq!(platform.state.read(key).unwrap(), Some(intent));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_deploy_whose_bot_cannot_start_leaves_no_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let command = BotCommand::parse("no-such-bot-program-4711").unwrap();
+    let platform = LocalPlatform::new(LocalConfig::new(command, dir.path().join("state"))).unwrap();
+    let key = InstanceKey::new(BotId(16), 1);
+    let intent = BotRecord::intent(key, dead_writer(), proc_table::boot_id(), 45_682);
+    assert!(platform.state.create(&intent).unwrap());
+    let err = platform.deploy_bot(&config(16), 1).await.unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert_eq!(platform.state.read(key).unwrap(), None);
+}
+
 /// When the service runs as PID 1 of a container, bots of its previous
 /// run become its children without a handle watching them: their exit
 /// status is collected when their status is read.
