@@ -82,6 +82,17 @@ fn spawn_marked(platform: &mut Guarded, key: InstanceKey, port: u16) -> ProcessI
         .unwrap();
     let process = proc_table::read_stat(child.id()).unwrap().identity();
     platform.spawned.push(child);
+    // Until the child has exec'd, /proc shows the test's own environment.
+    let marker = platform.marker(key);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while proc_table::environment_value(process.pid, INSTANCE_MARKER_VAR).as_ref() != Some(&marker)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never exec'd"
+        );
+        std::thread::yield_now();
+    }
     process
 }
 
