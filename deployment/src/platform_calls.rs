@@ -1,6 +1,12 @@
 //! Every call the service makes to its platform goes through here: one
-//! tracing span per call, retries of retryable errors, and an upper bound on
-//! how long the service waits.
+//! tracing span per call, and an upper bound on how long the service waits.
+//!
+//! No second retry loop: the platform contract has each platform retry its
+//! own API calls under the provider's limits, so an error that reaches us
+//! has been retried already. Stacking retries here would multiply the
+//! attempts and the wait. A retryable failure is left to the reconciler
+//! (which calls again on its next pass) or to the caller (`pool_exhausted`
+//! with a retry-after).
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -8,15 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use platform_core::{
-    BotDeploymentConfig, BotStatus, DeployResult, Error, PlatformId, PlatformService, RetryPolicy,
-    retry,
+    BotDeploymentConfig, BotStatus, DeployResult, Error, PlatformId, PlatformService,
 };
 use tracing::Instrument;
 
 /// Whether a deploy error proves that nothing was started and nothing is
 /// held, so the bot can go back to `pending`: a full pool, or a capacity
-/// shortage the platform calls transient. Retrying those at once only keeps
-/// the caller waiting; the caller decides when to come back.
+/// shortage the platform calls transient. The caller decides when to come
+/// back.
 pub(crate) fn nothing_started(error: &Error) -> bool {
     matches!(
         error,
@@ -28,30 +33,16 @@ pub(crate) fn nothing_started(error: &Error) -> bool {
     )
 }
 
-/// The platform, wrapped with the service's retry policy and timeout.
+/// The platform, wrapped with the service's timeout.
 #[derive(Clone)]
 pub(crate) struct PlatformCalls {
     platform: Arc<dyn PlatformService>,
-    retry: RetryPolicy,
     timeout: Duration,
 }
 
 impl PlatformCalls {
-    pub(crate) fn new(
-        platform: Arc<dyn PlatformService>,
-        retry: RetryPolicy,
-        timeout: Duration,
-    ) -> Self {
-        // A retry budget longer than the timeout would be cut anyway.
-        let retry = RetryPolicy {
-            budget: retry.budget.min(timeout),
-            ..retry
-        };
-        Self {
-            platform,
-            retry,
-            timeout,
-        }
+    pub(crate) fn new(platform: Arc<dyn PlatformService>, timeout: Duration) -> Self {
+        Self { platform, timeout }
     }
 
     pub(crate) fn name(&self) -> &'static str {
@@ -92,8 +83,7 @@ impl PlatformCalls {
         outcome
     }
 
-    /// `deploy_bot`, retrying retryable errors except those that prove
-    /// nothing started (see [`nothing_started`]).
+    /// `deploy_bot`, once.
     pub(crate) async fn deploy(
         &self,
         config: &BotDeploymentConfig,
@@ -107,36 +97,27 @@ impl PlatformCalls {
             attempt
         );
         let resource = format!("bot {} attempt {attempt}", config.bot_id());
-        let platform = &self.platform;
-        let call = retry(&self.retry, &resource, |_| async move {
-            match platform.deploy_bot(config, attempt).await {
-                Err(e) if nothing_started(&e) => Ok(Err(e)),
-                other => other.map(Ok),
-            }
-        });
-        self.bounded("deploy_bot", resource.clone(), async {
-            call.await.and_then(|r| r)
-        })
+        self.bounded(
+            "deploy_bot",
+            resource,
+            self.platform.deploy_bot(config, attempt),
+        )
         .instrument(span)
         .await
     }
 
-    /// `stop_bot` with retries.
+    /// `stop_bot`, once.
     pub(crate) async fn stop(&self, id: &PlatformId) -> Result<(), Error> {
         let span = tracing::info_span!("platform_call", platform = self.name(), op = "stop_bot", platform_id = %id);
-        let resource = format!("bot {id}");
-        let call = retry(&self.retry, &resource, |_| self.platform.stop_bot(id));
-        self.bounded("stop_bot", resource.clone(), call)
+        self.bounded("stop_bot", format!("bot {id}"), self.platform.stop_bot(id))
             .instrument(span)
             .await
     }
 
-    /// `cleanup` with retries.
+    /// `cleanup`, once.
     pub(crate) async fn cleanup(&self, id: &PlatformId) -> Result<(), Error> {
         let span = tracing::info_span!("platform_call", platform = self.name(), op = "cleanup", platform_id = %id);
-        let resource = format!("bot {id}");
-        let call = retry(&self.retry, &resource, |_| self.platform.cleanup(id));
-        self.bounded("cleanup", resource.clone(), call)
+        self.bounded("cleanup", format!("bot {id}"), self.platform.cleanup(id))
             .instrument(span)
             .await
     }

@@ -12,7 +12,11 @@
 //! | an identifier | keeps it; `running` as soon as the platform says so | the bot |
 //! | pool exhausted, or a capacity shortage it calls transient (nothing started) | back to `pending`, with the reason | `pool_exhausted` with a retry-after |
 //! | a definite refusal (rejected, unauthorised, bad config, failed to start, permanent capacity) | `failed`, with the reason | `deploy_failed` |
-//! | anything that may have started the bot (timeout, 5xx, throttling after retries) | stays `deploying`; the reconciler calls again with the same attempt, which the platform contract makes idempotent | the bot, with the reason |
+//! | anything that may have started the bot (timeout, 5xx, throttling after the platform's own retries) | stays `deploying`; the reconciler calls again with the same attempt, which the platform contract makes idempotent | the bot, with the reason |
+//!
+//! The service does not retry platform calls itself: the platform contract
+//! has each platform retry its own API calls, so a second loop here would
+//! only multiply attempts. The reconciler's next pass is the retry.
 //!
 //! A stop always stops the platform resource, then cleans up; a stop the
 //! platform did not confirm stays `stopping` and the reconciler repeats it.
@@ -22,8 +26,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use platform_core::{
-    BotDeploymentInput, BotId, BotStatus, MeetingPlatform, PlatformId, PlatformService,
-    RetryPolicy, Slot, SlotState, SlotStore, StatusKind,
+    BotDeploymentInput, BotId, BotStatus, MeetingPlatform, PlatformId, PlatformService, Slot,
+    SlotState, SlotStore, StatusKind,
 };
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -43,11 +47,9 @@ pub struct ServiceOptions {
     /// How long a bot may take from the deploy intent to `running` before
     /// it is failed and cleaned up. Default 600 s (`DEPLOY_TIMEOUT`).
     pub deploy_timeout: Duration,
-    /// How long one platform operation, retries included, may take.
-    /// Default 60 s (`PLATFORM_CALL_TIMEOUT`).
+    /// How long one platform call (the platform's own retries included)
+    /// may take. Default 60 s (`PLATFORM_CALL_TIMEOUT`).
     pub platform_call_timeout: Duration,
-    /// How retryable platform errors are retried within one operation.
-    pub retry: RetryPolicy,
     /// What `pool_exhausted` tells clients to wait. Default 30 s: long
     /// enough for a meeting to end somewhere, short enough not to miss the
     /// start of the one the client wants to join.
@@ -74,7 +76,6 @@ impl Default for ServiceOptions {
         Self {
             deploy_timeout: Duration::from_secs(600),
             platform_call_timeout: Duration::from_secs(60),
-            retry: RetryPolicy::default(),
             pool_retry_after: Duration::from_secs(30),
             reconcile_batch: 100,
             reconcile_concurrency: 16,
@@ -257,7 +258,7 @@ impl std::fmt::Debug for BotService {
 impl BotService {
     /// A service over `store` and `platform`.
     pub fn new(store: Store, platform: Arc<dyn PlatformService>, options: ServiceOptions) -> Self {
-        let calls = PlatformCalls::new(platform, options.retry, options.platform_call_timeout);
+        let calls = PlatformCalls::new(platform, options.platform_call_timeout);
         let instance = format!(
             "pid{}-{}",
             std::process::id(),

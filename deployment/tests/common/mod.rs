@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use deployment::{BotService, CreateBot, ServiceOptions, Store};
 use platform_core::testkit::FakePlatform;
-use platform_core::{BotDeploymentInput, PlatformService, RetryPolicy, SecretString};
+use platform_core::{BotDeploymentInput, PlatformService, SecretString};
 use sqlx::Connection;
 
 /// Where the test PostgreSQL server is; `.ci/run` sets it.
@@ -128,18 +128,11 @@ impl TestDb {
     }
 }
 
-/// Options for tests: fast retries, short timeouts.
+/// Options for tests: short timeouts.
 pub fn test_options() -> ServiceOptions {
     ServiceOptions {
         deploy_timeout: Duration::from_secs(300),
         platform_call_timeout: Duration::from_secs(5),
-        retry: RetryPolicy {
-            max_attempts: 2,
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(20),
-            jitter: false,
-            ..RetryPolicy::default()
-        },
         ..ServiceOptions::default()
     }
 }
