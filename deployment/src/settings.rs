@@ -57,7 +57,7 @@ pub const DEPLOY_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
 pub const PLATFORM_CALL_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
     "PLATFORM_CALL_TIMEOUT",
     "60",
-    "Seconds one platform operation (a deploy or a stop, retries included) may take before the service stops waiting and leaves it to the reconciler. Also how long a request's claim on a bot keeps the reconciler away from it, so after a crash the reconciler takes over this long after the crash at the latest.",
+    "Seconds one platform call (a deploy or a stop, the platform's own retries included) may take before the service stops waiting and leaves it to the reconciler. Also how long a request's claim on a bot keeps the reconciler away from it, so after a crash the reconciler takes over at most this long (plus 2 s) later.",
 )
 .kind(ValueKind::Seconds { min: 1, max: 600 });
 
