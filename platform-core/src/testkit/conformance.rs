@@ -378,8 +378,11 @@ pub async fn deploy_survives_transient_failure(
     policy: &RetryPolicy,
 ) -> Result<(), Violation> {
     const CHECK: &str = "deploy_survives_transient_failure";
-    let deployed = retry(policy, "conformance deploy", |attempt| async move {
-        platform.deploy_bot(config, attempt).await
+    // Every try is attempt 1: a deploy that failed left nothing behind, and
+    // the contract makes a repeated `(bot, attempt)` safe. A new attempt
+    // number would mean "the previous attempt was cleaned up".
+    let deployed = retry(policy, "conformance deploy", |_| async move {
+        platform.deploy_bot(config, 1).await
     })
     .await;
     match deployed {
