@@ -614,3 +614,37 @@ fn sim_bot_exits_on_its_own_when_its_lifetime_ends() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_full_machine_answers_pool_exhausted_with_a_retry_hint_and_keeps_the_bot_pending() {
+    let machine = Machine::new();
+    let deploy = |n: u32| {
+        machine
+            .command(&[
+                "--json",
+                "deploy",
+                "--meeting-platform",
+                "zoom",
+                "--meeting-url",
+                &format!("https://zoom.us/j/{n}"),
+            ])
+            .env("LOCAL_MAX_BOTS", "1")
+            .output()
+            .unwrap()
+    };
+    let first = deploy(1);
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let second = deploy(2);
+    assert_eq!(second.status.code(), Some(5), "{}", stderr(&second));
+    let body: Value = serde_json::from_slice(&second.stdout).unwrap();
+    assert_eq!(body["error"]["code"], "pool_exhausted", "{body}");
+    assert_eq!(body["error"]["retryable"], true);
+    assert!(body["error"]["retry_after_secs"].as_u64().unwrap() > 0);
+    let (_, pending) = machine.json(&["list", "--status", "pending"]);
+    assert_eq!(pending["bots"].as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(machine.bot_processes().len(), 1);
+    let (_, running) = machine.json(&["list", "--status", "running"]);
+    let id = running["bots"][0]["id"].as_u64().unwrap().to_string();
+    assert_eq!(machine.json(&["stop", &id]).0, 0);
+    assert!(machine.wait_for_no_bot_process().is_empty());
+}
