@@ -1,10 +1,11 @@
 //! Test-only pauses at the points where a crash hurts most, so end-to-end
 //! tests can `kill -9` the process exactly there.
 //!
-//! `MEEBOTER_TEST_FAILPOINT=after-deploy-intent` (or `after-stop-intent`)
+//! `MEEBOTER_TEST_FAILPOINT=after-deploy-intent` (or `after-platform-deploy`,
+//! `after-stop-intent`)
 //! makes the process print `failpoint <name> reached` on standard error and
-//! then wait forever at that point, with the intent committed and the
-//! platform not yet called. It exists only in debug builds
+//! then wait forever at that point (see each constant for what is
+//! committed and what the platform has done). It exists only in debug builds
 //! (`debug_assertions`): release binaries, which are what operators run, do
 //! not contain it and never read the variable.
 
@@ -13,6 +14,9 @@ use platform_core::{EnvVarSpec, ValueKind};
 /// The deploy intent (status `deploying`, attempt + 1) is committed; the
 /// platform has not been called.
 pub const AFTER_DEPLOY_INTENT: &str = "after-deploy-intent";
+/// The platform has started the bot and answered; its identifier is not
+/// recorded yet.
+pub const AFTER_PLATFORM_DEPLOY: &str = "after-platform-deploy";
 /// The stop intent (status `stopping`) is committed; the platform has not
 /// been asked to stop the bot.
 pub const AFTER_STOP_INTENT: &str = "after-stop-intent";
@@ -23,7 +27,7 @@ pub const TEST_FAILPOINT: EnvVarSpec = EnvVarSpec::optional(
     "Test only, debug builds only: pause forever at this point so a test can kill the process there. Release builds ignore it.",
 )
 .kind(ValueKind::OneOf {
-    values: &[AFTER_DEPLOY_INTENT, AFTER_STOP_INTENT],
+    values: &[AFTER_DEPLOY_INTENT, AFTER_PLATFORM_DEPLOY, AFTER_STOP_INTENT],
 });
 
 /// Variables read only by tests of debug builds.

@@ -440,6 +440,7 @@ impl BotService {
         };
         match self.calls().deploy(&config, attempt).await {
             Ok(result) => {
+                failpoint::pause_if_armed(failpoint::AFTER_PLATFORM_DEPLOY).await;
                 let recorded = self
                     .store_ref()
                     .record_deployed(

@@ -392,6 +392,43 @@ fn a_crash_between_the_deploy_intent_and_the_platform_is_finished_after_restart(
 }
 
 #[test]
+fn a_crash_after_the_platform_started_the_bot_adopts_that_bot_after_restart() {
+    let machine = Machine::new();
+    machine.crash_at(
+        "after-platform-deploy",
+        &[
+            "deploy",
+            "--meeting-platform",
+            "zoom",
+            "--meeting-url",
+            ZOOM,
+        ],
+    );
+    let (_, page) = machine.json(&["list"]);
+    let bot = &page["bots"][0];
+    assert_eq!(bot["status"], "deploying", "{page}");
+    assert!(bot["platform_id"].is_null(), "{page}");
+    let started = machine.bot_processes();
+    assert_eq!(started.len(), 1, "the platform had started the bot");
+    let id = bot["id"].as_u64().unwrap().to_string();
+
+    std::thread::sleep(Duration::from_millis(3200));
+    let out = machine.run(&["reconcile", "--once"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let (_, status) = machine.json(&["status", &id]);
+    assert_eq!(status["bot"]["status"], "running", "{status}");
+    assert_eq!(status["bot"]["attempt"], 1, "{status}");
+    // The same process, not a second one.
+    assert_eq!(machine.bot_processes(), started);
+
+    assert_eq!(machine.json(&["stop", &id]).0, 0);
+    assert!(
+        machine.wait_for_no_bot_process().is_empty(),
+        "orphan bot process"
+    );
+}
+
+#[test]
 fn a_crash_during_a_stop_is_finished_after_restart() {
     let machine = Machine::new();
     let (code, bot) = machine.json(&[

@@ -499,8 +499,67 @@ async fn slots_a_cleanup_forgot_are_given_back(store: Store) {
     assert_eq!(slot.state, SlotState::Idle);
 }
 
+/// A crash after the platform claimed a slot but before the service
+/// recorded it: after restart the re-driven deploy gets the same slot (the
+/// claim is idempotent per bot), and stopping frees it. No slot stays
+/// claimed.
+async fn a_crash_after_the_slot_was_claimed_reuses_it_and_frees_it(store: Store) {
+    for id in ["app-1", "app-2"] {
+        store
+            .add_slot(NewSlot {
+                pool: "crashy".into(),
+                slot_id: id.into(),
+                meeting_platform: MeetingPlatform::Zoom,
+                connection_url: None,
+            })
+            .await
+            .unwrap();
+    }
+    let platform = Arc::new(PoolPlatform {
+        slots: Arc::new(store.clone()),
+        pool: "crashy",
+        capacity: 2,
+        statuses: Mutex::new(HashMap::new()),
+        forgets_slots: false,
+    });
+    let service = BotService::new(store.clone(), platform.clone(), test_options());
+    let bot = service
+        .create_bot(create(zoom_input(10), false))
+        .await
+        .unwrap()
+        .bot;
+    let record = store
+        .begin_deploy(bot.id, "deploy requested", "dead-process", 0)
+        .await
+        .unwrap()
+        .unwrap();
+    // The dead process got as far as the platform's answer.
+    let config = record.config().unwrap();
+    let first = platform.deploy_bot(&config, 1).await.unwrap();
+    let report = service.reconcile_once().await.unwrap();
+    assert_eq!(report.redriven_deploys, 1, "{report:?}");
+    let running = service.get(bot.id).await.unwrap().bot;
+    assert_eq!(running.status, BotState::Running);
+    assert_eq!(
+        running.platform_id.as_deref(),
+        Some(first.identifier.as_str())
+    );
+    let claimed = |slots: &[platform_core::Slot]| {
+        slots
+            .iter()
+            .filter(|s| matches!(s.state, SlotState::Claimed { .. }))
+            .count()
+    };
+    assert_eq!(claimed(&store.list_slots("crashy").await.unwrap()), 1);
+    service.stop(bot.id).await.unwrap();
+    assert_eq!(claimed(&store.list_slots("crashy").await.unwrap()), 0);
+}
+
 mod leaks {
     use super::*;
 
-    on_both_databases!(slots_a_cleanup_forgot_are_given_back);
+    on_both_databases!(
+        slots_a_cleanup_forgot_are_given_back,
+        a_crash_after_the_slot_was_claimed_reuses_it_and_frees_it,
+    );
 }
