@@ -380,32 +380,33 @@ impl BotService {
     pub async fn deploy(&self, id: BotId) -> ServiceResult<Bot> {
         let span = tracing::info_span!("deploy", bot_id = %id);
         async {
-            let record = self.load(id).await?;
-            self.check_platform(&record)?;
-            match record.state()? {
-                BotState::Deploying | BotState::Running => return Ok(record.to_bot()?),
-                BotState::Pending => {}
-                other => other.check_move(id, BotState::Deploying).map(|_| ())?,
-            }
             let owner = self.inner.instance.as_str();
-            let intent = self
-                .store_ref()
-                .begin_deploy(id, "deploy requested", owner, self.lease_until())
-                .await?;
-            let Some(record) = intent else {
-                // Someone moved the bot between our read and our write.
+            // The bot may move between our read and our write (another
+            // request deployed it, or a full pool sent it back to pending):
+            // read again and decide again, a few times.
+            let mut intent = None;
+            for _ in 0..5 {
                 let record = self.load(id).await?;
-                return match record.state()? {
-                    BotState::Deploying | BotState::Running => Ok(record.to_bot()?),
-                    other => Err(other.check_move(id, BotState::Deploying).map_or_else(
-                        ServiceError::from,
-                        |_| {
-                            ServiceError::Storage(crate::store::StoreError::Query(
-                                "the bot changed while it was being deployed".into(),
-                            ))
-                        },
+                self.check_platform(&record)?;
+                match record.state()? {
+                    BotState::Deploying | BotState::Running => return Ok(record.to_bot()?),
+                    BotState::Pending => {}
+                    other => other.check_move(id, BotState::Deploying).map(|_| ())?,
+                }
+                intent = self
+                    .store_ref()
+                    .begin_deploy(id, "deploy requested", owner, self.lease_until())
+                    .await?;
+                if intent.is_some() {
+                    break;
+                }
+            }
+            let Some(record) = intent else {
+                return Err(ServiceError::Storage(
+                    crate::store::StoreError::Unavailable(format!(
+                        "bot {id} kept changing while it was being deployed; try again"
                     )),
-                };
+                ));
             };
             tracing::info!(attempt = record.attempt(), "deploy intent recorded");
             failpoint::pause_if_armed(failpoint::AFTER_DEPLOY_INTENT).await;
