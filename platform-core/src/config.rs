@@ -11,6 +11,7 @@ use crate::secret::SecretString;
 
 /// The identifier of a bot in Meeboter: assigned by the deployment service,
 /// unique and stable for the bot's whole life. Not the platform's identifier.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct BotId(pub u64);
@@ -306,6 +307,7 @@ fn join_errors(errors: &[FieldError]) -> String {
 /// A deployment request as it arrives from a client, before validation. All
 /// fields are plain data; [`BotDeploymentInput::validate`] checks them all and
 /// reports every problem at once.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BotDeploymentInput {
@@ -315,6 +317,7 @@ pub struct BotDeploymentInput {
     pub meeting_url: String,
     /// The meeting password, if any.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, format = Password))]
     pub meeting_password: Option<SecretString>,
     /// The bot's display name; default [`DisplayName::DEFAULT`].
     #[serde(default)]
@@ -328,6 +331,7 @@ pub struct BotDeploymentInput {
 }
 
 /// Automatic-leave timeouts in whole seconds, each optional.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AutomaticLeaveInput {

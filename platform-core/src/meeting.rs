@@ -8,6 +8,7 @@ use url::Url;
 
 /// The video-meeting service a bot joins. Each has its own bot image, task
 /// definition or slot pool.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum MeetingPlatform {

@@ -14,6 +14,7 @@ use crate::status::BotStatus;
 /// ARN, a local process handle. Opaque to everyone but the platform that
 /// issued it, which must be able to act on it after a restart of the service
 /// (it is stored in the database).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PlatformId(String);

@@ -19,6 +19,7 @@ use crate::error::Result;
 use crate::meeting::MeetingPlatform;
 
 /// What a slot is doing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "state")]
 pub enum SlotState {

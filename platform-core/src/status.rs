@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 /// `running:healthy`, `running:unknown`, `exited:unhealthy` and more. Each
 /// platform maps its own strings to these kinds and keeps the raw string in
 /// [`BotStatus::raw`].
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StatusKind {
@@ -67,6 +68,7 @@ impl fmt::Display for StatusKind {
 }
 
 /// A bot's status: the normalised kind, the platform's own words, and why.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BotStatus {
     /// The normalised kind.
