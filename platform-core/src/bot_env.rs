@@ -4,6 +4,7 @@
 use std::fmt;
 
 use crate::config::BotDeploymentConfig;
+use crate::settings::{EnvVarSpec, ValueKind};
 
 /// Names of the variables a bot container receives.
 pub mod names {
@@ -38,6 +39,50 @@ pub mod names {
         EVERYONE_LEFT_TIMEOUT,
     ];
 }
+
+/// The bot environment described as data, for the generated environment
+/// reference ("What a bot receives") and for bots written in Rust (the
+/// stand-in bot) that load it with [`load_env`](crate::load_env).
+pub const SPECS: &[EnvVarSpec] = &[
+    EnvVarSpec::required(names::BOT_ID, "The Meeboter bot id, for the bot's logs and callbacks.")
+        .kind(ValueKind::Integer { min: 0, max: i64::MAX }),
+    EnvVarSpec::required(
+        names::MEETING_URL,
+        "The meeting invite link, passcode included; validated for the meeting platform (https, a host of that platform).",
+    )
+    .secret()
+    .kind(ValueKind::Url),
+    EnvVarSpec::optional(
+        names::MEETING_PASSWORD,
+        "The meeting password; absent when the meeting has none.",
+    )
+    .secret(),
+    EnvVarSpec::with_default(
+        names::BOT_DISPLAY_NAME,
+        crate::config::DisplayName::DEFAULT,
+        "The name the bot shows in the meeting (1 to 100 characters).",
+    ),
+    EnvVarSpec::with_default(names::RECORDING_ENABLED, "false", "Whether the bot records the meeting.")
+        .kind(ValueKind::Bool),
+    EnvVarSpec::with_default(
+        names::WAITING_ROOM_TIMEOUT,
+        "300",
+        "Seconds the bot waits to be admitted from a waiting room or lobby before leaving.",
+    )
+    .kind(ValueKind::Seconds { min: 1, max: 86_400 }),
+    EnvVarSpec::with_default(
+        names::NO_ONE_JOINED_TIMEOUT,
+        "300",
+        "Seconds the bot stays when nobody else joins.",
+    )
+    .kind(ValueKind::Seconds { min: 1, max: 86_400 }),
+    EnvVarSpec::with_default(
+        names::EVERYONE_LEFT_TIMEOUT,
+        "60",
+        "Seconds the bot stays after every other participant left.",
+    )
+    .kind(ValueKind::Seconds { min: 1, max: 86_400 }),
+];
 
 /// One variable of a bot's environment.
 #[derive(Clone, PartialEq, Eq)]
@@ -237,6 +282,41 @@ mod tests {
         let env = bot_environment(&config(Some("pw")));
         let produced: Vec<&str> = env.iter().map(BotEnvVar::name).collect();
         assert_eq!(produced, names::ALL);
+    }
+
+    #[test]
+    fn the_specs_describe_every_variable_and_accept_what_the_function_writes() {
+        let names: Vec<&str> = SPECS.iter().map(|s| s.name).collect();
+        assert_eq!(names, names::ALL);
+        let env = bot_environment(&config(Some("pw")));
+        let map: std::collections::BTreeMap<String, String> = env.to_pairs().into_iter().collect();
+        crate::load_env("bot", SPECS, &map).unwrap();
+        // The documented defaults are the config's defaults.
+        let defaults = AutomaticLeave::default();
+        assert_eq!(
+            SPECS[5].default_value(),
+            Some(defaults.waiting_room_timeout.as_secs().to_string().as_str())
+        );
+        assert_eq!(
+            SPECS[6].default_value(),
+            Some(
+                defaults
+                    .no_one_joined_timeout
+                    .as_secs()
+                    .to_string()
+                    .as_str()
+            )
+        );
+        assert_eq!(
+            SPECS[7].default_value(),
+            Some(
+                defaults
+                    .everyone_left_timeout
+                    .as_secs()
+                    .to_string()
+                    .as_str()
+            )
+        );
     }
 
     #[test]

@@ -27,6 +27,47 @@ pub struct Listing {
     pub platforms: Vec<PlatformInfo>,
     /// The service's own variables.
     pub service_env: Vec<Spec>,
+    /// Variables only the CLI reads.
+    #[serde(default)]
+    pub cli_env: Vec<Spec>,
+    /// Variables the stand-in bot reads.
+    #[serde(default)]
+    pub sim_bot_env: Vec<Spec>,
+    /// The variables every bot container receives.
+    #[serde(default)]
+    pub bot_env: Vec<Spec>,
+    /// Test hooks, read by debug builds only.
+    #[serde(default)]
+    pub test_env: Vec<Spec>,
+}
+
+impl Listing {
+    /// The groups of variables that are not a platform's, in the order the
+    /// docs show them: (heading, who reads them, variables).
+    fn service_groups(&self) -> [(&'static str, &'static str, &[Spec]); 4] {
+        [
+            (
+                "Service",
+                "Read by every build of `meeboter-deploy`.",
+                &self.service_env,
+            ),
+            (
+                "Command line",
+                "Read by the `meeboter-deploy` CLI commands that take a meeting (`deploy`), so that secrets need not be flags visible in `ps`.",
+                &self.cli_env,
+            ),
+            (
+                "Stand-in bot",
+                "Read by `meeboter-deploy sim-bot`, the stand-in bot the local platform runs by default. It also reads the bot variables below.",
+                &self.sim_bot_env,
+            ),
+            (
+                "Test hooks",
+                "Read only by debug builds, for the crash-safety tests; release binaries neither contain nor read them.",
+                &self.test_env,
+            ),
+        ]
+    }
 }
 
 /// One platform of the listing.
@@ -219,14 +260,20 @@ pub fn environment_reference(listing: &Listing) -> String {
          whitespace counts as unset. Secrets are never printed: not in logs, errors or `doctor` output. \
          When a variable is missing or invalid, the service refuses to start and lists every problem at once.\n\n",
     );
-    out.push_str("## Service\n\nRead by every build of `meeboter-deploy`.\n\n");
-    out.push_str(&table(&listing.service_env));
+    for (heading, readers, specs) in listing.service_groups() {
+        if specs.is_empty() {
+            continue;
+        }
+        let _ = write!(out, "## {heading}\n\n{readers}\n\n");
+        out.push_str(&table(specs));
+        out.push('\n');
+    }
     let mut platforms: Vec<&PlatformInfo> = listing.platforms.iter().collect();
     platforms.sort_by(|a, b| a.name.cmp(&b.name));
     for platform in platforms {
         let _ = write!(
             out,
-            "\n## Platform `{}`\n\n{}. Read by the builds with the `{}` feature: {}.\n\n",
+            "## Platform `{}`\n\n{}. Read by the builds with the `{}` feature: {}.\n\n",
             platform.name,
             platform.description.trim_end_matches('.'),
             platform.feature,
@@ -237,6 +284,17 @@ pub fn environment_reference(listing: &Listing) -> String {
         } else {
             out.push_str(&table(&platform.env));
         }
+        out.push('\n');
+    }
+    if !listing.bot_env.is_empty() {
+        out.push_str(
+            "## What a bot receives\n\nEvery platform gives each bot container these variables (the local platform adds \
+             `BOT_PORT`). Meeboter deploy writes them; a bot image reads them.\n\n",
+        );
+        out.push_str(&table(&listing.bot_env));
+    }
+    while out.ends_with("\n\n") {
+        out.pop();
     }
     out
 }
@@ -292,9 +350,19 @@ pub fn env_example(listing: &Listing) -> String {
         "# Every line is commented out: uncomment and set what you need. Defaults are shown as values.\n\
          # With nothing set, the service runs bots as local processes and keeps its state in SQLite.\n\n",
     );
-    out.push_str("# ===== Service (every build) =====\n\n");
-    for spec in &listing.service_env {
-        example_block(&mut out, spec, "");
+    for (heading, readers, specs) in listing.service_groups() {
+        // Test hooks do not belong in an operator's configuration.
+        if specs.is_empty() || heading == "Test hooks" {
+            continue;
+        }
+        let _ = writeln!(out, "# ===== {heading} =====");
+        for line in wrap(readers, 96) {
+            let _ = writeln!(out, "# {line}");
+        }
+        out.push('\n');
+        for spec in specs {
+            example_block(&mut out, spec, "");
+        }
     }
     let mut platforms: Vec<&PlatformInfo> = listing.platforms.iter().collect();
     platforms.sort_by(|a, b| a.name.cmp(&b.name));

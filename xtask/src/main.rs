@@ -14,6 +14,8 @@
 mod ci;
 mod cmd;
 mod docs;
+#[cfg(test)]
+mod env_coverage;
 mod feature_sets;
 mod release;
 
