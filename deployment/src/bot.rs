@@ -20,7 +20,9 @@ use time::OffsetDateTime;
 ///
 /// `stopped` and `failed` are terminal: a bot that ended never comes back; a
 /// new meeting gets a new bot.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum BotState {
     /// Created, not deployed yet (or sent back because the pool was full).
@@ -164,7 +166,6 @@ pub struct Bot {
     #[schema(value_type = u64)]
     pub id: BotId,
     /// Its lifecycle state.
-    #[schema(value_type = String, example = "running")]
     pub status: BotState,
     /// Why it is in that state (the last transition's reason).
     pub reason: Option<String>,
@@ -177,7 +178,6 @@ pub struct Bot {
     /// How many deploys were started (the platform's idempotency key with the id).
     pub attempt: u32,
     /// `zoom`, `teams` or `meet`.
-    #[schema(value_type = String, example = "zoom")]
     pub meeting_platform: MeetingPlatform,
     /// The meeting URL with passcodes hidden.
     pub meeting_url: String,
@@ -217,10 +217,8 @@ pub struct AutomaticLeaveSecs {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct HistoryEntry {
     /// The state before (`None` for the creation).
-    #[schema(value_type = Option<String>)]
     pub from: Option<BotState>,
     /// The state after.
-    #[schema(value_type = String)]
     pub to: BotState,
     /// Why.
     pub reason: String,

@@ -41,6 +41,7 @@ pub mod bot;
 pub mod cli;
 pub mod error;
 pub mod failpoint;
+pub mod metrics;
 mod platform_calls;
 pub mod platforms;
 pub mod reconciler;

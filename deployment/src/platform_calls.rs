@@ -1,5 +1,6 @@
 //! Every call the service makes to its platform goes through here: one
-//! tracing span per call, and an upper bound on how long the service waits.
+//! tracing span per call, an upper bound on how long the service waits, and
+//! the metrics (deploys by outcome, deploy latency, errors by kind).
 //!
 //! No second retry loop: the platform contract has each platform retry its
 //! own API calls under the provider's limits, so an error that reaches us
@@ -18,6 +19,8 @@ use platform_core::{
 };
 use tracing::Instrument;
 
+use crate::metrics::{DeployOutcome, Metrics};
+
 /// Whether a deploy error proves that nothing was started and nothing is
 /// held, so the bot can go back to `pending`: a full pool, or a capacity
 /// shortage the platform calls transient. The caller decides when to come
@@ -33,16 +36,25 @@ pub(crate) fn nothing_started(error: &Error) -> bool {
     )
 }
 
-/// The platform, wrapped with the service's timeout.
+/// The platform, wrapped with the service's timeout and metrics.
 #[derive(Clone)]
 pub(crate) struct PlatformCalls {
     platform: Arc<dyn PlatformService>,
     timeout: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl PlatformCalls {
-    pub(crate) fn new(platform: Arc<dyn PlatformService>, timeout: Duration) -> Self {
-        Self { platform, timeout }
+    pub(crate) fn new(
+        platform: Arc<dyn PlatformService>,
+        timeout: Duration,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            platform,
+            timeout,
+            metrics,
+        }
     }
 
     pub(crate) fn name(&self) -> &'static str {
@@ -68,17 +80,31 @@ impl PlatformCalls {
                 after: self.timeout,
             }),
         };
-        let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let elapsed = started.elapsed();
+        let elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX);
         match &outcome {
             Ok(_) => tracing::debug!(op, elapsed_ms, "platform call succeeded"),
-            Err(error) => tracing::warn!(
-                op,
-                elapsed_ms,
-                error = %error,
-                kind = error.kind().as_str(),
-                retryable = error.is_retryable(),
-                "platform call failed"
-            ),
+            Err(error) => {
+                self.metrics
+                    .record_platform_error(self.name(), op, error.kind().as_str());
+                tracing::warn!(
+                    op,
+                    elapsed_ms,
+                    error = %error,
+                    kind = error.kind().as_str(),
+                    retryable = error.is_retryable(),
+                    "platform call failed"
+                );
+            }
+        }
+        if op == "deploy_bot" {
+            let outcome = match &outcome {
+                Ok(_) => DeployOutcome::Started,
+                Err(error) if nothing_started(error) => DeployOutcome::NoCapacity,
+                Err(error) if !error.is_retryable() => DeployOutcome::Refused,
+                Err(_) => DeployOutcome::Unconfirmed,
+            };
+            self.metrics.record_deploy(self.name(), outcome, elapsed);
         }
         outcome
     }

@@ -36,6 +36,7 @@ use tracing::Instrument;
 use crate::bot::{Bot, BotDetails, BotState};
 use crate::error::{ServiceError, ServiceResult};
 use crate::failpoint;
+use crate::metrics::Metrics;
 use crate::platform_calls::{PlatformCalls, nothing_started};
 use crate::store::{
     BotRecord, CreateOutcome, IdempotencyKey, ListFilter, NewBot, Store, Transition, now_ms,
@@ -133,7 +134,7 @@ pub struct BotPage {
 }
 
 /// A bot with what its platform says right now.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct LiveStatus {
     /// The bot as recorded.
     pub bot: Bot,
@@ -144,7 +145,7 @@ pub struct LiveStatus {
 }
 
 /// Slot counts of one meeting platform in one pool.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SlotCounts {
     /// Free slots.
     pub idle: u64,
@@ -177,7 +178,7 @@ pub struct PoolSummary {
 }
 
 /// One readiness check.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Check {
     /// Whether it passed.
     pub ok: bool,
@@ -201,7 +202,7 @@ impl Check {
 }
 
 /// Whether the service can do its work.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     /// Both checks passed.
     pub ready: bool,
@@ -232,6 +233,7 @@ pub fn idempotency_key(key: &str, body: &[u8]) -> ServiceResult<IdempotencyKey> 
 
 pub(crate) struct Inner {
     pub(crate) store: Store,
+    pub(crate) metrics: Arc<Metrics>,
     pub(crate) calls: PlatformCalls,
     pub(crate) options: ServiceOptions,
     /// Who holds the leases this service instance takes.
@@ -258,7 +260,12 @@ impl std::fmt::Debug for BotService {
 impl BotService {
     /// A service over `store` and `platform`.
     pub fn new(store: Store, platform: Arc<dyn PlatformService>, options: ServiceOptions) -> Self {
-        let calls = PlatformCalls::new(platform, options.platform_call_timeout);
+        let metrics = Arc::new(Metrics::new());
+        let calls = PlatformCalls::new(
+            platform,
+            options.platform_call_timeout,
+            Arc::clone(&metrics),
+        );
         let instance = format!(
             "pid{}-{}",
             std::process::id(),
@@ -267,6 +274,7 @@ impl BotService {
         Self {
             inner: Arc::new(Inner {
                 store,
+                metrics,
                 calls,
                 options,
                 instance,
@@ -287,6 +295,12 @@ impl BotService {
     /// The database.
     pub fn store(&self) -> &Store {
         &self.inner.store
+    }
+
+    /// What the service has counted (deploys, platform errors, HTTP
+    /// requests), for `GET /metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
     }
 
     /// The options in force.
@@ -613,7 +627,17 @@ impl BotService {
             reason: &reason,
             ..transition
         };
+        let became_running = transition.to == BotState::Running;
         match self.move_bot(transition).await? {
+            Some(moved) if became_running => {
+                if let Some(started) = record.deploy_started_at_ms() {
+                    let took = u64::try_from(now_ms().saturating_sub(started)).unwrap_or(0);
+                    self.inner
+                        .metrics
+                        .record_deploy_to_running(self.platform_name(), Duration::from_millis(took));
+                }
+                Ok(moved)
+            }
             Some(moved) if moved.cleanup_pending() => self.drive_cleanup(moved).await,
             Some(moved) => Ok(moved),
             None => self.load(id).await,
