@@ -88,6 +88,9 @@ pub enum ServiceError {
     /// No platform could be chosen from `DEPLOYMENT_PLATFORM`.
     #[error(transparent)]
     Selection(#[from] platform_core::SelectionError),
+    /// The HTTP server of `serve` failed.
+    #[error("the HTTP server stopped: {0}")]
+    Server(String),
 }
 
 /// A coarse class of [`ServiceError`] that CLI exit codes and HTTP status
@@ -137,6 +140,7 @@ impl ServiceError {
             Self::Storage(_) => "database_error",
             Self::Config(_) => "invalid_configuration",
             Self::Selection(_) => "platform_selection",
+            Self::Server(_) => "server_error",
         }
     }
 
@@ -161,6 +165,7 @@ impl ServiceError {
             Self::Storage(e) if e.is_configuration() => ErrorClass::Configuration,
             Self::Storage(_) => ErrorClass::Internal,
             Self::Config(_) | Self::Selection(_) => ErrorClass::Configuration,
+            Self::Server(_) => ErrorClass::Internal,
         }
     }
 

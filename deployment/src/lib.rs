@@ -16,6 +16,7 @@
 //!   platform and finishes what a crash left half-done;
 //! - [`ServiceError`]: one error type with stable machine codes for the CLI
 //!   and the HTTP API;
+//! - the HTTP API ([`api`]) that `meeboter-deploy serve` answers;
 //! - the CLI ([`cli`]) and the stand-in bot ([`sim_bot`]).
 //!
 //! # Features
@@ -37,6 +38,7 @@ use platform_coolify as _;
 #[cfg(feature = "local")]
 use platform_local as _;
 
+pub mod api;
 pub mod bot;
 pub mod cli;
 pub mod error;

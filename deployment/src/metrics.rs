@@ -182,7 +182,11 @@ impl Metrics {
         operation: &'static str,
         kind: &'static str,
     ) {
-        self.with(|c| *c.platform_errors.entry((platform, operation, kind)).or_default() += 1);
+        self.with(|c| {
+            *c.platform_errors
+                .entry((platform, operation, kind))
+                .or_default() += 1
+        });
     }
 
     /// Records one answered HTTP request.

@@ -30,9 +30,31 @@ pub const LISTEN_ADDR: EnvVarSpec = EnvVarSpec::with_default(
 /// The API's bearer token.
 pub const API_TOKEN: EnvVarSpec = EnvVarSpec::optional(
     "API_TOKEN",
-    "The bearer token every API request must carry (serve). Required when LISTEN_ADDR is not a loopback address; on loopback one is generated at start when unset.",
+    "The bearer token every API request must carry (serve), at least 16 characters (for example the output of `openssl rand -hex 32`). Required when LISTEN_ADDR is not a loopback address; on loopback one is generated at start and printed once when unset. /healthz, /readyz and /metrics need no token.",
 )
 .secret();
+
+/// The shortest `API_TOKEN` accepted: shorter ones can be guessed.
+pub const MIN_API_TOKEN_CHARS: usize = 16;
+
+/// The largest request body the API reads.
+pub const API_MAX_BODY_BYTES: EnvVarSpec = EnvVarSpec::with_default(
+    "API_MAX_BODY_BYTES",
+    "65536",
+    "The largest request body, in bytes, the HTTP API reads (serve); a larger one is refused with 413 body_too_large before it is parsed. A bot request is well under 4 KiB.",
+)
+.kind(ValueKind::Integer {
+    min: 1024,
+    max: 10_485_760,
+});
+
+/// How long `serve` waits for requests in flight when asked to stop.
+pub const SHUTDOWN_GRACE: EnvVarSpec = EnvVarSpec::with_default(
+    "SHUTDOWN_GRACE",
+    "30",
+    "Seconds serve waits, after SIGTERM or SIGINT, for requests in flight to finish before it exits anyway. New connections are refused at once. A deploy cut off by the deadline is finished by the reconciler on the next start, and running bots keep running either way.",
+)
+.kind(ValueKind::Seconds { min: 0, max: 600 });
 
 /// How often the reconciler runs.
 pub const RECONCILE_INTERVAL: EnvVarSpec = EnvVarSpec::with_default(
@@ -84,6 +106,8 @@ pub const SERVICE_ENV: &[EnvVarSpec] = &[
     DATABASE_URL,
     LISTEN_ADDR,
     API_TOKEN,
+    API_MAX_BODY_BYTES,
+    SHUTDOWN_GRACE,
     RECONCILE_INTERVAL,
     DEPLOY_TIMEOUT,
     PLATFORM_CALL_TIMEOUT,
@@ -128,6 +152,10 @@ pub struct ServiceSettings {
     pub listen_addr: SocketAddr,
     /// `API_TOKEN`.
     pub api_token: Option<SecretString>,
+    /// `API_MAX_BODY_BYTES`.
+    pub api_max_body_bytes: usize,
+    /// `SHUTDOWN_GRACE`.
+    pub shutdown_grace: Duration,
     /// `RECONCILE_INTERVAL`.
     pub reconcile_interval: Duration,
     /// `DEPLOY_TIMEOUT`.
@@ -183,6 +211,17 @@ impl ServiceSettings {
                 ));
             }
         }
+        if let Some((name, token)) = API_TOKEN.lookup(env)
+            && token.trim().chars().count() < MIN_API_TOKEN_CHARS
+        {
+            // Never echo the token, not even its length.
+            problems.push(ConfigProblem::new(
+                name,
+                format!(
+                    "is too short to resist guessing; use at least {MIN_API_TOKEN_CHARS} characters, for example the output of `openssl rand -hex 32`"
+                ),
+            ));
+        }
         match (values, listen_addr) {
             (Some(values), Some(listen_addr)) if problems.is_empty() => {
                 let log_format = match values.get(&LOG_FORMAT) {
@@ -195,6 +234,13 @@ impl ServiceSettings {
                         .unwrap_or_else(|| SecretString::new("sqlite:meeboter-deploy.db")),
                     listen_addr,
                     api_token: values.secret(&API_TOKEN),
+                    api_max_body_bytes: values
+                        .integer(&API_MAX_BODY_BYTES)
+                        .and_then(|n| usize::try_from(n).ok())
+                        .unwrap_or(65_536),
+                    shutdown_grace: values
+                        .seconds(&SHUTDOWN_GRACE)
+                        .unwrap_or(Duration::from_secs(30)),
                     reconcile_interval: values
                         .seconds(&RECONCILE_INTERVAL)
                         .unwrap_or(Duration::from_secs(10)),
@@ -258,8 +304,28 @@ mod tests {
 
     #[test]
     fn the_secret_token_never_prints() {
-        let env = MapEnv::from([("API_TOKEN", "tok-s3cret")]);
+        let env = MapEnv::from([("API_TOKEN", "tok-s3cret-0123456789")]);
         let settings = ServiceSettings::load(&env).unwrap();
         assert!(!format!("{settings:?}").contains("tok-s3cret"));
+    }
+
+    #[test]
+    fn a_short_token_is_refused_without_echoing_it() {
+        let env = MapEnv::from([("API_TOKEN", "hunter2")]);
+        let text = ServiceSettings::load(&env).unwrap_err().to_string();
+        assert!(text.contains("API_TOKEN"), "{text}");
+        assert!(text.contains("at least 16 characters"), "{text}");
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn body_limit_and_shutdown_grace_have_defaults_and_bounds() {
+        let settings = ServiceSettings::load(&MapEnv::new()).unwrap();
+        assert_eq!(settings.api_max_body_bytes, 65_536);
+        assert_eq!(settings.shutdown_grace, Duration::from_secs(30));
+        let env = MapEnv::from([("API_MAX_BODY_BYTES", "12"), ("SHUTDOWN_GRACE", "-1")]);
+        let text = ServiceSettings::load(&env).unwrap_err().to_string();
+        assert!(text.contains("API_MAX_BODY_BYTES"), "{text}");
+        assert!(text.contains("SHUTDOWN_GRACE"), "{text}");
     }
 }

@@ -29,7 +29,7 @@ pub(super) async fn run(cli: Cli) -> ExitCode {
     // Long-running ones (the reconciler, the stand-in bot) log at LOG_LEVEL.
     let long_running = matches!(
         cli.command,
-        Command::Reconcile { once: false } | Command::SimBot
+        Command::Reconcile { once: false } | Command::SimBot | Command::Serve
     );
     let level = |configured: &str| {
         if long_running || LOG_LEVEL.is_set(&env) {
@@ -44,6 +44,14 @@ pub(super) async fn run(cli: Cli) -> ExitCode {
     }
     let outcome = match cli.command {
         Command::Platforms => platforms_command(&printer, &env),
+        Command::Openapi => {
+            super::serve::openapi();
+            Ok(())
+        }
+        Command::Serve => match settings {
+            Ok(settings) => super::serve::serve(&settings).await,
+            Err(e) => Err(ServiceError::Config(e)),
+        },
         Command::Doctor => return doctor(&printer, settings).await,
         Command::SimBot => return sim_bot(&printer).await,
         command => match settings {
@@ -144,10 +152,14 @@ async fn run_with_service(
                 "reconciler running; stop it with SIGTERM or SIGINT"
             );
             service
-                .run_reconciler(settings.reconcile_interval, shutdown_signal())
+                .run_reconciler(settings.reconcile_interval, crate::api::terminate_signal())
                 .await;
         }
-        Command::Platforms | Command::Doctor | Command::SimBot => {
+        Command::Platforms
+        | Command::Doctor
+        | Command::SimBot
+        | Command::Serve
+        | Command::Openapi => {
             unreachable!("handled without a service")
         }
     }
@@ -376,19 +388,5 @@ async fn sim_bot(printer: &Printer) -> ExitCode {
             eprintln!("error: sim-bot could not serve its health check: {e}");
             ExitCode::from(exit::UNAVAILABLE)
         }
-    }
-}
-
-async fn shutdown_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
     }
 }

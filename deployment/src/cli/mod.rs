@@ -7,6 +7,7 @@
 mod commands;
 pub mod exit;
 mod output;
+mod serve;
 
 use std::process::ExitCode;
 
@@ -42,9 +43,16 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// The commands. (`serve`, the HTTP API, joins them with its own issue.)
+/// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the HTTP API on LISTEN_ADDR (default 127.0.0.1:8080) with the
+    /// reconciler, until SIGTERM/SIGINT. Requests need `Authorization:
+    /// Bearer <API_TOKEN>`; without API_TOKEN on a loopback address a token
+    /// is generated and printed once.
+    Serve,
+    /// Print the HTTP API's OpenAPI 3 document (JSON) on standard output.
+    Openapi,
     /// List the compiled-in platforms, their variables, and which one
     /// DEPLOYMENT_PLATFORM (and `auto`) would choose, and why.
     Platforms,

@@ -1,0 +1,260 @@
+//! `/v1/bots`: create (and deploy), deploy, stop, read, list, live status.
+
+use axum::Json;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use platform_core::{AutomaticLeaveInput, BotDeploymentInput, SecretString};
+use serde::Deserialize;
+
+use super::errors::{ApiError, ErrorBody};
+use super::extract::{BotIdPath, JsonBody, ListBotsParams};
+use super::state::ApiState;
+use crate::bot::{Bot, BotDetails};
+use crate::service::{BotPage, CreateBot, LiveStatus, idempotency_key};
+
+/// The header that makes a create safe to retry.
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// Set to `true` on a create answered from an earlier request with the same
+/// idempotency key.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// A bot to create: the meeting it joins and how it behaves there.
+///
+/// No `Debug`: the meeting URL may carry a passcode.
+#[derive(Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBotRequest {
+    /// `zoom`, `teams` or `meet`.
+    #[schema(example = "zoom")]
+    pub meeting_platform: String,
+    /// The invite link: https, on a host of that meeting platform.
+    #[schema(example = "https://us02web.zoom.us/j/81234567890?pwd=abc123")]
+    pub meeting_url: String,
+    /// The meeting password, if any. Never shown again.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = Password)]
+    pub meeting_password: Option<SecretString>,
+    /// The name the bot shows in the meeting (1 to 100 characters);
+    /// default `Meeboter`.
+    #[serde(default)]
+    pub display_name: Option<String>,
+    /// Whether the bot records; default false.
+    #[serde(default)]
+    pub recording_enabled: bool,
+    /// When the bot leaves on its own, in seconds (1 to 86400 each);
+    /// defaults 300, 300, 60.
+    #[serde(default)]
+    pub automatic_leave: AutomaticLeaveInput,
+    /// Deploy at once (default) or only record the bot as pending, to
+    /// deploy later with `POST /v1/bots/{id}/deploy`.
+    #[serde(default = "deploy_by_default")]
+    #[schema(default = true)]
+    pub deploy: bool,
+}
+
+fn deploy_by_default() -> bool {
+    true
+}
+
+impl CreateBotRequest {
+    fn into_input(self) -> (BotDeploymentInput, bool) {
+        let input = BotDeploymentInput {
+            meeting_platform: self.meeting_platform,
+            meeting_url: self.meeting_url,
+            meeting_password: self.meeting_password,
+            display_name: self.display_name,
+            recording_enabled: self.recording_enabled,
+            automatic_leave: self.automatic_leave,
+        };
+        (input, self.deploy)
+    }
+}
+
+/// Creates a bot and, unless `"deploy": false`, deploys it.
+///
+/// With an `Idempotency-Key`, a retry with the same key and the same body
+/// (byte for byte) returns the bot the first request created, with 200 and
+/// `Idempotent-Replayed: true`, and deploys it if it is still pending; the
+/// same key with another body is `idempotency_conflict`. Keys are kept for
+/// 24 hours. When every slot is busy the answer is `pool_exhausted` (503,
+/// `Retry-After`) with the `bot_id` of the bot, which stays pending: retry
+/// with the same key, or deploy that bot later.
+#[utoipa::path(
+    post,
+    path = "/v1/bots",
+    tag = "bots",
+    request_body = CreateBotRequest,
+    params(
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; makes the create safe to retry"),
+    ),
+    responses(
+        (status = 201, description = "Created (and deployed unless `deploy` was false); `Location` names the bot", body = Bot),
+        (status = 200, description = "An earlier request with the same Idempotency-Key and body created this bot", body = Bot),
+        (status = 400, description = "`malformed_json`, `invalid_idempotency_key`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 409, description = "`idempotency_conflict`", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_meeting_url`, `unknown_meeting_platform`, `invalid_bot_config`", body = ErrorBody),
+        (status = 502, description = "`deploy_failed`: the platform refused the bot, which is now failed", body = ErrorBody),
+        (status = 503, description = "`pool_exhausted` and other retryable errors, with `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn create_bot(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    body: JsonBody<CreateBotRequest>,
+) -> Result<Response, ApiError> {
+    let idempotency = match headers.get(IDEMPOTENCY_KEY) {
+        None => None,
+        Some(value) => {
+            let key = value.to_str().unwrap_or("\u{0}");
+            Some(idempotency_key(key, &body.raw).map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_idempotency_key",
+                    "the Idempotency-Key header must be 1 to 255 visible ASCII characters (no spaces)",
+                )
+            })?)
+        }
+    };
+    let (input, deploy) = body.value.into_input();
+    let created = state
+        .service()
+        .create_bot(CreateBot {
+            input,
+            idempotency,
+            deploy,
+        })
+        .await?;
+    let mut response = Json(&created.bot).into_response();
+    if created.created {
+        *response.status_mut() = StatusCode::CREATED;
+        if let Ok(location) = HeaderValue::from_str(&format!("/v1/bots/{}", created.bot.id)) {
+            response.headers_mut().insert(header::LOCATION, location);
+        }
+    } else {
+        response
+            .headers_mut()
+            .insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// Deploys a pending bot. A bot already deploying or running is returned
+/// as it is: nothing new is started.
+#[utoipa::path(
+    post,
+    path = "/v1/bots/{id}/deploy",
+    tag = "bots",
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1)),
+    responses(
+        (status = 200, description = "The bot, deploying or running (a deploy the platform did not confirm yet stays deploying, with the reason, and the reconciler finishes it)", body = Bot),
+        (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`bot_not_found`", body = ErrorBody),
+        (status = 409, description = "`illegal_transition` (a stopped or failed bot never comes back), `platform_mismatch`", body = ErrorBody),
+        (status = 502, description = "`deploy_failed`", body = ErrorBody),
+        (status = 503, description = "`pool_exhausted` and other retryable errors, with `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn deploy_bot(
+    State(state): State<ApiState>,
+    BotIdPath(id): BotIdPath,
+) -> Result<Json<Bot>, ApiError> {
+    Ok(Json(state.service().deploy(id).await?))
+}
+
+/// Stops a bot: the platform stops it and releases what it held. A
+/// pending bot is stopped at once.
+#[utoipa::path(
+    post,
+    path = "/v1/bots/{id}/stop",
+    tag = "bots",
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1)),
+    responses(
+        (status = 200, description = "The bot, stopped (or stopping, with the reason, when the platform has not confirmed yet; the reconciler repeats the stop)", body = Bot),
+        (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`bot_not_found`", body = ErrorBody),
+        (status = 409, description = "`illegal_transition` (already stopped or failed), `platform_mismatch`", body = ErrorBody),
+        (status = 503, description = "Retryable errors, with `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn stop_bot(
+    State(state): State<ApiState>,
+    BotIdPath(id): BotIdPath,
+) -> Result<Json<Bot>, ApiError> {
+    Ok(Json(state.service().stop(id).await?))
+}
+
+/// One bot with its whole status history, oldest first.
+#[utoipa::path(
+    get,
+    path = "/v1/bots/{id}",
+    tag = "bots",
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1)),
+    responses(
+        (status = 200, description = "The bot and its history", body = BotDetails),
+        (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`bot_not_found`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, with `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn get_bot(
+    State(state): State<ApiState>,
+    BotIdPath(id): BotIdPath,
+) -> Result<Json<BotDetails>, ApiError> {
+    Ok(Json(state.service().get(id).await?))
+}
+
+/// Bots in id order, a page at a time: pass `next_cursor` as `cursor` for
+/// the next page; the last page has none.
+#[utoipa::path(
+    get,
+    path = "/v1/bots",
+    tag = "bots",
+    params(ListBotsParams),
+    responses(
+        (status = 200, description = "One page of bots", body = BotPage),
+        (status = 400, description = "`invalid_query`: an unknown, repeated or invalid parameter", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, with `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn list_bots(
+    State(state): State<ApiState>,
+    RawQuery(query): RawQuery,
+) -> Result<Json<BotPage>, ApiError> {
+    let params = ListBotsParams::parse(query.as_deref())?;
+    Ok(Json(state.service().list(&params.into_query()).await?))
+}
+
+/// The bot as recorded, with what its platform says about it right now.
+#[utoipa::path(
+    get,
+    path = "/v1/bots/{id}/status",
+    tag = "bots",
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1)),
+    responses(
+        (status = 200, description = "The bot and the platform's answer (`platform_error` says why there is none)", body = LiveStatus),
+        (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`bot_not_found`", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, with `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn bot_status(
+    State(state): State<ApiState>,
+    BotIdPath(id): BotIdPath,
+) -> Result<Json<LiveStatus>, ApiError> {
+    Ok(Json(state.service().live_status(id).await?))
+}

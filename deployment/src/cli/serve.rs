@@ -1,0 +1,73 @@
+//! `meeboter-deploy serve` (the HTTP API and the reconciler, until SIGTERM
+//! or SIGINT) and `meeboter-deploy openapi` (the API's document).
+
+use std::sync::Arc;
+
+use platform_core::{ConfigProblem, ProcessEnv};
+
+use crate::api::{self, ServeOptions, TokenChoice};
+use crate::error::ServiceError;
+use crate::settings::{LISTEN_ADDR, ServiceSettings};
+use crate::startup::open_service;
+
+/// Prints the OpenAPI document on standard output.
+pub(super) fn openapi() {
+    println!("{}", api::openapi_json_text());
+}
+
+/// Runs the API until SIGTERM or SIGINT.
+pub(super) async fn serve(settings: &ServiceSettings) -> Result<(), ServiceError> {
+    // Decide on the token before touching anything: a public address
+    // without one must not even open the database.
+    let choice = api::choose_token(settings.listen_addr, settings.api_token.as_ref())?;
+    let service = open_service(settings, Arc::new(ProcessEnv)).await?;
+    let listener = match tokio::net::TcpListener::bind(settings.listen_addr).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            service.store().close().await;
+            return Err(ServiceError::Config(platform_core::Error::Config {
+                platform: "service",
+                problems: vec![ConfigProblem::new(
+                    LISTEN_ADDR.name,
+                    format!(
+                        "cannot listen on {}: {error}; choose another address or port",
+                        settings.listen_addr
+                    ),
+                )],
+            }));
+        }
+    };
+    let address = listener.local_addr().unwrap_or(settings.listen_addr);
+    let token = match choice {
+        TokenChoice::Configured(token) => token,
+        TokenChoice::Generated(token, value) => {
+            // Printed once, on standard error only, never logged: the
+            // operator copies it from here.
+            eprintln!(
+                "\nAPI_TOKEN is not set, so this run uses a generated token (valid until the service stops):\n\n    {}\n\nSend it with every request: -H 'Authorization: Bearer <token>'. Set API_TOKEN to choose your own.\n",
+                value.expose()
+            );
+            token
+        }
+    };
+    eprintln!(
+        "meeboter-deploy: listening on http://{address} (platform {}); stop with Ctrl-C or SIGTERM",
+        service.platform_name()
+    );
+    tracing::info!(%address, platform = service.platform_name(), "API listening");
+    let options = ServeOptions {
+        reconcile_interval: settings.reconcile_interval,
+        shutdown_grace: settings.shutdown_grace,
+        max_body_bytes: settings.api_max_body_bytes,
+    };
+    let served = api::serve(
+        listener,
+        service.clone(),
+        token,
+        options,
+        api::terminate_signal(),
+    )
+    .await;
+    service.store().close().await;
+    served.map_err(|error| ServiceError::Server(error.to_string()))
+}
