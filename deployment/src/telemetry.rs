@@ -1,8 +1,36 @@
 //! Logs: human or JSON lines on standard error, filtered by `LOG_LEVEL`.
 //! Standard output is left to command results.
+//!
+//! Whatever `LOG_LEVEL` says, the AWS SDK's and the HTTP stack's own
+//! targets never log at `trace`: at that level the SDK writes whole request
+//! bodies — a `RunTask` with the bot's meeting URL and password in its
+//! container overrides. [`is_capped`] names them.
 
+use tracing::Level;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::format::FmtSpan;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Crate name prefixes whose `trace` output may hold request or response
+/// bodies: the AWS SDK (`aws_smithy_runtime`, `aws_smithy_runtime_api`,
+/// `aws_sdk_ecs`, `aws_config`, `aws_sigv4`, …) and the HTTP client stack
+/// under it (`hyper`, `hyper_util`, `h2`).
+const CAPPED_TARGET_PREFIXES: &[&str] = &["aws_", "hyper", "h2"];
+
+/// Whether an event of `target` at `level` is dropped regardless of the
+/// filter: `trace` from the crates in [`CAPPED_TARGET_PREFIXES`].
+pub fn is_capped(target: &str, level: &Level) -> bool {
+    *level == Level::TRACE
+        && CAPPED_TARGET_PREFIXES.iter().any(|prefix| {
+            target.starts_with(prefix)
+                && (prefix.ends_with('_')
+                    || target.len() == prefix.len()
+                    || target[prefix.len()..].starts_with("::")
+                    || target[prefix.len()..].starts_with('_'))
+        })
+}
 
 use crate::settings::LogFormat;
 
@@ -20,12 +48,15 @@ pub fn init(format: LogFormat, level: &str) {
         // Colours only for a person at a terminal, never in files or pipes.
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_span_events(FmtSpan::NONE);
+    let cap = filter_fn(|metadata| !is_capped(metadata.target(), metadata.level()));
     let installed = match format {
-        LogFormat::Human => builder.with_target(false).try_init(),
+        LogFormat::Human => builder.with_target(false).finish().with(cap).try_init(),
         LogFormat::Json => builder
             .json()
             .with_current_span(true)
             .with_span_list(true)
+            .finish()
+            .with(cap)
             .try_init(),
     };
     if installed.is_ok()
@@ -36,5 +67,35 @@ pub fn init(format: LogFormat, level: &str) {
             error,
             "LOG_LEVEL is not a valid filter; using info"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sdk_and_http_stack_trace_is_capped_at_debug() {
+        for target in [
+            "aws_smithy_runtime::client::orchestrator",
+            "aws_smithy_runtime_api::client",
+            "aws_sdk_ecs::operation::run_task",
+            "aws_config::profile",
+            "hyper",
+            "hyper::proto::h1::io",
+            "hyper_util::client",
+            "h2::codec",
+        ] {
+            assert!(is_capped(target, &Level::TRACE), "{target}");
+            assert!(!is_capped(target, &Level::DEBUG), "{target}");
+        }
+        for target in [
+            "deployment::service",
+            "platform_aws::client",
+            "h2o",
+            "hyperion",
+        ] {
+            assert!(!is_capped(target, &Level::TRACE), "{target}");
+        }
     }
 }
