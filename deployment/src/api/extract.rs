@@ -76,6 +76,16 @@ where
                 }
             })?;
         let value = parse_json(&raw)?;
+        // serde also builds a struct from a positional array; a request is
+        // only ever an object with named fields.
+        if raw.trim_ascii_start().first() != Some(&b'{') {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                "the body must be a JSON object with named fields",
+            )
+            .with_field("body", "must be a JSON object"));
+        }
         Ok(Self { value, raw })
     }
 }

@@ -1,0 +1,21 @@
+//! The HTTP API end to end: the real server on a loopback port, driven
+//! with an HTTP client, over real SQLite files, on the local platform (real
+//! stand-in bot processes) or the fake one; and the `meeboter-deploy serve`
+//! binary itself for what only a process shows (the generated token, the
+//! refusal to expose an unprotected API, SIGTERM).
+
+#![allow(
+    clippy::disallowed_methods,
+    reason = "binary tests drive child processes from plain threads"
+)]
+
+#[path = "../common/mod.rs"]
+mod common;
+mod support;
+
+mod auth;
+mod errors;
+mod idempotency;
+mod lifecycle;
+mod openapi;
+mod shutdown;
