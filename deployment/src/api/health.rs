@@ -2,6 +2,8 @@
 //! the platform answer). Open to all: load balancers and orchestrators call
 //! them without a token.
 
+use std::time::{Duration, Instant};
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -30,7 +32,13 @@ pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-/// Whether the database and the platform answer, each checked once.
+/// How long a readiness answer is reused. `/readyz` is open to anyone, and
+/// each check calls the platform's API (an ECS or Coolify request): without
+/// this, a flood of probes would spend the API quota deploys need.
+pub const READINESS_TTL: Duration = Duration::from_secs(2);
+
+/// Whether the database and the platform answer, each checked at most once
+/// per [`READINESS_TTL`] however many probes arrive.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -41,7 +49,18 @@ pub async fn healthz() -> Json<Health> {
     )
 )]
 pub async fn readyz(State(state): State<ApiState>) -> (StatusCode, Json<Readiness>) {
-    let readiness = state.service().readiness().await;
+    // Held across the check: concurrent probes wait for one check instead
+    // of each starting their own.
+    let mut cached = state.readiness_cache().lock().await;
+    let readiness = match cached.as_ref() {
+        Some((at, readiness)) if at.elapsed() < READINESS_TTL => readiness.clone(),
+        _ => {
+            let readiness = state.service().readiness().await;
+            *cached = Some((Instant::now(), readiness.clone()));
+            readiness
+        }
+    };
+    drop(cached);
     let status = if readiness.ready {
         StatusCode::OK
     } else {

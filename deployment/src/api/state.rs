@@ -1,15 +1,20 @@
 //! What every handler shares.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::auth::ApiToken;
-use crate::service::BotService;
+use crate::service::{BotService, Readiness};
+
+/// The last readiness answer and when it was taken.
+pub(crate) type ReadinessCache = tokio::sync::Mutex<Option<(Instant, Readiness)>>;
 
 /// The service and the token, shared by every request. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct ApiState {
     service: BotService,
     token: Arc<ApiToken>,
+    readiness: Arc<ReadinessCache>,
 }
 
 impl ApiState {
@@ -18,6 +23,7 @@ impl ApiState {
         Self {
             service,
             token: Arc::new(token),
+            readiness: Arc::new(tokio::sync::Mutex::new(None)),
         }
     }
 
@@ -29,5 +35,9 @@ impl ApiState {
     /// The token requests must carry.
     pub fn token(&self) -> &ApiToken {
         &self.token
+    }
+
+    pub(crate) fn readiness_cache(&self) -> &ReadinessCache {
+        &self.readiness
     }
 }

@@ -3,6 +3,7 @@
 //! address without one.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use platform_core::testkit::FakePlatform;
 use reqwest::Method;
@@ -78,8 +79,13 @@ async fn health_readiness_and_metrics_are_open() {
     )
     .await;
     assert_eq!(ready["ready"], true, "{ready}");
-    // A platform that does not answer: 503, saying which check failed.
+    // A platform that does not answer: 503, saying which check failed —
+    // once the last answer (reused briefly, so open probes cannot spend the
+    // platform's API quota) has expired.
     platform.set_unreachable(true);
+    let cached = app.anonymous(Method::GET, "/readyz").send().await.unwrap();
+    assert_eq!(cached.status(), 200);
+    tokio::time::sleep(deployment::api::health::READINESS_TTL + Duration::from_millis(100)).await;
     let ready = expect_json(
         app.anonymous(Method::GET, "/readyz").send().await.unwrap(),
         503,
@@ -120,11 +126,31 @@ async fn serve_on_loopback_without_a_token_generates_one_and_prints_it_once() {
         .unwrap();
     let platforms = expect_json(platforms, 200).await;
     assert_eq!(platforms["active"], "local");
+    // A bot's life, logged at debug: no secret of the request in the logs.
+    let bot = client
+        .post(serve.url("/v1/bots"))
+        .bearer_auth(&token)
+        .json(&zoom_request(1))
+        .send()
+        .await
+        .unwrap();
+    let bot = expect_json(bot, 201).await;
+    let stop = client
+        .post(serve.url(&format!("/v1/bots/{}/stop", bot["id"])))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(expect_json(stop, 200).await["status"], "stopped");
     serve.terminate();
     assert_eq!(serve.wait_exit(), Some(0), "{}", serve.stderr_text());
     // Printed once, never logged (the log runs at debug here).
     let text = serve.stderr_text();
     assert_eq!(text.matches(&token).count(), 1, "{text}");
+    assert!(text.contains("request answered"), "{text}");
+    for secret in ["s3cr3tpass", "hunter2-pw"] {
+        assert!(!text.contains(secret), "{secret} logged: {text}");
+    }
 }
 
 #[test]
