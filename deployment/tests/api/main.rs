@@ -4,6 +4,8 @@
 //! binary itself for what only a process shows (the generated token, the
 //! refusal to expose an unprotected API, SIGTERM).
 
+// The binary and lifecycle tests run the local platform.
+#![cfg(feature = "local")]
 #![allow(
     clippy::disallowed_methods,
     reason = "binary tests drive child processes from plain threads"
