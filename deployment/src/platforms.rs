@@ -121,6 +121,9 @@ pub struct PlatformListing {
     pub sim_bot_env: &'static [EnvVarSpec],
     /// Variables only tests of debug builds read.
     pub test_env: &'static [EnvVarSpec],
+    /// The variables every bot container receives (written by the
+    /// platforms, read by bot images and the stand-in bot).
+    pub bot_env: &'static [EnvVarSpec],
     /// The cargo features this binary was built with.
     pub features: &'static [&'static str],
     /// The binary's version.
@@ -156,6 +159,7 @@ pub fn listing(env: &dyn EnvLookup) -> ServiceResult<PlatformListing> {
         cli_env: settings::CLI_ENV,
         sim_bot_env: sim_bot::SIM_BOT_ENV,
         test_env: failpoint::TEST_ENV,
+        bot_env: platform_core::bot_env::SPECS,
         features: crate::ENABLED_FEATURES,
         version: env!("CARGO_PKG_VERSION"),
     })
