@@ -91,6 +91,18 @@ pub enum ServiceError {
     /// The HTTP server of `serve` failed.
     #[error("the HTTP server stopped: {0}")]
     Server(String),
+    /// `pool recover` named a slot that is not failed (or does not exist).
+    #[error(
+        "slot {slot} of the {pool} pool cannot be recovered: it is {state}; only a failed slot is returned to the pool (see `meeboter-deploy pool`)"
+    )]
+    SlotNotRecoverable {
+        /// The pool.
+        pool: &'static str,
+        /// The slot asked for.
+        slot: String,
+        /// Its state, or `unknown` when the pool has no such slot.
+        state: &'static str,
+    },
 }
 
 /// A coarse class of [`ServiceError`] that CLI exit codes and HTTP status
@@ -141,6 +153,7 @@ impl ServiceError {
             Self::Config(_) => "invalid_configuration",
             Self::Selection(_) => "platform_selection",
             Self::Server(_) => "server_error",
+            Self::SlotNotRecoverable { .. } => "slot_not_recoverable",
         }
     }
 
@@ -166,6 +179,10 @@ impl ServiceError {
             Self::Storage(_) => ErrorClass::Internal,
             Self::Config(_) | Self::Selection(_) => ErrorClass::Configuration,
             Self::Server(_) => ErrorClass::Internal,
+            Self::SlotNotRecoverable {
+                state: "unknown", ..
+            } => ErrorClass::NotFound,
+            Self::SlotNotRecoverable { .. } => ErrorClass::Conflict,
         }
     }
 

@@ -976,6 +976,38 @@ impl BotService {
         Ok(records)
     }
 
+    /// Returns a failed slot of this service's pool to idle, once the
+    /// operator has fixed what made it fail (a broken image, a deleted
+    /// application recreated). The next bot that claims it writes its own
+    /// environment and starts it.
+    pub async fn recover_slot(&self, slot_id: &str) -> ServiceResult<Slot> {
+        let store = self.store_ref();
+        let pool = self.platform_name();
+        let refuse = |state: &'static str| ServiceError::SlotNotRecoverable {
+            pool,
+            slot: slot_id.chars().take(128).collect(),
+            state,
+        };
+        match SlotStore::get_slot(store, pool, slot_id).await? {
+            None => return Err(refuse("unknown")),
+            Some(slot) if !matches!(slot.state, SlotState::Failed { .. }) => {
+                return Err(refuse(slot.state.as_str()));
+            }
+            Some(_) => {}
+        }
+        if !SlotStore::recover_slot(store, pool, slot_id).await? {
+            // Another process recovered or changed it in between.
+            let state = SlotStore::get_slot(store, pool, slot_id)
+                .await?
+                .map_or("unknown", |s| s.state.as_str());
+            return Err(refuse(state));
+        }
+        tracing::info!(pool, slot = slot_id, "slot recovered by the operator");
+        SlotStore::get_slot(store, pool, slot_id)
+            .await?
+            .ok_or_else(|| refuse("unknown"))
+    }
+
     /// The warm pools and how many bots are in each state.
     pub async fn pool_summary(&self) -> ServiceResult<PoolSummary> {
         let store = self.store_ref();

@@ -502,7 +502,47 @@ async fn a_stop_during_a_slow_deploy_stops_the_bot_once_the_platform_answers(sto
     );
 }
 
+/// An operator returns a failed slot to the pool; only failed slots are
+/// accepted, and a slot the pool does not have is "not found".
+async fn a_failed_slot_is_recovered_by_the_operator(store: Store) {
+    use deployment::ErrorClass;
+    use platform_core::{NewSlot, SlotState, SlotStore};
+
+    let service = service_on(store.clone(), Arc::new(FakePlatform::new()));
+    // The fake platform's name is its pool's name, as for Coolify.
+    store
+        .add_slot(NewSlot {
+            pool: "fake".into(),
+            slot_id: "app-1".into(),
+            meeting_platform: MeetingPlatform::Zoom,
+            connection_url: None,
+        })
+        .await
+        .unwrap();
+    let err = service.recover_slot("app-1").await.unwrap_err();
+    assert_eq!(err.code(), "slot_not_recoverable");
+    assert_eq!(err.class(), ErrorClass::Conflict);
+    assert!(err.to_string().contains("it is idle"), "{err}");
+
+    store
+        .mark_slot_failed("fake", "app-1", "deployment failed: image pull")
+        .await
+        .unwrap();
+    let recovered = service.recover_slot("app-1").await.unwrap();
+    assert_eq!(recovered.state, SlotState::Idle);
+    let claimed = store
+        .claim_slot("fake", MeetingPlatform::Zoom, BotId(5))
+        .await
+        .unwrap();
+    assert_eq!(claimed.map(|s| s.slot_id).as_deref(), Some("app-1"));
+
+    let err = service.recover_slot("no-such-app").await.unwrap_err();
+    assert_eq!(err.class(), ErrorClass::NotFound);
+    assert!(err.to_string().contains("it is unknown"), "{err}");
+}
+
 on_both_databases!(
+    a_failed_slot_is_recovered_by_the_operator,
     a_stop_during_a_slow_deploy_stops_the_bot_once_the_platform_answers,
     lifecycle_records_every_transition_and_erases_secrets,
     deploy_is_idempotent_per_bot,

@@ -11,7 +11,7 @@ use platform_core::{
 use serde::Serialize;
 
 use super::output::{self, Printer};
-use super::{Cli, Command, DeployArgs, ListArgs, exit};
+use super::{Cli, Command, DeployArgs, ListArgs, PoolAction, exit};
 use crate::error::ServiceError;
 use crate::service::{BotService, CreateBot, ListQuery, idempotency_key};
 use crate::settings::{LOG_LEVEL, MEETING_PASSWORD_ENV, MEETING_URL_ENV, ServiceSettings};
@@ -138,9 +138,23 @@ async fn run_with_service(
             let page = service.list(&list_query(args)).await?;
             printer.print(&page, output::page);
         }
-        Command::Pool => {
+        Command::Pool { action: None } => {
             let summary = service.pool_summary().await?;
             printer.print(&summary, output::pool);
+        }
+        Command::Pool {
+            action: Some(PoolAction::Recover { slot }),
+        } => {
+            let slot = service.recover_slot(&slot).await?;
+            printer.print(&slot, |s| {
+                format!(
+                    "slot {} ({}, {}) is {} again\n",
+                    s.slot_id,
+                    s.pool,
+                    s.meeting_platform,
+                    s.state.as_str()
+                )
+            });
         }
         Command::Reconcile { once: true } => {
             let report = service.reconcile_once().await?;

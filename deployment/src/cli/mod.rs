@@ -75,8 +75,13 @@ pub enum Command {
     },
     /// List recorded bots, newest last, with filters and pagination.
     List(ListArgs),
-    /// Show the warm pools' slots and how many bots are in each state.
-    Pool,
+    /// Show the warm pools' slots and how many bots are in each state, or
+    /// recover a failed slot.
+    Pool {
+        /// What to do; nothing shows the pools.
+        #[command(subcommand)]
+        action: Option<PoolAction>,
+    },
     /// Run the reconciler: sync statuses, finish work a crash left
     /// half-done, release what ended bots held. Runs until SIGTERM/SIGINT.
     Reconcile {
@@ -89,6 +94,17 @@ pub enum Command {
     /// after $SIM_BOT_LIFETIME seconds or on SIGTERM/SIGINT. The local
     /// platform runs it by default.
     SimBot,
+}
+
+/// `pool`'s actions.
+#[derive(Debug, Subcommand)]
+pub enum PoolAction {
+    /// Return a failed slot to the pool after fixing what made it fail (its
+    /// reason is in `meeboter-deploy pool`). Only failed slots are accepted.
+    Recover {
+        /// The slot's id on the platform (a Coolify application UUID).
+        slot: String,
+    },
 }
 
 /// `deploy`'s arguments.
