@@ -20,7 +20,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 const CAPPED_TARGET_PREFIXES: &[&str] = &["aws_", "hyper", "h2"];
 
 /// Whether an event of `target` at `level` is dropped regardless of the
-/// filter: `trace` from the crates in [`CAPPED_TARGET_PREFIXES`].
+/// filter: `trace` from the AWS SDK (`aws_*` targets), `hyper` and `h2`.
 pub fn is_capped(target: &str, level: &Level) -> bool {
     *level == Level::TRACE
         && CAPPED_TARGET_PREFIXES.iter().any(|prefix| {

@@ -16,7 +16,7 @@
 //! | `GET` | `/metrics` | Prometheus metrics (no token) |
 //!
 //! The route list lives in [`routes::routes`]; errors in [`errors`]; the
-//! OpenAPI document in [`openapi`].
+//! OpenAPI document in [`openapi()`].
 
 pub mod auth;
 pub mod bots;
