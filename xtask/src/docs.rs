@@ -109,13 +109,37 @@ pub struct Requirement {
     pub value: Option<String>,
 }
 
+/// Reads a `platforms --json` listing.
+fn parse_listing(listing: &str) -> Result<Listing, String> {
+    serde_json::from_str(listing)
+        .map_err(|e| format!("`platforms --json` printed something unexpected: {e}"))
+}
+
 /// The names of the platforms in a `platforms --json` listing, sorted.
 pub fn platform_names(listing: &str) -> Result<Vec<String>, String> {
-    let listing: Listing = serde_json::from_str(listing)
-        .map_err(|e| format!("`platforms --json` printed something unexpected: {e}"))?;
-    let mut names: Vec<String> = listing.platforms.into_iter().map(|p| p.name).collect();
+    let mut names: Vec<String> = parse_listing(listing)?
+        .platforms
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
     names.sort();
     Ok(names)
+}
+
+/// Runs the workspace's `meeboter-deploy` (built as needed) with `args` and
+/// returns what it printed.
+fn meeboter_deploy(args: &[&str]) -> Result<String, String> {
+    let mut command = vec![
+        "run",
+        "--quiet",
+        "-p",
+        "deployment",
+        "--bin",
+        "meeboter-deploy",
+        "--",
+    ];
+    command.extend_from_slice(args);
+    output(cargo(&command))
 }
 
 /// One generated file.
@@ -128,31 +152,9 @@ pub struct Generated {
 
 /// Generates every file from the binary's output.
 pub fn generate() -> Result<Vec<Generated>, String> {
-    let listing = output(cargo(&[
-        "run",
-        "--quiet",
-        "-p",
-        "deployment",
-        "--bin",
-        "meeboter-deploy",
-        "--",
-        "platforms",
-        "--json",
-    ]))?;
-    let listing: Listing = serde_json::from_str(&listing)
-        .map_err(|e| format!("`platforms --json` printed something unexpected: {e}"))?;
-    let openapi = output(cargo(&[
-        "run",
-        "--quiet",
-        "-p",
-        "deployment",
-        "--bin",
-        "meeboter-deploy",
-        "--",
-        "openapi",
-    ]))?;
-    let openapi: serde_json::Value =
-        serde_json::from_str(&openapi).map_err(|e| format!("`openapi` did not print JSON: {e}"))?;
+    let listing = parse_listing(&meeboter_deploy(&["platforms", "--json"])?)?;
+    let openapi: serde_json::Value = serde_json::from_str(&meeboter_deploy(&["openapi"])?)
+        .map_err(|e| format!("`openapi` did not print JSON: {e}"))?;
     let mut openapi = serde_json::to_string_pretty(&openapi).map_err(|e| e.to_string())?;
     openapi.push('\n');
     Ok(vec![
