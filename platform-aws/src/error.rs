@@ -11,6 +11,8 @@ use crate::PLATFORM_NAME;
 
 /// An ECS call's failure, as this crate tells them apart.
 ///
+/// Each variant's text (its `Display`) is the message the contract's error
+/// carries; [`EcsError::into_platform`] only picks the contract's variant.
 /// Messages hold ECS's own words and never a request: the requests carry the
 /// bot's environment (meeting URL and password).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,18 +25,19 @@ pub(crate) enum EcsError {
     #[error("{code}: {message}")]
     Unauthorized { code: String, message: String },
     /// The cluster does not exist in this account and Region.
-    #[error("ClusterNotFoundException: {message}")]
+    #[error("ClusterNotFoundException: {message} (check ECS_CLUSTER and AWS_REGION)")]
     ClusterNotFound { message: String },
     /// The task is not known (StopTask's "The referenced task was not found").
     #[error("{code}: {message}")]
     TaskNotFound { code: String, message: String },
-    /// A RunTask client token was already used with different parameters;
-    /// `existing` are the tasks it started.
-    #[error("ConflictException: {message}")]
-    TokenConflict {
-        existing: Vec<String>,
-        message: String,
-    },
+    /// A RunTask client token was already used with different parameters,
+    /// and ECS did not name the task it started (when it does, the client
+    /// returns that task instead of an error).
+    #[error(
+        "ConflictException: {message}; the idempotency token was used by another RunTask request \
+         and ECS did not say which task it started"
+    )]
+    TokenConflict { message: String },
     /// ECS refused the request as invalid.
     #[error("{code}: {message}")]
     Rejected { code: String, message: String },
@@ -42,7 +45,7 @@ pub(crate) enum EcsError {
     #[error("{code}: {message}")]
     ServerError { code: String, message: String },
     /// The request did not reach ECS or the connection broke.
-    #[error("{message}")]
+    #[error("ECS could not be reached: {message}")]
     Unreachable { message: String },
     /// No answer in time.
     #[error("no answer within {after:?}")]
@@ -120,10 +123,7 @@ impl EcsError {
             };
         }
         if code == "ConflictException" {
-            return Self::TokenConflict {
-                existing: Vec::new(),
-                message,
-            };
+            return Self::TokenConflict { message };
         }
         if http_status >= 500
             || matches!(
@@ -199,69 +199,46 @@ impl EcsError {
         self.clone().into_platform("test").is_retryable()
     }
 
-    /// The contract's error for a failure concerning `resource`.
+    /// The contract's error for a failure concerning `resource`, with this
+    /// error's text as its message.
     pub(crate) fn into_platform(self, resource: impl Into<String>) -> platform_core::Error {
         use platform_core::Error;
         let resource = resource.into();
         let platform = PLATFORM_NAME;
+        let message = self.to_string();
         match self {
-            Self::Throttled { code, message } => Error::Throttled {
+            Self::Throttled { .. } => Error::Throttled {
                 platform,
                 resource,
                 retry_after: None,
-                message: format!("{code}: {message}"),
+                message,
             },
-            Self::Unauthorized { code, message } => Error::Unauthorized {
+            Self::Unauthorized { .. } => Error::Unauthorized {
                 platform,
                 resource,
-                message: format!("{code}: {message}"),
+                message,
             },
-            Self::ClusterNotFound { message } => Error::NotFound {
+            Self::ClusterNotFound { .. } | Self::TaskNotFound { .. } => Error::NotFound {
                 platform,
                 resource,
-                message: format!(
-                    "ClusterNotFoundException: {message} (check ECS_CLUSTER and AWS_REGION)"
-                ),
+                message,
             },
-            Self::TaskNotFound { code, message } => Error::NotFound {
+            Self::Rejected { .. } => Error::Rejected {
                 platform,
                 resource,
-                message: format!("{code}: {message}"),
+                message,
             },
-            Self::TokenConflict { existing, message } => Error::Internal {
+            Self::ServerError { .. } | Self::Unreachable { .. } => Error::Unavailable {
                 platform,
                 resource,
-                message: format!(
-                    "ConflictException: {message}; the idempotency token was used by another RunTask \
-                     request and ECS did not say which task it started ({})",
-                    if existing.is_empty() {
-                        "none listed".to_owned()
-                    } else {
-                        existing.join(", ")
-                    }
-                ),
-            },
-            Self::Rejected { code, message } => Error::Rejected {
-                platform,
-                resource,
-                message: format!("{code}: {message}"),
-            },
-            Self::ServerError { code, message } => Error::Unavailable {
-                platform,
-                resource,
-                message: format!("{code}: {message}"),
-            },
-            Self::Unreachable { message } => Error::Unavailable {
-                platform,
-                resource,
-                message: format!("ECS could not be reached: {message}"),
+                message,
             },
             Self::TimedOut { after } => Error::Timeout {
                 platform,
                 resource,
                 after,
             },
-            Self::Unexpected { message } => Error::Internal {
+            Self::TokenConflict { .. } | Self::Unexpected { .. } => Error::Internal {
                 platform,
                 resource,
                 message,
@@ -460,6 +437,40 @@ mod tests {
         let empty = refused_launch(&[], "task".into());
         assert!(!empty.is_retryable());
         assert!(empty.to_string().contains("gave no reason"));
+    }
+
+    #[test]
+    fn the_contract_error_carries_the_failures_own_text() {
+        let text = |error: EcsError| error.into_platform("task 1").to_string();
+        assert_eq!(
+            text(EcsError::classify(
+                Some("ThrottlingException"),
+                Some("Rate exceeded"),
+                400
+            )),
+            "aws: throttled on task 1: ThrottlingException: Rate exceeded"
+        );
+        assert_eq!(
+            text(EcsError::Unreachable {
+                message: "connection refused".into()
+            }),
+            "aws: task 1 unavailable: ECS could not be reached: connection refused"
+        );
+        let conflict = text(EcsError::classify(
+            Some("ConflictException"),
+            Some("The specified clientToken is already in use."),
+            400,
+        ));
+        assert!(
+            conflict.starts_with(
+                "aws: unexpected answer about task 1: ConflictException: The specified clientToken is already in use.;"
+            ),
+            "{conflict}"
+        );
+        assert!(
+            conflict.ends_with("ECS did not say which task it started"),
+            "{conflict}"
+        );
     }
 
     #[test]
