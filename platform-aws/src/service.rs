@@ -282,50 +282,41 @@ impl PlatformService for AwsEcsPlatform {
             tags: &tags,
             client_token: &client_token,
         };
-        let launched = retry(&self.retry, &resource, |_| async {
+        let deployed = retry(&self.retry, &resource, |_| async {
             match self.ecs.run_task(&request).await {
+                Ok(Launch::Started(task)) => match task.task_arn().filter(|a| !a.is_empty()) {
+                    Some(arn) => Ok(DeployResult {
+                        identifier: PlatformId::new(arn),
+                        connection_url: connection_url(&task, self.config.bot_port),
+                    }),
+                    None => Err(Error::Internal {
+                        platform: PLATFORM_NAME,
+                        resource: resource.clone(),
+                        message: "RunTask answered with a task without an ARN".into(),
+                    }),
+                },
+                Ok(Launch::AlreadyStarted(arn)) => {
+                    tracing::warn!(
+                        bot_id = bot.0,
+                        attempt,
+                        task = %arn,
+                        "this bot's attempt already started a task with other settings (the configuration changed since); using that task"
+                    );
+                    Ok(DeployResult {
+                        identifier: PlatformId::new(arn),
+                        connection_url: None,
+                    })
+                }
                 Ok(Launch::Refused(failures)) => Err(refused_launch(&failures, resource.clone())),
-                Ok(launch) => Ok(launch),
                 Err(error) => Err(error.into_platform(resource.clone())),
             }
         })
-        .await;
-        let launched = match launched {
-            Ok(launched) => launched,
-            Err(error) => {
-                tracing::warn!(bot_id = bot.0, attempt, %meeting_platform, error = %error, "ECS did not start the bot's task");
-                return Err(error);
-            }
-        };
-        let (arn, connection_url) = match launched {
-            Launch::Started(task) => {
-                let Some(arn) = task.task_arn().filter(|a| !a.is_empty()) else {
-                    return Err(Error::Internal {
-                        platform: PLATFORM_NAME,
-                        resource,
-                        message: "RunTask answered with a task without an ARN".into(),
-                    });
-                };
-                (arn.to_owned(), connection_url(&task, self.config.bot_port))
-            }
-            Launch::AlreadyStarted(arn) => {
-                tracing::warn!(
-                    bot_id = bot.0,
-                    attempt,
-                    task = %arn,
-                    "this bot's attempt already started a task with other settings (the configuration changed since); using that task"
-                );
-                (arn, None)
-            }
-            // Turned into an error inside the retry loop; kept for the
-            // compiler, with the same meaning.
-            Launch::Refused(failures) => return Err(refused_launch(&failures, resource)),
-        };
-        tracing::info!(bot_id = bot.0, attempt, %meeting_platform, task = %arn, "started the bot's ECS task");
-        Ok(DeployResult {
-            identifier: PlatformId::new(arn),
-            connection_url,
-        })
+        .await
+        .inspect_err(|error| {
+            tracing::warn!(bot_id = bot.0, attempt, %meeting_platform, error = %error, "ECS did not start the bot's task");
+        })?;
+        tracing::info!(bot_id = bot.0, attempt, %meeting_platform, task = %deployed.identifier, "started the bot's ECS task");
+        Ok(deployed)
     }
 
     async fn stop_bot(&self, identifier: &PlatformId) -> Result<()> {
