@@ -22,8 +22,16 @@
 //!   deploy fails with the retryable
 //!   [`Error::PoolExhausted`](platform_core::Error::PoolExhausted).
 //! - **Stop** asks Coolify to stop the application (keeping the image cached).
-//!   **Cleanup** stops it if that was not done and returns the slot to the
-//!   pool.
+//!   **Cleanup** stops it if that was not done, deletes `MEETING_URL` and
+//!   `MEETING_PASSWORD` from its environment, and returns the slot to the
+//!   pool. A slot waiting in the pool thus holds no way into a past meeting
+//!   (and a redeploy clicked in Coolify cannot send a bot back into one);
+//!   if the delete fails, cleanup fails and the slot stays with the bot
+//!   until a later cleanup succeeds. A deploy that wrote the environment but started nothing
+//!   clears it the same way (one attempt) before giving the slot back, and
+//!   recovering a failed slot clears it too. These deletes reach Coolify's
+//!   database only: the runtime `.env` a deployment wrote on the server
+//!   stays until the slot's next deployment rewrites it.
 //! - **Status** reads the application's `state:health` string; while the
 //!   application is down after a start, its deployment tells whether the bot
 //!   is still starting, failed to start (the slot is then marked failed and

@@ -6,10 +6,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use platform_core::bot_env::names;
+use platform_core::bot_env::{self, names};
 use platform_core::{
     BotDeploymentConfig, BotStatus, DeployResult, Error, PlatformContext, PlatformId,
-    PlatformService, Result, Slot, SlotState, SlotStore, StatusKind, bot_environment,
+    PlatformService, Result, RetryPolicy, Slot, SlotState, SlotStore, StatusKind, bot_environment,
 };
 
 use crate::claim::SlotClaim;
@@ -50,8 +50,9 @@ enum StartFailure {
     /// The slot cannot run anything (its application is gone): mark it
     /// failed and try another.
     SlotBroken(String),
-    /// Nothing was started: give the slot back.
-    NotStarted(Error),
+    /// Nothing was started: give the slot back, clearing the bot's meeting
+    /// secrets first when they may have been written into it.
+    NotStarted { error: Error, secrets_written: bool },
     /// The start may have been queued and Coolify could not be asked.
     Unknown { error: Error, detail: String },
 }
@@ -147,7 +148,8 @@ impl CoolifyPlatform {
     }
 
     /// Returns a failed slot to the pool after making sure its application
-    /// is stopped. Returns whether the slot was failed.
+    /// is stopped and holds no meeting URL or password. Returns whether the
+    /// slot was failed.
     pub async fn recover_slot(&self, application_uuid: &str) -> Result<bool> {
         let lock = self.ledger.slot_lock(application_uuid);
         let _guard = lock.lock().await;
@@ -157,6 +159,8 @@ impl CoolifyPlatform {
                 ..
             }) => {
                 self.stop_application(application_uuid).await?;
+                self.clear_meeting_secrets(application_uuid, &self.config.retry)
+                    .await?;
                 self.store.recover_slot(POOL, application_uuid).await
             }
             _ => Ok(false),
@@ -214,6 +218,52 @@ impl CoolifyPlatform {
         }
     }
 
+    /// Deletes the slot application's runtime variables named in `names`:
+    /// one list, then one delete per variable present (none when `names` is
+    /// empty). A variable that is already gone counts as deleted.
+    async fn delete_variables(
+        &self,
+        uuid: &str,
+        names: &[&str],
+        retry: &RetryPolicy,
+    ) -> Result<()> {
+        if names.is_empty() {
+            return Ok(());
+        }
+        let resource = format!("environment variables of application {uuid}");
+        let existing = idempotent(retry, &resource, || self.client.list_envs(uuid)).await?;
+        for var in existing
+            .iter()
+            .filter(|v| !v.is_preview && names.contains(&v.key.as_str()))
+        {
+            match idempotent(retry, &resource, || {
+                self.client.delete_env(uuid, &var.uuid, &var.key)
+            })
+            .await
+            {
+                Err(e) if !e.is_not_found() => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes the meeting URL (which carries the passcode) and the meeting
+    /// password from the slot's environment, so that an idle slot holds no
+    /// way into a past meeting, and a redeploy clicked in Coolify cannot send
+    /// a bot back into it. An application that is gone holds nothing.
+    async fn clear_meeting_secrets(&self, uuid: &str, retry: &RetryPolicy) -> Result<()> {
+        let secrets: Vec<&str> = bot_env::SPECS
+            .iter()
+            .filter(|spec| spec.secret)
+            .map(|spec| spec.name)
+            .collect();
+        match self.delete_variables(uuid, &secrets, retry).await {
+            Err(e) if e.is_not_found() => Ok(()),
+            other => other,
+        }
+    }
+
     /// Writes the bot's environment into the slot and queues its
     /// deployment. Returns the deployment's UUID when Coolify gave one.
     async fn write_env_and_start(
@@ -224,11 +274,14 @@ impl CoolifyPlatform {
         let uuid = claim.application_uuid.as_str();
         let retry = &self.config.retry;
         let env_resource = format!("environment variables of application {uuid}");
-        let env_failure = |e: Error| {
-            if e.is_not_found() {
+        let env_failure = |error: Error, secrets_written: bool| {
+            if error.is_not_found() {
                 StartFailure::SlotBroken("its Coolify application no longer exists".into())
             } else {
-                StartFailure::NotStarted(e)
+                StartFailure::NotStarted {
+                    error,
+                    secrets_written,
+                }
             }
         };
         let env = bot_environment(config);
@@ -238,28 +291,14 @@ impl CoolifyPlatform {
             .into_iter()
             .filter(|name| env.get(name).is_none())
             .collect();
-        if !absent.is_empty() {
-            let existing = idempotent(retry, &env_resource, || self.client.list_envs(uuid))
-                .await
-                .map_err(env_failure)?;
-            for var in existing
-                .iter()
-                .filter(|v| !v.is_preview && absent.contains(&v.key.as_str()))
-            {
-                match idempotent(retry, &env_resource, || {
-                    self.client.delete_env(uuid, &var.uuid, &var.key)
-                })
-                .await
-                {
-                    Ok(()) => {}
-                    Err(e) if e.is_not_found() => {}
-                    Err(e) => return Err(StartFailure::NotStarted(e)),
-                }
-            }
-        }
+        self.delete_variables(uuid, &absent, retry)
+            .await
+            .map_err(|e| env_failure(e, false))?;
+        // A bulk upsert is not atomic: even a failed one may have written
+        // the meeting URL.
         idempotent(retry, &env_resource, || self.client.upsert_envs(uuid, &env))
             .await
-            .map_err(env_failure)?;
+            .map_err(|e| env_failure(e, true))?;
 
         let app_resource = format!("application {uuid}");
         let failure =
@@ -285,7 +324,10 @@ impl CoolifyPlatform {
             ));
         }
         if !failure.may_have_been_processed {
-            return Err(StartFailure::NotStarted(failure.error));
+            return Err(StartFailure::NotStarted {
+                error: failure.error,
+                secrets_written: true,
+            });
         }
         // The start may have been queued. A deployment queued or running now
         // is ours: nothing else starts a claimed slot.
@@ -300,7 +342,10 @@ impl CoolifyPlatform {
                 );
                 Ok(deployment.deployment_uuid)
             }
-            Ok(_) => Err(StartFailure::NotStarted(failure.error)),
+            Ok(_) => Err(StartFailure::NotStarted {
+                error: failure.error,
+                secrets_written: true,
+            }),
             Err(read_error) => Err(StartFailure::Unknown {
                 error: failure.error,
                 detail: read_error.to_string(),
@@ -308,9 +353,27 @@ impl CoolifyPlatform {
         }
     }
 
-    /// Returns the slot to the pool after a deploy that started nothing.
-    async fn give_back(&self, claim: &SlotClaim) {
+    /// Returns the slot to the pool after a deploy that started nothing,
+    /// clearing the bot's meeting secrets first when they may have been
+    /// written. That clearing is one attempt and never blocks the give-back:
+    /// the deploy has already failed, and retrying against a Coolify that
+    /// just failed would only delay its error (the next bot in the slot
+    /// overwrites the URL and deletes a password it does not have).
+    async fn give_back(&self, claim: &SlotClaim, secrets_written: bool) {
         self.ledger.forget(claim);
+        let uuid = claim.application_uuid.as_str();
+        if secrets_written
+            && let Err(e) = self
+                .clear_meeting_secrets(uuid, &RetryPolicy::no_retry())
+                .await
+        {
+            tracing::warn!(
+                platform = PLATFORM,
+                application = uuid,
+                error = %e,
+                "could not clear the failed bot's meeting URL and password from the slot; the next bot in it overwrites them"
+            );
+        }
         if let Err(e) = self
             .store
             .release_slot(POOL, &claim.application_uuid, claim.bot_id)
@@ -552,8 +615,11 @@ impl PlatformService for CoolifyPlatform {
                     self.fail_slot(&claim, &reason).await;
                     broken.push(format!("slot {}: {reason}", slot.slot_id));
                 }
-                Err(StartFailure::NotStarted(error)) => {
-                    self.give_back(&claim).await;
+                Err(StartFailure::NotStarted {
+                    error,
+                    secrets_written,
+                }) => {
+                    self.give_back(&claim, secrets_written).await;
                     return Err(error);
                 }
                 Err(StartFailure::Unknown { error, detail }) => {
@@ -714,6 +780,9 @@ impl PlatformService for CoolifyPlatform {
                     // the next bot must not share it with a running one.
                     self.stop_application(uuid).await?;
                 }
+                // Before the release, while no other bot can be writing
+                // its own environment into the slot.
+                self.clear_meeting_secrets(uuid, &self.config.retry).await?;
                 self.ledger.forget(&claim);
                 let released = self.store.release_slot(POOL, uuid, claim.bot_id).await?;
                 tracing::info!(
@@ -725,9 +794,13 @@ impl PlatformService for CoolifyPlatform {
                 );
                 Ok(())
             }
-            // No bot runs in a failed slot, so stopping it is safe, and it
-            // keeps a crash-looping container from running on.
-            ClaimView::SlotFailed(_) => self.stop_application(uuid).await,
+            // No bot runs in a failed slot, so stopping it and clearing its
+            // secrets is safe, and it keeps a crash-looping container from
+            // running on.
+            ClaimView::SlotFailed(_) => {
+                self.stop_application(uuid).await?;
+                self.clear_meeting_secrets(uuid, &self.config.retry).await
+            }
             ClaimView::NotAClaim | ClaimView::NoSlot | ClaimView::Ended(_) => Ok(()),
         }
     }

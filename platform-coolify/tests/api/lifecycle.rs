@@ -63,6 +63,30 @@ async fn deploy_status_stop_cleanup_sends_exactly_these_requests() {
 
     let deployed = platform.deploy_bot(&config, 1).await.unwrap();
     assert_eq!(deployed.identifier.as_str(), "zoomslot001/bot-42");
+    // The slot's application now holds the bot's environment, secrets
+    // included, until cleanup deletes them.
+    assert_eq!(
+        fake.env_value("zoomslot001", "MEETING_PASSWORD").as_deref(),
+        Some("m33ting-pw")
+    );
+    let env_uuid = |key: &str| {
+        let app = fake.app("zoomslot001").unwrap();
+        app.envs.iter().find(|e| e.key == key).unwrap().uuid.clone()
+    };
+    let (url_env, password_env) = (env_uuid("MEETING_URL"), env_uuid("MEETING_PASSWORD"));
+    for (env, name) in [
+        (&url_env, "delete MEETING_URL"),
+        (&password_env, "delete MEETING_PASSWORD"),
+    ] {
+        Mock::given(method("DELETE"))
+            .and(path(format!("/api/v1/applications/zoomslot001/envs/{env}")))
+            .and(bearer_token(TOKEN))
+            .respond_with(fake.clone())
+            .expect(1)
+            .named(name)
+            .mount(server)
+            .await;
+    }
     assert_eq!(
         deployed.connection_url.as_deref(),
         Some("http://zoomslot001.10.0.0.5.sslip.io")
@@ -97,6 +121,13 @@ async fn deploy_status_stop_cleanup_sends_exactly_these_requests() {
 
     platform.cleanup(id).await.unwrap();
     assert_eq!(coolify.slot_state("zoomslot001").await, SlotState::Idle);
+    // The idle slot keeps no way into the meeting; the rest stays.
+    assert_eq!(fake.env_value("zoomslot001", "MEETING_URL"), None);
+    assert_eq!(fake.env_value("zoomslot001", "MEETING_PASSWORD"), None);
+    assert_eq!(
+        fake.env_value("zoomslot001", "BOT_ID").as_deref(),
+        Some("42")
+    );
     let status = platform.get_bot_status(id).await.unwrap();
     assert_eq!(status.kind, StatusKind::Stopped, "{status}");
     assert!(
@@ -124,6 +155,9 @@ async fn deploy_status_stop_cleanup_sends_exactly_these_requests() {
             "GET /applications",
             "POST /applications/zoomslot001/stop?docker_cleanup=false",
             "GET /applications/zoomslot001",
+            "GET /applications/zoomslot001/envs",
+            &format!("DELETE /applications/zoomslot001/envs/{url_env}"),
+            &format!("DELETE /applications/zoomslot001/envs/{password_env}"),
         ]
     );
     for request in &requests {
@@ -157,11 +191,6 @@ async fn deploy_status_stop_cleanup_sends_exactly_these_requests() {
             item("NO_ONE_JOINED_TIMEOUT", "240", false),
             item("EVERYONE_LEFT_TIMEOUT", "30", false),
         ]})
-    );
-    // The slot's application now holds exactly the bot's environment.
-    assert_eq!(
-        fake.env_value("zoomslot001", "MEETING_PASSWORD").as_deref(),
-        Some("m33ting-pw")
     );
     coolify.server.verify().await;
 }

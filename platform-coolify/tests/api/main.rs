@@ -7,5 +7,6 @@ mod errors;
 mod fake_coolify;
 mod helpers;
 mod lifecycle;
+mod meeting_secrets;
 mod pool;
 mod registry;
