@@ -7,7 +7,8 @@
 use std::time::Duration;
 
 use platform_core::{
-    ConfigProblem, EnvLookup, EnvVarSpec, Error, MeetingPlatform, SecretString, ValueKind, load_env,
+    ConfigProblem, EnvLookup, EnvValues, EnvVarSpec, Error, MeetingPlatform, SecretString,
+    ValueKind, load_env,
 };
 
 use crate::PLATFORM_NAME;
@@ -374,13 +375,7 @@ impl AwsConfig {
             .get(&ECS_CAPACITY_PROVIDER_STRATEGY)
             .map(|raw| raw.parse::<CapacityProviderStrategy>())
             .transpose()
-            .map_err(|problem| Error::Config {
-                platform: PLATFORM_NAME,
-                problems: vec![ConfigProblem::new(
-                    ECS_CAPACITY_PROVIDER_STRATEGY.name,
-                    problem,
-                )],
-            })?;
+            .map_err(|problem| invalid(&ECS_CAPACITY_PROVIDER_STRATEGY, problem))?;
         let static_credentials = match (
             values.get(&AWS_ACCESS_KEY_ID),
             values.secret(&AWS_SECRET_ACCESS_KEY),
@@ -392,7 +387,9 @@ impl AwsConfig {
             }),
             _ => None,
         };
-        let integer = |spec: &EnvVarSpec| values.integer(spec).unwrap_or_default();
+        // Every typed value below has a default in its spec and was checked
+        // against its kind by `load_env`, so none can be absent or out of
+        // range; the defaults live in the specs alone.
         Ok(Self {
             region: text(&AWS_REGION)?,
             cluster: text(&ECS_CLUSTER)?,
@@ -401,14 +398,12 @@ impl AwsConfig {
             zoom: target(&ECS_TASK_DEF_ZOOM, &ECS_CONTAINER_ZOOM)?,
             teams: target(&ECS_TASK_DEF_TEAMS, &ECS_CONTAINER_TEAMS)?,
             meet: target(&ECS_TASK_DEF_MEET, &ECS_CONTAINER_MEET)?,
-            assign_public_ip: values.bool(&ECS_ASSIGN_PUBLIC_IP).unwrap_or(true),
+            assign_public_ip: checked(&ECS_ASSIGN_PUBLIC_IP, values.bool(&ECS_ASSIGN_PUBLIC_IP))?,
             capacity_provider_strategy,
-            bot_port: u16::try_from(integer(&ECS_BOT_PORT)).unwrap_or(8080),
+            bot_port: number(&values, &ECS_BOT_PORT)?,
             started_by: text(&ECS_STARTED_BY)?,
-            request_timeout: values
-                .seconds(&ECS_REQUEST_TIMEOUT)
-                .unwrap_or(Duration::from_secs(20)),
-            api_rate_percent: u8::try_from(integer(&ECS_API_RATE_PERCENT)).unwrap_or(80),
+            request_timeout: checked(&ECS_REQUEST_TIMEOUT, values.seconds(&ECS_REQUEST_TIMEOUT))?,
+            api_rate_percent: number(&values, &ECS_API_RATE_PERCENT)?,
             endpoint_url: values
                 .get(&AWS_ENDPOINT_URL_ECS)
                 .or_else(|| values.get(&AWS_ENDPOINT_URL))
@@ -435,6 +430,31 @@ impl AwsConfig {
             self.meet.container_name.as_str(),
         ]
     }
+}
+
+/// A problem with `spec`'s value, as a configuration error.
+fn invalid(spec: &EnvVarSpec, problem: impl Into<String>) -> Error {
+    Error::Config {
+        platform: PLATFORM_NAME,
+        problems: vec![ConfigProblem::new(spec.name, problem)],
+    }
+}
+
+/// A typed value `load_env` has already checked. Absent only if the spec and
+/// the code that reads it disagree: reported as that variable's problem,
+/// never replaced by a second copy of its default.
+fn checked<T>(spec: &EnvVarSpec, value: Option<T>) -> Result<T, Error> {
+    value.ok_or_else(|| {
+        invalid(
+            spec,
+            format!("could not be read as {}", spec.kind.describe()),
+        )
+    })
+}
+
+/// A whole number `load_env` has already checked against its kind's range.
+fn number<T: TryFrom<i64>>(values: &EnvValues, spec: &EnvVarSpec) -> Result<T, Error> {
+    checked(spec, values.integer(spec).and_then(|n| T::try_from(n).ok()))
 }
 
 type ShapeCheck = fn(&str) -> Result<(), String>;
@@ -733,6 +753,18 @@ mod tests {
             "wJalrXUtnFEMI-s3cret"
         );
         assert!(!format!("{config:?}").contains("s3cret"), "{config:?}");
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_read_is_reported_never_defaulted() {
+        let Err(Error::Config { problems, .. }) = checked::<u16>(&ECS_BOT_PORT, None) else {
+            panic!("expected a config error");
+        };
+        assert_eq!(problems[0].variable, "ECS_BOT_PORT");
+        assert_eq!(
+            problems[0].problem,
+            "could not be read as a whole number from 1 to 65535"
+        );
     }
 
     #[test]
