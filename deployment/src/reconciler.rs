@@ -14,6 +14,8 @@
 //!   attempt, which the platform contract makes idempotent;
 //! - a `stopping` bot is stopped and cleaned up again (both idempotent);
 //! - a deploy not running within the deploy timeout is failed and cleaned up;
+//!   one the platform never answered is first asked for again (same
+//!   attempt), so a bot the lost call started is released, not forgotten;
 //! - only evidence moves a bot: an API error or an `unknown` status changes
 //!   nothing (except past the deploy deadline);
 //! - a pool slot still held by a bot that ended and was cleaned up more
@@ -47,8 +49,8 @@ use serde::Serialize;
 use tracing::Instrument;
 
 use crate::bot::BotState;
-use crate::error::ServiceResult;
-use crate::service::BotService;
+use crate::error::{ServiceError, ServiceResult};
+use crate::service::{AttemptBot, BotService};
 use crate::store::{BotRecord, Transition, now_ms};
 
 /// What one pass did.
@@ -228,15 +230,21 @@ impl BotService {
             .and_then(|id| statuses.and_then(|s| s.get(&id)).cloned());
         match state {
             BotState::Deploying => match (record.platform_id(), observed) {
-                (None, _) if self.past_deadline(&record) => self.fail_overdue(record).await,
+                (None, _) if self.past_deadline(&record) => {
+                    self.fail_overdue_unconfirmed(record).await
+                }
                 (None, _) => {
                     tracing::info!(
                         attempt = record.attempt(),
                         "re-driving a deploy left without an answer"
                     );
-                    // Its outcome is recorded on the bot by drive_deploy.
-                    let _ = self.drive_deploy(record).await;
-                    Ok(Outcome::RedrivenDeploy)
+                    match self.drive_deploy(record).await {
+                        // What the platform answered is recorded on the bot
+                        // by drive_deploy; only a database failure is this
+                        // pass's error.
+                        Err(ServiceError::Storage(error)) => Err(error.into()),
+                        _ => Ok(Outcome::RedrivenDeploy),
+                    }
                 }
                 (Some(_), Some(status)) => {
                     let after = self.apply_observation(record, &status).await?;
@@ -279,6 +287,30 @@ impl BotService {
                 })
             }
             _ => Ok(Outcome::Nothing),
+        }
+    }
+
+    /// A deploy past its deadline that the platform never answered. The
+    /// call may still have started a bot (it timed out, or the process died
+    /// after the platform accepted it), so the platform is asked for the
+    /// attempt's bot first and what it started is released with the
+    /// failure. While the platform does not answer, the bot stays
+    /// `deploying`: failing it now would forget a bot that may be running.
+    async fn fail_overdue_unconfirmed(&self, record: BotRecord) -> ServiceResult<Outcome> {
+        match self.find_attempt_bot(&record).await? {
+            AttemptBot::Found { record, .. } => self.fail_overdue(record).await,
+            AttemptBot::NothingRuns(_) => self.fail_overdue(record).await,
+            AttemptBot::Unanswered(why) => {
+                let reason = format!(
+                    "not running within the deploy timeout of {} s; the platform must say what it started before the bot is failed ({why}); it will be retried",
+                    self.inner.options.deploy_timeout.as_secs()
+                );
+                self.store()
+                    .set_reason(record.id(), BotState::Deploying, record.attempt(), &reason)
+                    .await?;
+                Ok(Outcome::Nothing)
+            }
+            AttemptBot::Moved => Ok(Outcome::Nothing),
         }
     }
 

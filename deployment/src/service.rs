@@ -212,6 +212,27 @@ pub struct Readiness {
     pub platform: Check,
 }
 
+/// What the platform answers when asked again for the bot of a deploy
+/// attempt whose answer was lost (see [`BotService::find_attempt_bot`]).
+pub(crate) enum AttemptBot {
+    /// The attempt's bot, now recorded on the bot.
+    Found {
+        /// Its identifier.
+        identifier: PlatformId,
+        /// The bot with the identifier recorded.
+        record: BotRecord,
+    },
+    /// No bot runs for the attempt (the platform started nothing or refused,
+    /// or the stored config cannot be asked with): why.
+    NothingRuns(String),
+    /// The platform did not answer (a retryable error): why. Ask again on
+    /// the next pass.
+    Unanswered(String),
+    /// The bot moved to another attempt or identifier meanwhile; what the
+    /// platform answered was released.
+    Moved,
+}
+
 /// Validates a client's idempotency key and fingerprints its request body:
 /// the same key with the same body returns the same bot, with another body
 /// it is a conflict. Keys are 1 to 255 visible ASCII characters.
@@ -466,12 +487,7 @@ impl BotService {
                     )
                     .await?;
                 let Some(record) = recorded else {
-                    // The bot is at another attempt or holds another
-                    // identifier: this answer is stale. Release what it
-                    // started rather than leak it.
-                    tracing::warn!(platform_id = %result.identifier, "stale deploy answer; releasing it");
-                    let _ = self.calls().stop(&result.identifier).await;
-                    let _ = self.calls().cleanup(&result.identifier).await;
+                    self.release_stale(&result.identifier).await;
                     return self.load(id).await;
                 };
                 tracing::info!(platform_id = %result.identifier, "platform accepted the bot");
@@ -720,7 +736,7 @@ impl BotService {
     /// Finishes a stop: `stop_bot`, `cleanup`, then `stopped`. Without an
     /// identifier (the deploy has not answered), only the reconciler
     /// (`recover_identifier`) asks the platform for the attempt's bot again
-    /// — idempotent by contract — so it can be stopped.
+    /// ([`find_attempt_bot`](Self::find_attempt_bot)) so it can be stopped.
     pub(crate) async fn drive_stop(
         &self,
         record: BotRecord,
@@ -748,9 +764,26 @@ impl BotService {
                     .await?
                     .unwrap_or(record));
             }
-            None => match self.recover_identifier(&record).await? {
-                Some(platform_id) => platform_id,
-                None => return self.load(id).await,
+            None => match self.find_attempt_bot(&record).await? {
+                AttemptBot::Found { identifier, .. } => identifier,
+                AttemptBot::NothingRuns(why) => {
+                    let reason = format!("stopped; {why}");
+                    let t =
+                        Transition::new(id, BotState::Stopping, attempt, BotState::Stopped, &reason);
+                    return match self.move_bot(t).await? {
+                        Some(moved) => Ok(moved),
+                        None => self.load(id).await,
+                    };
+                }
+                AttemptBot::Unanswered(why) => {
+                    let reason = format!("stop waiting for the platform ({why}); it will be retried");
+                    return Ok(self
+                        .store_ref()
+                        .set_reason(id, BotState::Stopping, attempt, &reason)
+                        .await?
+                        .unwrap_or(record));
+                }
+                AttemptBot::Moved => return self.load(id).await,
             },
         };
         let stopped = match self.calls().stop(&platform_id).await {
@@ -783,27 +816,23 @@ impl BotService {
         }
     }
 
-    /// Asks the platform again for the bot of the current attempt (the
-    /// contract returns the one already started, or starts it so it can be
-    /// stopped) and records its identifier.
-    async fn recover_identifier(&self, record: &BotRecord) -> ServiceResult<Option<PlatformId>> {
+    /// Asks the platform again for the bot of the current attempt, whose
+    /// answer was lost (a crash, a call that timed out): by contract it
+    /// returns the bot already started, or starts it so it can be stopped.
+    /// A found identifier is recorded on the bot.
+    pub(crate) async fn find_attempt_bot(&self, record: &BotRecord) -> ServiceResult<AttemptBot> {
         let id = record.id();
         let attempt = record.attempt();
         let Ok(config) = record.config() else {
             // Nothing can be asked; nothing is known to run.
-            let t = Transition::new(
-                id,
-                record.state()?,
-                attempt,
-                BotState::Stopped,
-                "stopped; the deploy never reported a bot",
-            );
-            self.move_bot(t).await?;
-            return Ok(None);
+            return Ok(AttemptBot::NothingRuns(
+                "the deploy never reported a bot".into(),
+            ));
         };
         match self.calls().deploy(&config, attempt).await {
             Ok(result) => {
-                self.store_ref()
+                let recorded = self
+                    .store_ref()
                     .record_deployed(
                         id,
                         attempt,
@@ -811,24 +840,33 @@ impl BotService {
                         result.connection_url.as_deref(),
                     )
                     .await?;
-                Ok(Some(result.identifier))
+                match recorded {
+                    Some(record) => Ok(AttemptBot::Found {
+                        identifier: result.identifier,
+                        record,
+                    }),
+                    None => {
+                        self.release_stale(&result.identifier).await;
+                        Ok(AttemptBot::Moved)
+                    }
+                }
             }
-            Err(error) if nothing_started(&error) || !error.is_retryable() => {
-                // The platform says no bot runs for this attempt.
-                let reason =
-                    format!("stopped; the platform started nothing for this attempt ({error})");
-                let t = Transition::new(id, record.state()?, attempt, BotState::Stopped, &reason);
-                self.move_bot(t).await?;
-                Ok(None)
-            }
-            Err(error) => {
-                let reason = format!("stop waiting for the platform ({error}); it will be retried");
-                self.store_ref()
-                    .set_reason(id, record.state()?, attempt, &reason)
-                    .await?;
-                Ok(None)
-            }
+            Err(error) if nothing_started(&error) || !error.is_retryable() => Ok(
+                AttemptBot::NothingRuns(format!(
+                    "the platform started nothing for this attempt ({error})"
+                )),
+            ),
+            Err(error) => Ok(AttemptBot::Unanswered(error.to_string())),
         }
+    }
+
+    /// Stops and cleans up what the platform started for an attempt the bot
+    /// has moved past (another attempt, another identifier), rather than
+    /// leak it. Best effort: the answer is stale, nothing records it.
+    async fn release_stale(&self, identifier: &PlatformId) {
+        tracing::warn!(platform_id = %identifier, "stale deploy answer; releasing it");
+        let _ = self.calls().stop(identifier).await;
+        let _ = self.calls().cleanup(identifier).await;
     }
 
     /// Releases what an ended bot still holds on its platform.

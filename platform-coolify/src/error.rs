@@ -6,7 +6,6 @@
 //! whether the request may have reached the server (which decides whether a
 //! non-idempotent call may be sent again).
 
-use std::fmt;
 use std::time::Duration;
 
 use platform_core::Error;
@@ -14,7 +13,7 @@ use platform_core::Error;
 use crate::PLATFORM;
 
 /// One failed API call.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct ApiError {
     /// What the call was about (`application abc123`, `applications`).
     pub resource: String,
@@ -23,7 +22,7 @@ pub(crate) struct ApiError {
 }
 
 /// How a call failed.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum Failure {
     /// The server answered with an error status.
     Status {
@@ -74,12 +73,6 @@ impl ApiError {
             Failure::Status { code, .. } => *code >= 500,
             Failure::Connect(_) | Failure::Body(_) => false,
         }
-    }
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", Error::from(self.clone()))
     }
 }
 
