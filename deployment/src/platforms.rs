@@ -4,8 +4,8 @@
 use std::sync::Arc;
 
 use platform_core::{
-    AutoSelect, EnvLookup, EnvVarSpec, PlatformContext, PlatformDescriptor, PlatformService,
-    Registry, SelectedBy, Selection, SlotStore, select_auto, select_platform,
+    AutoSelect, EnvLookup, EnvVarSpec, InstallationId, PlatformContext, PlatformDescriptor,
+    PlatformService, Registry, SelectedBy, Selection, SlotStore, select_auto, select_platform,
 };
 use serde::Serialize;
 
@@ -166,18 +166,19 @@ pub fn listing(env: &dyn EnvLookup) -> ServiceResult<PlatformListing> {
 }
 
 /// Chooses the platform as `DEPLOYMENT_PLATFORM` in `env` says and builds
-/// it, with `slots` as its slot store. Configuration problems come back as
-/// one error listing all of them.
+/// it, with `slots` as its slot store, for the bots of `installation`.
+/// Configuration problems come back as one error listing all of them.
 pub async fn build_platform(
     env: Arc<dyn EnvLookup>,
     slots: Arc<dyn SlotStore>,
+    installation: InstallationId,
 ) -> ServiceResult<(Selection, Arc<dyn PlatformService>)> {
     let registry = registry()?;
     let selection = select_platform(&registry, env.as_ref())?;
     for warning in &selection.warnings {
         tracing::warn!(platform = selection.descriptor.name, "{warning}");
     }
-    let platform = (selection.descriptor.build)(PlatformContext::new(env, slots))
+    let platform = (selection.descriptor.build)(PlatformContext::new(env, slots, installation))
         .await
         .map_err(|e| match e {
             e @ platform_core::Error::Config { .. } => ServiceError::Config(e),

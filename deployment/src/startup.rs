@@ -22,7 +22,8 @@ pub async fn open_service(
 ) -> ServiceResult<BotService> {
     let store = Store::connect(settings.database_url.expose()).await?;
     let slots: Arc<dyn SlotStore> = Arc::new(store.clone());
-    let platform = match platforms::build_platform(env, slots).await {
+    let installation = store.installation().clone();
+    let platform = match platforms::build_platform(env, slots, installation).await {
         Ok((_, platform)) => platform,
         Err(error) => {
             store.close().await;

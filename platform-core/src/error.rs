@@ -84,6 +84,22 @@ pub enum Error {
         /// What happened.
         message: String,
     },
+    /// The platform could not be reached, and provably nothing was sent:
+    /// the connection was refused, the name did not resolve, the TLS
+    /// handshake failed before the request went out. Retryable, and it
+    /// proves the call started nothing. Anything that may have reached the
+    /// platform is [`Error::Unavailable`] or [`Error::Timeout`] instead.
+    #[error(
+        "{platform}: could not reach the platform about {resource}, nothing was sent: {message}"
+    )]
+    Unreachable {
+        /// The platform.
+        platform: &'static str,
+        /// What the request was about.
+        resource: String,
+        /// What happened (one sentence, no secret).
+        message: String,
+    },
     /// No answer in time. Retryable.
     #[error("{platform}: no answer about {resource} within {}", humanize(*.after))]
     Timeout {
@@ -180,6 +196,8 @@ pub enum ErrorKind {
     Throttled,
     /// [`Error::Unavailable`].
     Unavailable,
+    /// [`Error::Unreachable`].
+    Unreachable,
     /// [`Error::Timeout`].
     Timeout,
     /// [`Error::Capacity`].
@@ -202,6 +220,7 @@ impl ErrorKind {
             Self::Rejected => "platform_rejected",
             Self::Throttled => "platform_throttled",
             Self::Unavailable => "platform_unavailable",
+            Self::Unreachable => "platform_unreachable",
             Self::Timeout => "platform_timeout",
             Self::Capacity => "platform_capacity",
             Self::PoolExhausted => "pool_exhausted",
@@ -224,6 +243,7 @@ impl Error {
         match self {
             Self::Throttled { .. }
             | Self::Unavailable { .. }
+            | Self::Unreachable { .. }
             | Self::Timeout { .. }
             | Self::PoolExhausted { .. } => true,
             Self::Capacity { retryable, .. } => *retryable,
@@ -256,6 +276,7 @@ impl Error {
             Self::Rejected { .. } => ErrorKind::Rejected,
             Self::Throttled { .. } => ErrorKind::Throttled,
             Self::Unavailable { .. } => ErrorKind::Unavailable,
+            Self::Unreachable { .. } => ErrorKind::Unreachable,
             Self::Timeout { .. } => ErrorKind::Timeout,
             Self::Capacity { .. } => ErrorKind::Capacity,
             Self::PoolExhausted { .. } => ErrorKind::PoolExhausted,
@@ -274,6 +295,7 @@ impl Error {
             | Self::Rejected { platform, .. }
             | Self::Throttled { platform, .. }
             | Self::Unavailable { platform, .. }
+            | Self::Unreachable { platform, .. }
             | Self::Timeout { platform, .. }
             | Self::Capacity { platform, .. }
             | Self::PoolExhausted { platform, .. }
@@ -292,12 +314,28 @@ impl Error {
             | Self::Rejected { resource, .. }
             | Self::Throttled { resource, .. }
             | Self::Unavailable { resource, .. }
+            | Self::Unreachable { resource, .. }
             | Self::Timeout { resource, .. }
             | Self::Capacity { resource, .. }
             | Self::StartFailed { resource, .. }
             | Self::RetriesExhausted { resource, .. }
             | Self::Internal { resource, .. } => Some(resource),
             Self::Config { .. } | Self::PoolExhausted { .. } => None,
+        }
+    }
+
+    /// Whether the call provably started nothing and holds nothing on the
+    /// platform: a full pool, a capacity shortage the platform calls
+    /// transient, or a platform that could not be reached at all (looking
+    /// through retries: [`retry()`](crate::retry()) reports the last error
+    /// as `Unreachable` only when no attempt may have reached the
+    /// platform).
+    pub fn nothing_started(&self) -> bool {
+        match self {
+            Self::PoolExhausted { .. } | Self::Unreachable { .. } => true,
+            Self::Capacity { retryable, .. } => *retryable,
+            Self::RetriesExhausted { last, .. } => last.nothing_started(),
+            _ => false,
         }
     }
 

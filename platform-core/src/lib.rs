@@ -35,6 +35,7 @@
 pub mod bot_env;
 pub mod config;
 pub mod error;
+pub mod installation;
 pub mod meeting;
 pub mod platform;
 pub mod registry;
@@ -53,8 +54,11 @@ pub use config::{
     DisplayName, FieldError, InvalidDeploymentConfig,
 };
 pub use error::{Error, ErrorKind, Result};
+pub use installation::{InstallationId, InvalidInstallationId};
 pub use meeting::{InvalidMeetingUrl, MeetingPlatform, MeetingUrl, UnknownMeetingPlatform};
-pub use platform::{DeployResult, PlatformId, PlatformService};
+pub use platform::{
+    CheckOutcome, DeployResult, MarkedBot, PlatformId, PlatformService, SetupCheck,
+};
 pub use registry::{
     AutoSelect, BoxFuture, BuildFn, Detection, DuplicatePlatform, PlatformContext,
     PlatformDescriptor, Registry,

@@ -6,7 +6,7 @@ use std::fmt;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::config::BotDeploymentConfig;
+use crate::config::{BotDeploymentConfig, BotId};
 use crate::error::Result;
 use crate::status::BotStatus;
 
@@ -66,6 +66,88 @@ pub struct DeployResult {
     pub connection_url: Option<String>,
 }
 
+/// A bot resource a platform found under this installation's mark (see
+/// [`PlatformService::list_marked_bots`]): what the orphan sweep compares
+/// with the bots its database holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkedBot {
+    /// Its identifier, as [`PlatformService::stop_bot`] and
+    /// [`PlatformService::cleanup`] take it.
+    pub identifier: PlatformId,
+    /// The bot it was started for, as its mark says.
+    pub bot: BotId,
+    /// The deploy attempt it was started for, when the mark says.
+    pub attempt: Option<u32>,
+    /// What it is, for the operator (`task …, RUNNING since …`, `slot
+    /// meeboter-slot-zoom-003`).
+    pub description: String,
+}
+
+/// How one of a platform's setup checks came out (see
+/// [`PlatformService::check_setup`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "detail", rename_all = "snake_case")]
+pub enum CheckOutcome {
+    /// In order.
+    Ok,
+    /// Works, but the operator should know (says why).
+    Warning(String),
+    /// A deploy will fail because of it (says what to fix).
+    Problem(String),
+    /// Could not be checked from here (says why), so it is not known to be
+    /// in order.
+    NotChecked(String),
+}
+
+/// One thing a platform checked about its setup.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetupCheck {
+    /// What was checked (`task definition ECS_TASK_DEF_ZOOM`).
+    pub name: String,
+    /// How it came out.
+    #[serde(flatten)]
+    pub outcome: CheckOutcome,
+}
+
+impl SetupCheck {
+    /// A check that passed.
+    pub fn ok(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            outcome: CheckOutcome::Ok,
+        }
+    }
+
+    /// A check that found a problem.
+    pub fn problem(name: impl Into<String>, problem: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            outcome: CheckOutcome::Problem(problem.into()),
+        }
+    }
+
+    /// A check that passed with a warning.
+    pub fn warning(name: impl Into<String>, warning: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            outcome: CheckOutcome::Warning(warning.into()),
+        }
+    }
+
+    /// Something that could not be checked.
+    pub fn not_checked(name: impl Into<String>, why: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            outcome: CheckOutcome::NotChecked(why.into()),
+        }
+    }
+
+    /// Whether a deploy will fail because of it.
+    pub fn is_problem(&self) -> bool {
+        matches!(self.outcome, CheckOutcome::Problem(_))
+    }
+}
+
 /// A place that runs meeting bots: a Coolify warm pool, AWS ECS, local
 /// processes, or your own.
 ///
@@ -113,6 +195,22 @@ pub struct DeployResult {
 ///   retried. The service does not wrap platform calls in a second retry
 ///   loop: it leaves a retryable failure to its reconciler or its caller
 ///   (a `pool_exhausted` with `Retry-After`).
+/// - **Everything a platform names after a bot carries the installation.**
+///   Bot ids count from 1 in every database, so an idempotency token, a tag,
+///   a label or a resource name made from the bot id alone would collide
+///   with another installation's on a shared cluster. Each includes the
+///   [`InstallationId`](crate::InstallationId) the platform was built with
+///   ([`PlatformContext`](crate::PlatformContext)), and
+///   [`list_marked_bots`](Self::list_marked_bots) lists only resources that
+///   carry it.
+/// - **Could not reach is not maybe started.** A call that provably never
+///   reached the platform (connection refused, a name that does not
+///   resolve, a TLS handshake that failed before the request was sent) is
+///   [`Error::Unreachable`](crate::Error::Unreachable): the service reads it
+///   as "nothing was started". A call that may have reached the platform (a
+///   timeout after sending, a reset, a 5xx) is
+///   [`Error::Unavailable`](crate::Error::Unavailable) or
+///   [`Error::Timeout`](crate::Error::Timeout), never `Unreachable`.
 /// - **Secrets stay secret.** Nothing a platform logs or returns in an error
 ///   contains an API key, a token or a meeting password.
 ///
@@ -155,4 +253,30 @@ pub trait PlatformService: Send + Sync {
     /// credentials, with one cheap read. Used by `doctor` and readiness
     /// checks; it starts nothing.
     async fn check_reachable(&self) -> Result<()>;
+
+    /// Every bot resource that still runs or holds capacity on the
+    /// platform under this installation's mark (ECS tasks not yet stopped
+    /// that carry the installation's tag, claimed slots, live processes),
+    /// whether or not the service still knows the bot. The service's orphan
+    /// sweep stops those no active bot of its database holds. Resources of
+    /// another installation are never listed. A platform that cannot list
+    /// its resources returns an error, never an empty list; the default
+    /// says so, and the conformance suite fails a platform that keeps it.
+    async fn list_marked_bots(&self) -> Result<Vec<MarkedBot>> {
+        Err(crate::Error::Internal {
+            platform: self.platform_name(),
+            resource: "its bots".into(),
+            message: "this platform does not list the bots it runs (list_marked_bots is not implemented), so leaked bots cannot be swept there".into(),
+        })
+    }
+
+    /// Checks what a deploy will need beyond reaching the platform (task
+    /// definitions, images, networks, pools), for `doctor`. Starts nothing.
+    /// The default reports [`check_reachable`](Self::check_reachable) alone.
+    async fn check_setup(&self) -> Vec<SetupCheck> {
+        vec![match self.check_reachable().await {
+            Ok(()) => SetupCheck::ok("platform reachable"),
+            Err(error) => SetupCheck::problem("platform reachable", error.to_string()),
+        }]
+    }
 }

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use crate::error::Error;
+use crate::installation::InstallationId;
 use crate::platform::PlatformService;
 use crate::settings::{EnvLookup, EnvVarSpec};
 use crate::slots::SlotStore;
@@ -28,18 +29,33 @@ pub struct PlatformContext {
     /// Where pool-based platforms keep their slots (the service's database,
     /// or memory).
     pub slots: Arc<dyn SlotStore>,
+    /// The installation whose bots this platform runs: every name and mark
+    /// the platform gives a bot includes it, and it lists, adopts and
+    /// sweeps only what carries it (see [`InstallationId`]).
+    pub installation: InstallationId,
 }
 
 impl PlatformContext {
-    /// A context over an environment and a slot store.
-    pub fn new(env: Arc<dyn EnvLookup>, slots: Arc<dyn SlotStore>) -> Self {
-        Self { env, slots }
+    /// A context over an environment and a slot store, for the bots of
+    /// `installation`.
+    pub fn new(
+        env: Arc<dyn EnvLookup>,
+        slots: Arc<dyn SlotStore>,
+        installation: InstallationId,
+    ) -> Self {
+        Self {
+            env,
+            slots,
+            installation,
+        }
     }
 }
 
 impl fmt::Debug for PlatformContext {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PlatformContext").finish_non_exhaustive()
+        f.debug_struct("PlatformContext")
+            .field("installation", &self.installation)
+            .finish_non_exhaustive()
     }
 }
 

@@ -89,15 +89,21 @@ where
     let started = Instant::now();
     let max_attempts = policy.max_attempts.max(1);
     let mut attempt = 1;
+    // Whether an earlier attempt may have reached the platform: then a last
+    // "could not reach" no longer proves that nothing was started.
+    let mut may_have_reached = false;
     loop {
         let error = match op(attempt).await {
             Ok(value) => return Ok(value),
-            Err(error) if !error.is_retryable() => return Err(error),
+            Err(error) if !error.is_retryable() => {
+                return Err(unproven_if(may_have_reached, error));
+            }
             Err(error) => error,
         };
         let wait = policy.wait(attempt, &error);
         let elapsed = started.elapsed();
         if attempt >= max_attempts || elapsed + wait > policy.budget {
+            let error = unproven_if(may_have_reached, error);
             if attempt == 1 {
                 return Err(error);
             }
@@ -109,6 +115,10 @@ where
                 last: Box::new(error),
             });
         }
+        may_have_reached |= !matches!(
+            error,
+            Error::Unreachable { .. } | Error::Throttled { .. } | Error::PoolExhausted { .. }
+        );
         tracing::debug!(
             platform = error.platform(),
             resource,
@@ -119,6 +129,26 @@ where
         );
         tokio::time::sleep(wait).await;
         attempt += 1;
+    }
+}
+
+/// An [`Error::Unreachable`] after an attempt that may have reached the
+/// platform proves nothing any more: it is reported as
+/// [`Error::Unavailable`], which the service reads as "may have started".
+fn unproven_if(may_have_reached: bool, error: Error) -> Error {
+    match error {
+        Error::Unreachable {
+            platform,
+            resource,
+            message,
+        } if may_have_reached => Error::Unavailable {
+            platform,
+            resource,
+            message: format!(
+                "{message} (an earlier attempt may have reached the platform, so the call may have taken effect)"
+            ),
+        },
+        other => other,
     }
 }
 
@@ -251,5 +281,44 @@ mod tests {
         })
         .await;
         assert!(matches!(result, Err(Error::Unavailable { .. })));
+    }
+
+    fn unreachable() -> Error {
+        Error::Unreachable {
+            platform: "test",
+            resource: "thing".into(),
+            message: "connection refused".into(),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unreachable_every_time_still_proves_nothing_started() {
+        let result: Result<(), _> = retry(&RetryPolicy::default(), "thing", |_| async {
+            Err(unreachable())
+        })
+        .await;
+        let err = result.unwrap_err();
+        assert!(err.nothing_started(), "{err:?}");
+        assert_eq!(err.kind(), crate::ErrorKind::Unreachable);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unreachable_after_an_attempt_that_may_have_reached_proves_nothing() {
+        let calls = AtomicU32::new(0);
+        let result: Result<(), _> = retry(&RetryPolicy::default(), "thing", |attempt| {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if attempt == 1 {
+                    Err(unavailable())
+                } else {
+                    Err(unreachable())
+                }
+            }
+        })
+        .await;
+        let err = result.unwrap_err();
+        assert!(!err.nothing_started(), "{err:?}");
+        assert_eq!(err.kind(), crate::ErrorKind::Unavailable);
+        assert!(err.to_string().contains("may have reached"), "{err}");
     }
 }

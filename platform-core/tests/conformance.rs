@@ -92,6 +92,8 @@ enum Flaw {
     DeployNotIdempotent,
     /// A stopped bot still reads as running.
     StopDoesNothing,
+    /// `list_marked_bots` does not list the bots it runs.
+    ForgetsItsBots,
 }
 
 struct Broken {
@@ -186,6 +188,13 @@ impl PlatformService for Broken {
     async fn check_reachable(&self) -> Result<()> {
         self.inner.check_reachable().await
     }
+
+    async fn list_marked_bots(&self) -> Result<Vec<platform_core::MarkedBot>> {
+        if matches!(self.flaw, Flaw::ForgetsItsBots) {
+            return Ok(Vec::new());
+        }
+        self.inner.list_marked_bots().await
+    }
 }
 
 async fn violation_of(flaw: Flaw) -> testkit::Violation {
@@ -193,6 +202,13 @@ async fn violation_of(flaw: Flaw) -> testkit::Violation {
     testkit::run_suite(&platform, &fixtures())
         .await
         .expect_err(&format!("the suite must catch {flaw:?}"))
+}
+
+#[tokio::test]
+async fn a_platform_that_does_not_list_its_bots_is_caught() {
+    let v = violation_of(Flaw::ForgetsItsBots).await;
+    assert_eq!(v.check, "deployed_bots_carry_the_mark");
+    assert!(v.message.contains("not listed"), "{v}");
 }
 
 #[tokio::test]

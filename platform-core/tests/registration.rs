@@ -30,7 +30,11 @@ async fn the_macro_registers_and_the_constructor_builds() {
     let descriptor = registry
         .get("registered-in-test")
         .expect("registered through the macro");
-    let ctx = PlatformContext::new(Arc::new(MapEnv::new()), Arc::new(InMemorySlotStore::new()));
+    let ctx = PlatformContext::new(
+        Arc::new(MapEnv::new()),
+        Arc::new(InMemorySlotStore::new()),
+        platform_core::InstallationId::new("test0001").unwrap(),
+    );
     let platform = (descriptor.build)(ctx).await.unwrap();
     assert_eq!(platform.platform_name(), "registered-in-test");
 }

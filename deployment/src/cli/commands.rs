@@ -271,6 +271,7 @@ struct DoctorCheck {
 struct DoctorReport {
     ok: bool,
     platform: Option<&'static str>,
+    installation_id: Option<platform_core::InstallationId>,
     checks: Vec<DoctorCheck>,
 }
 
@@ -336,7 +337,13 @@ async fn doctor(
         None => Arc::new(InMemorySlotStore::new()),
     };
     let mut chosen = None;
-    match platforms::build_platform(Arc::new(ProcessEnv), slots).await {
+    // Without a database there is no installation id yet; the platform's
+    // configuration is checked with a throwaway one.
+    let installation = store.as_ref().map(|s| s.installation().clone());
+    let for_check = installation
+        .clone()
+        .unwrap_or_else(platform_core::InstallationId::random);
+    match platforms::build_platform(Arc::new(ProcessEnv), slots, for_check).await {
         Ok((selection, platform)) => {
             chosen = Some(selection.descriptor.name);
             checks.push(DoctorCheck {
@@ -373,6 +380,7 @@ async fn doctor(
     let report = DoctorReport {
         ok: exit_code == exit::OK,
         platform: chosen,
+        installation_id: installation,
         checks,
     };
     printer.print(&report, |r| {

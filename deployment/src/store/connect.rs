@@ -9,6 +9,8 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use platform_core::InstallationId;
+
 use super::{DbPool, Store, StoreError};
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -81,9 +83,16 @@ impl Store {
                 target: target.clone(),
                 message: e.to_string(),
             })?;
+        let installation = read_installation(
+            sqlx::query_scalar("SELECT id FROM installation WHERE singleton = 1")
+                .fetch_one(&pool)
+                .await,
+            &target,
+        )?;
         Ok(Self {
             pool: DbPool::Sqlite(pool),
             target,
+            installation,
         })
     }
 
@@ -106,11 +115,29 @@ impl Store {
                 target: target.clone(),
                 message: e.to_string(),
             })?;
+        let installation = read_installation(
+            sqlx::query_scalar("SELECT id FROM installation WHERE singleton = 1")
+                .fetch_one(&pool)
+                .await,
+            &target,
+        )?;
         Ok(Self {
             pool: DbPool::Postgres(pool),
             target,
+            installation,
         })
     }
+}
+
+/// The installation id the schema holds, checked.
+fn read_installation(
+    row: Result<String, sqlx::Error>,
+    target: &str,
+) -> Result<InstallationId, StoreError> {
+    let id = row.map_err(|e| open_error(target, e))?;
+    InstallationId::new(id).map_err(|e| {
+        StoreError::Corrupt(format!("the installation id of {target} is unusable: {e}"))
+    })
 }
 
 /// Creates the SQLite file with owner-only permissions if it does not exist,

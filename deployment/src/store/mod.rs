@@ -23,6 +23,7 @@ use std::fmt;
 pub use bots::{CreateOutcome, IdempotencyKey, ListFilter, NewBot, Transition};
 pub use rows::BotRecord;
 
+use platform_core::InstallationId;
 use sqlx::{PgPool, SqlitePool};
 
 /// Which database a [`Store`] talks to.
@@ -47,6 +48,8 @@ pub struct Store {
     pool: DbPool,
     /// The database URL without its password, for messages.
     target: String,
+    /// The installation id the schema was created with.
+    installation: InstallationId,
 }
 
 impl fmt::Debug for Store {
@@ -54,6 +57,7 @@ impl fmt::Debug for Store {
         f.debug_struct("Store")
             .field("dialect", &self.dialect())
             .field("target", &self.target)
+            .field("installation", &self.installation)
             .finish()
     }
 }
@@ -105,6 +109,13 @@ impl Store {
     /// The database URL without its password.
     pub fn target(&self) -> &str {
         &self.target
+    }
+
+    /// The installation id: random, created with the schema, never changed.
+    /// Every name and mark a platform gives this database's bots includes
+    /// it.
+    pub fn installation(&self) -> &InstallationId {
+        &self.installation
     }
 
     /// Checks the database answers (readiness).

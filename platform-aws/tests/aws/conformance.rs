@@ -17,6 +17,7 @@ async fn built_from_env(server: &MockServer) -> Arc<dyn PlatformService> {
     let context = PlatformContext::new(
         Arc::new(env(&server.uri())),
         Arc::new(InMemorySlotStore::new()),
+        test_installation(),
     );
     (DESCRIPTOR.build)(context)
         .await
@@ -112,9 +113,17 @@ async fn reachability_is_one_cluster_read() {
         .unwrap();
 
     let other = env(&server.uri()).with("ECS_CLUSTER", "nope");
-    let context = PlatformContext::new(Arc::new(other), Arc::new(InMemorySlotStore::new()));
+    let context = PlatformContext::new(
+        Arc::new(other),
+        Arc::new(InMemorySlotStore::new()),
+        test_installation(),
+    );
     let aws = (DESCRIPTOR.build)(context).await.unwrap();
     let error = aws.check_reachable().await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NotFound);
     assert!(error.to_string().contains("cluster nope"), "{error}");
+}
+
+fn test_installation() -> platform_core::InstallationId {
+    platform_core::InstallationId::new("test0001").unwrap()
 }

@@ -56,7 +56,11 @@ async fn building_from_an_incomplete_environment_lists_every_problem() {
         ("ECS_CLUSTER", "bots"),
         ("ECS_BOT_PORT", "0"),
     ]);
-    let context = PlatformContext::new(Arc::new(env), Arc::new(InMemorySlotStore::new()));
+    let context = PlatformContext::new(
+        Arc::new(env),
+        Arc::new(InMemorySlotStore::new()),
+        test_installation(),
+    );
     let Err(Error::Config { platform, problems }) = (DESCRIPTOR.build)(context).await else {
         panic!("expected a config error");
     };
@@ -73,4 +77,8 @@ async fn building_from_an_incomplete_environment_lists_every_problem() {
             "ECS_BOT_PORT"
         ]
     );
+}
+
+fn test_installation() -> platform_core::InstallationId {
+    platform_core::InstallationId::new("test0001").unwrap()
 }

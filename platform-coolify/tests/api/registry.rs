@@ -83,15 +83,19 @@ async fn the_registered_constructor_builds_from_the_environment() {
     ]);
     let store: Arc<dyn SlotStore> = coolify.store.clone();
     let env: Arc<dyn EnvLookup> = Arc::new(env);
-    let platform = (DESCRIPTOR.build)(PlatformContext::new(env, store.clone()))
-        .await
-        .unwrap();
+    let platform = (DESCRIPTOR.build)(PlatformContext::new(
+        env,
+        store.clone(),
+        test_installation(),
+    ))
+    .await
+    .unwrap();
     assert_eq!(platform.platform_name(), "coolify");
     platform.check_reachable().await.unwrap();
     assert_eq!(store.list_slots("coolify").await.unwrap().len(), 2);
 
     let empty: Arc<dyn EnvLookup> = Arc::new(MapEnv::new());
-    let err = (DESCRIPTOR.build)(PlatformContext::new(empty, store))
+    let err = (DESCRIPTOR.build)(PlatformContext::new(empty, store, test_installation()))
         .await
         .err()
         .unwrap();
@@ -123,4 +127,8 @@ async fn a_project_or_environment_that_does_not_exist_is_a_configuration_error()
     let text = err.to_string();
     assert!(text.contains("COOLIFY_ENVIRONMENT_NAME"), "{text}");
     assert!(text.contains("it has: production, staging"), "{text}");
+}
+
+fn test_installation() -> platform_core::InstallationId {
+    platform_core::InstallationId::new("test0001").unwrap()
 }

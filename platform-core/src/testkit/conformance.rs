@@ -395,9 +395,71 @@ pub async fn deploy_survives_transient_failure(
     }
 }
 
+/// A deployed bot is listed by `list_marked_bots` under its bot id (and its
+/// attempt, when the mark carries one); once stopped and cleaned up it is
+/// no longer listed.
+pub async fn deployed_bots_carry_the_mark(
+    platform: &dyn PlatformService,
+    config: &BotDeploymentConfig,
+    fixtures: &Fixtures,
+) -> Result<(), Violation> {
+    const CHECK: &str = "deployed_bots_carry_the_mark";
+    let deployed = match platform.deploy_bot(config, 1).await {
+        Ok(d) => d,
+        Err(e) => return fail(CHECK, format!("deploy_bot failed: {e}")),
+    };
+    let id = &deployed.identifier;
+    let listed = match platform.list_marked_bots().await {
+        Ok(listed) => listed,
+        Err(e) => return fail(CHECK, format!("list_marked_bots failed: {e}")),
+    };
+    match listed.iter().find(|m| &m.identifier == id) {
+        None => {
+            return fail(
+                CHECK,
+                format!("bot {} ({id}) is running but not listed", config.bot_id()),
+            );
+        }
+        Some(marked) if marked.bot != config.bot_id() || marked.attempt.is_some_and(|a| a != 1) => {
+            return fail(
+                CHECK,
+                format!(
+                    "{id} is listed as bot {} attempt {:?}; it was deployed as bot {} attempt 1",
+                    marked.bot,
+                    marked.attempt,
+                    config.bot_id()
+                ),
+            );
+        }
+        Some(_) => {}
+    }
+    stop_and_cleanup(CHECK, platform, id).await?;
+    let deadline = tokio::time::Instant::now() + fixtures.settle;
+    loop {
+        let listed = match platform.list_marked_bots().await {
+            Ok(listed) => listed,
+            Err(e) => return fail(CHECK, format!("list_marked_bots failed: {e}")),
+        };
+        if !listed.iter().any(|m| &m.identifier == id) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return fail(
+                CHECK,
+                format!(
+                    "{id} is still listed {:?} after stop and cleanup",
+                    fixtures.settle
+                ),
+            );
+        }
+        tokio::time::sleep(fixtures.poll).await;
+    }
+}
+
 /// Runs every check that needs no special arrangement, each with fresh bot
 /// ids: the lifecycle, idempotent stop and cleanup, unknown identifiers,
-/// statuses of many (three bots) and a repeated deploy.
+/// statuses of many (three bots), a repeated deploy and the installation's
+/// mark.
 pub async fn run_suite(
     platform: &dyn PlatformService,
     fixtures: &Fixtures,
@@ -409,5 +471,6 @@ pub async fn run_suite(
     let many: Vec<_> = (base + 2..base + 5).map(|id| fixtures.config(id)).collect();
     statuses_of_many(platform, &many, fixtures).await?;
     redeploy_of_same_attempt_returns_same_bot(platform, &fixtures.config(base + 5)).await?;
+    deployed_bots_carry_the_mark(platform, &fixtures.config(base + 6), fixtures).await?;
     Ok(())
 }

@@ -9,7 +9,7 @@ use async_trait::async_trait;
 
 use crate::config::{BotDeploymentConfig, BotId};
 use crate::error::{Error, Result};
-use crate::platform::{DeployResult, PlatformId, PlatformService};
+use crate::platform::{DeployResult, MarkedBot, PlatformId, PlatformService};
 use crate::status::{BotStatus, StatusKind};
 
 /// How many times each trait method was called.
@@ -25,11 +25,14 @@ pub struct FakeCalls {
     pub statuses: u64,
     /// `cleanup` calls.
     pub cleanup: u64,
+    /// `list_marked_bots` calls.
+    pub list_marked: u64,
 }
 
 #[derive(Debug)]
 struct FakeBot {
     bot_id: BotId,
+    attempt: u32,
     status: BotStatus,
 }
 
@@ -39,6 +42,7 @@ struct FakeState {
     deploy_errors: VecDeque<Error>,
     stop_errors: VecDeque<Error>,
     status_errors: VecDeque<Error>,
+    list_errors: VecDeque<Error>,
     calls: FakeCalls,
     unreachable: bool,
 }
@@ -117,6 +121,32 @@ impl FakePlatform {
         self.state().status_errors.extend(errors);
     }
 
+    /// The next `list_marked_bots` calls fail with these errors.
+    pub fn fail_next_listings(&self, errors: impl IntoIterator<Item = Error>) {
+        self.state().list_errors.extend(errors);
+    }
+
+    /// Starts a bot as if a deploy had run that the service never recorded
+    /// (a lost database, a crash before the intent was written): an orphan
+    /// for the sweep to find. Returns its identifier.
+    pub fn start_unrecorded(&self, bot: BotId, attempt: u32) -> PlatformId {
+        let id = Self::identifier(bot, attempt);
+        let starts_as = self.starts_as;
+        self.state().bots.insert(
+            id.clone(),
+            FakeBot {
+                bot_id: bot,
+                attempt,
+                status: BotStatus::new(starts_as).with_raw(starts_as.as_str()),
+            },
+        );
+        id
+    }
+
+    fn identifier(bot: BotId, attempt: u32) -> PlatformId {
+        PlatformId::new(format!("fake-{bot}-{attempt}"))
+    }
+
     /// Makes `check_reachable` fail (or succeed again).
     pub fn set_unreachable(&self, unreachable: bool) {
         self.state().unreachable = unreachable;
@@ -182,10 +212,11 @@ impl PlatformService for FakePlatform {
         if let Some(error) = state.deploy_errors.pop_front() {
             return Err(error);
         }
-        let id = PlatformId::new(format!("fake-{}-{attempt}", config.bot_id()));
+        let id = Self::identifier(config.bot_id(), attempt);
         let starts_as = self.starts_as;
         state.bots.entry(id.clone()).or_insert_with(|| FakeBot {
             bot_id: config.bot_id(),
+            attempt,
             status: BotStatus::new(starts_as).with_raw(starts_as.as_str()),
         });
         Ok(DeployResult {
@@ -268,5 +299,26 @@ impl PlatformService for FakePlatform {
             return Err(self.unreachable_error("the fake platform"));
         }
         Ok(())
+    }
+
+    async fn list_marked_bots(&self) -> Result<Vec<MarkedBot>> {
+        self.delay().await;
+        let mut state = self.state();
+        state.calls.list_marked += 1;
+        if let Some(error) = state.list_errors.pop_front() {
+            return Err(error);
+        }
+        let mut marked: Vec<MarkedBot> = state
+            .bots
+            .iter()
+            .map(|(id, bot)| MarkedBot {
+                identifier: id.clone(),
+                bot: bot.bot_id,
+                attempt: Some(bot.attempt),
+                description: format!("fake bot {id}, {}", bot.status.kind),
+            })
+            .collect();
+        marked.sort_by(|a, b| a.identifier.cmp(&b.identifier));
+        Ok(marked)
     }
 }

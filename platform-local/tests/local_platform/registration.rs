@@ -33,7 +33,11 @@ async fn local_is_registered_as_the_fallback_and_builds_from_the_environment() {
         ("LOCAL_STATE_DIR", state.to_str().unwrap()),
         ("LOCAL_STOP_GRACE_SECONDS", "1"),
     ]);
-    let context = PlatformContext::new(Arc::new(env), Arc::new(InMemorySlotStore::new()));
+    let context = PlatformContext::new(
+        Arc::new(env),
+        Arc::new(InMemorySlotStore::new()),
+        test_installation(),
+    );
     let platform = (descriptor.build)(context).await.unwrap();
     assert_eq!(platform.platform_name(), "local");
     platform.check_reachable().await.unwrap();
@@ -57,7 +61,11 @@ async fn an_unusable_state_directory_is_a_configuration_error() {
         ("LOCAL_BOT_COMMAND", "sleep 1000"),
         ("LOCAL_STATE_DIR", file.join("state").to_str().unwrap()),
     ]);
-    let context = PlatformContext::new(Arc::new(env), Arc::new(InMemorySlotStore::new()));
+    let context = PlatformContext::new(
+        Arc::new(env),
+        Arc::new(InMemorySlotStore::new()),
+        test_installation(),
+    );
     let descriptor = Registry::global().unwrap().get("local").unwrap();
     let Err(err) = (descriptor.build)(context).await else {
         panic!("a state directory under a file cannot work");
@@ -65,4 +73,8 @@ async fn an_unusable_state_directory_is_a_configuration_error() {
     let text = err.to_string();
     assert!(text.contains("LOCAL_STATE_DIR"), "{text}");
     assert!(text.contains("cannot be created"), "{text}");
+}
+
+fn test_installation() -> platform_core::InstallationId {
+    platform_core::InstallationId::new("test0001").unwrap()
 }
