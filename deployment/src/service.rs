@@ -768,15 +768,21 @@ impl BotService {
                 AttemptBot::Found { identifier, .. } => identifier,
                 AttemptBot::NothingRuns(why) => {
                     let reason = format!("stopped; {why}");
-                    let t =
-                        Transition::new(id, BotState::Stopping, attempt, BotState::Stopped, &reason);
+                    let t = Transition::new(
+                        id,
+                        BotState::Stopping,
+                        attempt,
+                        BotState::Stopped,
+                        &reason,
+                    );
                     return match self.move_bot(t).await? {
                         Some(moved) => Ok(moved),
                         None => self.load(id).await,
                     };
                 }
                 AttemptBot::Unanswered(why) => {
-                    let reason = format!("stop waiting for the platform ({why}); it will be retried");
+                    let reason =
+                        format!("stop waiting for the platform ({why}); it will be retried");
                     return Ok(self
                         .store_ref()
                         .set_reason(id, BotState::Stopping, attempt, &reason)
@@ -851,11 +857,11 @@ impl BotService {
                     }
                 }
             }
-            Err(error) if nothing_started(&error) || !error.is_retryable() => Ok(
-                AttemptBot::NothingRuns(format!(
+            Err(error) if nothing_started(&error) || !error.is_retryable() => {
+                Ok(AttemptBot::NothingRuns(format!(
                     "the platform started nothing for this attempt ({error})"
-                )),
-            ),
+                )))
+            }
             Err(error) => Ok(AttemptBot::Unanswered(error.to_string())),
         }
     }
