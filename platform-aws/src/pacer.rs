@@ -3,10 +3,10 @@
 //!
 //! ECS meters requests with token buckets per account and Region (see
 //! `ECS-NOTES.md`): RunTask and StopTask share the "cluster resource modify"
-//! bucket (bursts of 100, 40 per second), DescribeTasks uses the "cluster
-//! resource read" bucket (bursts of 100, 20 per second), and RunTask on
-//! Fargate is further limited to 20 calls per second. We keep one bucket of
-//! our own per limit, scaled by the operator's share
+//! bucket (bursts of 100, 40 per second), DescribeTasks and ListTasks share
+//! the "cluster resource read" bucket (bursts of 100, 20 per second), and
+//! RunTask on Fargate is further limited to 20 calls per second. We keep one
+//! [`TokenBucket`] of our own per limit, scaled by the operator's share
 //! (`ECS_API_RATE_PERCENT`, default 80 %: the account's buckets are shared
 //! with everything else in it), and take a token from each bucket a call
 //! draws on before sending it.
@@ -18,10 +18,7 @@
 //! once; a burst of 300 takes about 19 seconds at the default share, while
 //! ECS itself takes 30 s or more to start each task.
 
-use std::sync::Mutex;
-use std::time::Duration;
-
-use tokio::time::Instant;
+use platform_core::pacing::TokenBucket;
 
 /// RunTask calls on Fargate per second, at a 100 % share.
 const RUN_TASK_PER_SECOND: f64 = 20.0;
@@ -29,85 +26,11 @@ const RUN_TASK_PER_SECOND: f64 = 20.0;
 const MODIFY_BURST: f64 = 100.0;
 /// Refill of the modify bucket per second, at a 100 % share.
 const MODIFY_PER_SECOND: f64 = 40.0;
-/// Burst of the read bucket (DescribeTasks, DescribeClusters), at a 100 % share.
+/// Burst of the read bucket (DescribeTasks, ListTasks, DescribeClusters,
+/// DescribeTaskDefinition), at a 100 % share.
 const READ_BURST: f64 = 100.0;
 /// Refill of the read bucket per second, at a 100 % share.
 const READ_PER_SECOND: f64 = 20.0;
-
-/// A waiting caller logs when its wait is at least this long, so an operator
-/// sees why a deploy took longer than usual.
-const NOTEWORTHY_WAIT: Duration = Duration::from_secs(1);
-
-/// A token bucket that hands out reservations: each caller takes a token
-/// now, possibly driving the count below zero, and sleeps until its token
-/// would have been refilled. Callers are served in arrival order with no
-/// polling and no thundering herd.
-#[derive(Debug)]
-pub(crate) struct TokenBucket {
-    name: &'static str,
-    capacity: f64,
-    per_second: f64,
-    state: Mutex<BucketState>,
-}
-
-#[derive(Debug)]
-struct BucketState {
-    tokens: f64,
-    updated: Instant,
-}
-
-impl TokenBucket {
-    /// A full bucket of `capacity` tokens (at least one) refilled at
-    /// `per_second` (more than zero).
-    pub(crate) fn new(name: &'static str, capacity: f64, per_second: f64) -> Self {
-        let capacity = capacity.floor().max(1.0);
-        Self {
-            name,
-            capacity,
-            per_second: per_second.max(0.01),
-            state: Mutex::new(BucketState {
-                tokens: capacity,
-                updated: Instant::now(),
-            }),
-        }
-    }
-
-    /// Takes a token and returns how long the caller must wait before using
-    /// it.
-    fn reserve(&self) -> Duration {
-        // A poisoned lock only means another caller panicked between two
-        // arithmetic lines; the numbers are still usable.
-        let mut state = self
-            .state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let now = Instant::now();
-        let refilled = now.saturating_duration_since(state.updated).as_secs_f64() * self.per_second;
-        state.tokens = (state.tokens + refilled).min(self.capacity) - 1.0;
-        state.updated = now;
-        if state.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-state.tokens / self.per_second)
-        }
-    }
-
-    /// Waits for a token.
-    pub(crate) async fn acquire(&self) {
-        let wait = self.reserve();
-        if wait.is_zero() {
-            return;
-        }
-        if wait >= NOTEWORTHY_WAIT {
-            tracing::debug!(
-                bucket = self.name,
-                wait_ms = wait.as_millis() as u64,
-                "pacing an ECS call to stay under the account's rate limit"
-            );
-        }
-        tokio::time::sleep(wait).await;
-    }
-}
 
 /// The buckets of the ECS calls this platform makes.
 #[derive(Debug)]
@@ -122,13 +45,13 @@ impl Pacer {
     pub(crate) fn with_share(percent: u8) -> Self {
         let share = f64::from(percent.clamp(1, 100)) / 100.0;
         Self {
-            run_task: TokenBucket::new("RunTask", 1.0, RUN_TASK_PER_SECOND * share),
+            run_task: TokenBucket::new("ECS RunTask", 1.0, RUN_TASK_PER_SECOND * share),
             modify: TokenBucket::new(
-                "RunTask+StopTask",
+                "ECS RunTask+StopTask",
                 MODIFY_BURST * share,
                 MODIFY_PER_SECOND * share,
             ),
-            read: TokenBucket::new("DescribeTasks", READ_BURST * share, READ_PER_SECOND * share),
+            read: TokenBucket::new("ECS reads", READ_BURST * share, READ_PER_SECOND * share),
         }
     }
 
@@ -143,7 +66,8 @@ impl Pacer {
         self.modify.acquire().await;
     }
 
-    /// Before a read (DescribeTasks, DescribeClusters).
+    /// Before a read (DescribeTasks, ListTasks, DescribeClusters,
+    /// DescribeTaskDefinition).
     pub(crate) async fn read(&self) {
         self.read.acquire().await;
     }
@@ -152,6 +76,9 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::time::Instant;
 
     use super::*;
 
@@ -166,31 +93,6 @@ mod tests {
             })
             .max()
             .unwrap_or(0)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_full_bucket_serves_its_burst_at_once_then_paces() {
-        let bucket = TokenBucket::new("test", 3.0, 10.0);
-        let started = Instant::now();
-        for _ in 0..3 {
-            bucket.acquire().await;
-        }
-        assert_eq!(started.elapsed(), Duration::ZERO);
-        bucket.acquire().await;
-        assert_eq!(started.elapsed(), Duration::from_millis(100));
-        bucket.acquire().await;
-        assert_eq!(started.elapsed(), Duration::from_millis(200));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn an_idle_bucket_refills_only_to_its_capacity() {
-        let bucket = TokenBucket::new("test", 2.0, 10.0);
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        let started = Instant::now();
-        for _ in 0..3 {
-            bucket.acquire().await;
-        }
-        assert_eq!(started.elapsed(), Duration::from_millis(100));
     }
 
     #[tokio::test(start_paused = true)]

@@ -6,10 +6,9 @@
 //! limit would fail together and retry together; spacing the calls out keeps
 //! every call succeeding.
 
-use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use platform_core::pacing::TokenBucket;
 
 use crate::config::Pacing;
 
@@ -22,72 +21,28 @@ const LOW_WATER_SHARE: f64 = 0.2;
 /// reset.
 const SLOWEST_SHARE: f64 = 0.1;
 
-/// A token bucket shared by every call of one client.
+/// The pace of every call of one client: a [`TokenBucket`] at the configured
+/// rate, slowed while the server says it is running low.
 #[derive(Debug)]
 pub(crate) struct Pacer {
     /// Configured requests per second.
     full_rate: f64,
-    burst: f64,
-    state: Mutex<PacerState>,
-}
-
-#[derive(Debug)]
-struct PacerState {
-    /// Tokens available; negative when callers have reserved future slots.
-    tokens: f64,
-    refilled_at: Instant,
-    /// Current requests per second (lowered when the server is running out).
-    rate: f64,
-    /// Nothing is sent before this (a `Retry-After`).
-    hold_until: Option<Instant>,
+    bucket: TokenBucket,
 }
 
 impl Pacer {
     pub(crate) fn new(pacing: Pacing) -> Self {
         let full_rate = f64::from(pacing.requests_per_minute.max(1)) / 60.0;
-        let burst = f64::from(pacing.burst.max(1));
         Self {
             full_rate,
-            burst,
-            state: Mutex::new(PacerState {
-                tokens: burst,
-                refilled_at: Instant::now(),
-                rate: full_rate,
-                hold_until: None,
-            }),
+            bucket: TokenBucket::new("Coolify API", f64::from(pacing.burst.max(1)), full_rate),
         }
-    }
-
-    fn state(&self) -> std::sync::MutexGuard<'_, PacerState> {
-        // The state is a few numbers that are valid after any panic.
-        self.state
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Waits for this caller's turn. Each caller reserves the next free slot
     /// at once, so waiters go out in arrival order without waking each other.
     pub(crate) async fn acquire(&self) {
-        let wait = {
-            let mut state = self.state();
-            let now = Instant::now();
-            let elapsed = now.duration_since(state.refilled_at).as_secs_f64();
-            state.tokens = (state.tokens + elapsed * state.rate).min(self.burst);
-            state.refilled_at = now;
-            state.tokens -= 1.0;
-            let mut wait = if state.tokens >= 0.0 {
-                Duration::ZERO
-            } else {
-                Duration::from_secs_f64(-state.tokens / state.rate)
-            };
-            if let Some(until) = state.hold_until {
-                wait = wait.max(until.saturating_duration_since(now));
-            }
-            wait
-        };
-        if !wait.is_zero() {
-            tokio::time::sleep(wait).await;
-        }
+        self.bucket.acquire().await;
     }
 
     /// Reads `X-RateLimit-Limit` and `X-RateLimit-Remaining`: below a fifth
@@ -97,32 +52,33 @@ impl Pacer {
         let (Some(limit), Some(remaining)) = (limit, remaining) else {
             return;
         };
-        let mut state = self.state();
-        state.rate = if f64::from(remaining) < f64::from(limit) * LOW_WATER_SHARE {
-            (f64::from(remaining) / 60.0).clamp(self.full_rate * SLOWEST_SHARE, self.full_rate)
-        } else {
-            self.full_rate
-        };
+        self.bucket.set_rate(
+            if f64::from(remaining) < f64::from(limit) * LOW_WATER_SHARE {
+                (f64::from(remaining) / 60.0).clamp(self.full_rate * SLOWEST_SHARE, self.full_rate)
+            } else {
+                self.full_rate
+            },
+        );
     }
 
     /// Holds every call until `after` has passed (the server's
-    /// `Retry-After`), and starts again with an empty bucket.
+    /// `Retry-After`); then one call goes out and the rest follow at the
+    /// pace.
     pub(crate) fn hold_for(&self, after: Duration) {
-        let mut state = self.state();
-        let until = Instant::now() + after;
-        state.hold_until = Some(state.hold_until.map_or(until, |held| held.max(until)));
-        state.tokens = state.tokens.min(0.0);
+        self.bucket.hold_for(after);
     }
 
     /// The current pace in requests per second.
     #[cfg(test)]
     pub(crate) fn current_rate(&self) -> f64 {
-        self.state().rate
+        self.bucket.rate()
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use tokio::time::Instant;
+
     use super::*;
 
     fn pacer(per_minute: u32, burst: u32) -> Pacer {

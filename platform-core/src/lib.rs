@@ -37,6 +37,7 @@ pub mod config;
 pub mod error;
 pub mod installation;
 pub mod meeting;
+pub mod pacing;
 pub mod platform;
 pub mod registry;
 pub mod retry;
