@@ -298,7 +298,7 @@ impl BotService {
     /// `deploying`: failing it now would forget a bot that may be running.
     async fn fail_overdue_unconfirmed(&self, record: BotRecord) -> ServiceResult<Outcome> {
         match self.find_attempt_bot(&record).await? {
-            AttemptBot::Found { record, .. } => self.fail_overdue(record).await,
+            AttemptBot::Found { record, .. } => self.fail_overdue(*record).await,
             AttemptBot::NothingRuns(_) => self.fail_overdue(record).await,
             AttemptBot::Unanswered(why) => {
                 let reason = format!(

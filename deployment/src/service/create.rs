@@ -1,0 +1,116 @@
+//! Creating a bot: validation, the record, idempotency keys.
+
+use platform_core::{BotDeploymentInput, BotId};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::BotService;
+
+use crate::bot::{Bot, BotState};
+use crate::error::{ServiceError, ServiceResult};
+use crate::store::{CreateOutcome, IdempotencyKey, NewBot};
+
+/// A request to create a bot.
+#[derive(Clone, Debug)]
+pub struct CreateBot {
+    /// What the client sent.
+    pub input: BotDeploymentInput,
+    /// The client's idempotency key, with the fingerprint of its request.
+    pub idempotency: Option<IdempotencyKey>,
+    /// Whether to deploy it at once.
+    pub deploy: bool,
+}
+
+/// What [`BotService::create_bot`] did.
+#[derive(Clone, Debug, Serialize)]
+pub struct CreatedBot {
+    /// The bot, after the deploy if one was asked for.
+    pub bot: Bot,
+    /// `false` when an idempotency key returned an existing bot.
+    pub created: bool,
+}
+
+/// Validates a client's idempotency key and fingerprints its request body:
+/// the same key with the same body returns the same bot, with another body
+/// it is a conflict. Keys are 1 to 255 visible ASCII characters.
+pub fn idempotency_key(key: &str, body: &[u8]) -> ServiceResult<IdempotencyKey> {
+    let valid = !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic());
+    if !valid {
+        return Err(ServiceError::InvalidQuery {
+            parameter: "idempotency key",
+            message: "must be 1 to 255 visible ASCII characters (no spaces)".into(),
+        });
+    }
+    let digest = Sha256::digest(body);
+    let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(IdempotencyKey {
+        key: key.to_owned(),
+        fingerprint,
+    })
+}
+
+impl BotService {
+    /// Validates and records a bot (in `pending`), then deploys it if asked.
+    /// With an idempotency key, a repeated request returns the bot the first
+    /// one created (deploying it if it is still pending), and a different
+    /// request with the same key is refused. Nothing is written when the
+    /// request is invalid.
+    pub async fn create_bot(&self, request: CreateBot) -> ServiceResult<CreatedBot> {
+        let config = request
+            .input
+            .validate(BotId(0))
+            .map_err(ServiceError::InvalidRequest)?;
+        let outcome = self
+            .store_ref()
+            .create_bot(
+                NewBot {
+                    config: &config,
+                    platform: self.platform_name(),
+                },
+                request.idempotency.as_ref(),
+            )
+            .await?;
+        let (record, created) = match outcome {
+            CreateOutcome::Created(record) => (record, true),
+            CreateOutcome::Existing(record) => (record, false),
+            CreateOutcome::Conflict { bot } => {
+                return Err(ServiceError::IdempotencyConflict {
+                    key: request.idempotency.map(|k| k.key).unwrap_or_default(),
+                    bot,
+                });
+            }
+        };
+        if created {
+            tracing::info!(
+                bot_id = %record.id(),
+                meeting_platform = %config.meeting_platform(),
+                meeting_url = %config.meeting_url(),
+                "bot created"
+            );
+        }
+        let bot = if request.deploy && record.state()? == BotState::Pending {
+            self.deploy(record.id()).await?
+        } else {
+            record.to_bot()?
+        };
+        Ok(CreatedBot { bot, created })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_keys_are_checked_and_fingerprinted() {
+        let a = idempotency_key("req-1", b"{\"a\":1}").unwrap();
+        let b = idempotency_key("req-1", b"{\"a\":1}").unwrap();
+        let c = idempotency_key("req-1", b"{\"a\":2}").unwrap();
+        assert_eq!(a, b);
+        assert_ne!(a.fingerprint, c.fingerprint);
+        assert_eq!(a.fingerprint.len(), 64);
+        assert!(idempotency_key("", b"").is_err());
+        assert!(idempotency_key("has space", b"").is_err());
+        assert!(idempotency_key(&"k".repeat(256), b"").is_err());
+    }
+}

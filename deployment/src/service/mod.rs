@@ -1,0 +1,225 @@
+//! The bot deployment service: create, deploy, stop, inspect and list bots,
+//! written against [`PlatformService`] alone.
+//!
+//! # What happens on each kind of platform error
+//!
+//! The intent (`deploying` with attempt + 1, or `stopping`) is committed
+//! before the platform is called, so a crash at any point leaves a record
+//! the reconciler finishes. Then:
+//!
+//! | the platform answers | the bot | the caller gets |
+//! | --- | --- | --- |
+//! | an identifier | keeps it; `running` as soon as the platform says so | the bot |
+//! | pool exhausted, or a capacity shortage it calls transient (nothing started) | back to `pending`, with the reason | `pool_exhausted` with a retry-after |
+//! | a definite refusal (rejected, unauthorised, bad config, failed to start, permanent capacity) | `failed`, with the reason | `deploy_failed` |
+//! | anything that may have started the bot (timeout, 5xx, throttling after the platform's own retries) | stays `deploying`; the reconciler calls again with the same attempt, which the platform contract makes idempotent | the bot, with the reason |
+//!
+//! The service does not retry platform calls itself: the platform contract
+//! has each platform retry its own API calls, so a second loop here would
+//! only multiply attempts. The reconciler's next pass is the retry.
+//!
+//! A stop always stops the platform resource, then cleans up; a stop the
+//! platform did not confirm stays `stopping` and the reconciler repeats it.
+
+mod create;
+mod deploy;
+mod lost_answers;
+mod observe;
+mod pool;
+mod query;
+mod readiness;
+mod stop;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform_core::{BotId, PlatformService};
+
+use crate::error::{ServiceError, ServiceResult};
+use crate::metrics::Metrics;
+use crate::platform_calls::PlatformCalls;
+use crate::store::{BotRecord, Store, Transition, now_ms};
+
+pub use create::{CreateBot, CreatedBot, idempotency_key};
+pub(crate) use lost_answers::AttemptBot;
+pub use pool::{PoolSummary, PoolView, SlotCounts};
+pub use query::{BotPage, DEFAULT_PAGE_SIZE, ListQuery, LiveStatus, MAX_PAGE_SIZE};
+pub use readiness::{Check, Readiness};
+
+/// How the service behaves; every field has a production default.
+#[derive(Clone, Debug)]
+pub struct ServiceOptions {
+    /// How long a bot may take from the deploy intent to `running` before
+    /// it is failed and cleaned up. Default 600 s (`DEPLOY_TIMEOUT`).
+    pub deploy_timeout: Duration,
+    /// How long one platform call (the platform's own retries included)
+    /// may take. Default 60 s (`PLATFORM_CALL_TIMEOUT`).
+    pub platform_call_timeout: Duration,
+    /// What `pool_exhausted` tells clients to wait. Default 30 s: long
+    /// enough for a meeting to end somewhere, short enough not to miss the
+    /// start of the one the client wants to join.
+    pub pool_retry_after: Duration,
+    /// How many bots one reconciler pass handles at once. Default 100, the
+    /// size of one ECS `DescribeTasks` call.
+    pub reconcile_batch: u32,
+    /// How many bots of a batch the reconciler acts on concurrently.
+    /// Default 16.
+    pub reconcile_concurrency: usize,
+    /// How long after a bot ended and was cleaned up a pool slot it still
+    /// holds counts as leaked and is given back by the reconciler. Default
+    /// 60 s: far longer than any cleanup in flight, far shorter than a
+    /// meeting.
+    pub orphan_slot_grace: Duration,
+    /// How long an idempotency key is remembered. Default 24 h: a client
+    /// retries within minutes; keeping keys for ever would only grow the
+    /// table.
+    pub idempotency_key_ttl: Duration,
+}
+
+impl Default for ServiceOptions {
+    fn default() -> Self {
+        Self {
+            deploy_timeout: Duration::from_secs(600),
+            platform_call_timeout: Duration::from_secs(60),
+            pool_retry_after: Duration::from_secs(30),
+            reconcile_batch: 100,
+            reconcile_concurrency: 16,
+            orphan_slot_grace: Duration::from_secs(60),
+            idempotency_key_ttl: Duration::from_secs(24 * 60 * 60),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) store: Store,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) calls: PlatformCalls,
+    pub(crate) options: ServiceOptions,
+    /// Who holds the leases this service instance takes.
+    pub(crate) instance: String,
+}
+
+/// The bot deployment service. Cheap to clone; every clone shares the
+/// database and the platform.
+#[derive(Clone)]
+pub struct BotService {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for BotService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotService")
+            .field("platform", &self.platform_name())
+            .field("store", &self.inner.store)
+            .field("instance", &self.inner.instance)
+            .finish()
+    }
+}
+
+impl BotService {
+    /// A service over `store` and `platform`.
+    pub fn new(store: Store, platform: Arc<dyn PlatformService>, options: ServiceOptions) -> Self {
+        let metrics = Arc::new(Metrics::new());
+        let calls = PlatformCalls::new(
+            platform,
+            options.platform_call_timeout,
+            Arc::clone(&metrics),
+        );
+        let instance = format!(
+            "pid{}-{}",
+            std::process::id(),
+            &uuid::Uuid::new_v4().simple().to_string()[..8]
+        );
+        Self {
+            inner: Arc::new(Inner {
+                store,
+                metrics,
+                calls,
+                options,
+                instance,
+            }),
+        }
+    }
+
+    /// The platform's name.
+    pub fn platform_name(&self) -> &'static str {
+        self.inner.calls.name()
+    }
+
+    /// The platform.
+    pub fn platform(&self) -> &Arc<dyn PlatformService> {
+        self.inner.calls.platform()
+    }
+
+    /// The database.
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    /// What the service has counted (deploys, platform errors, HTTP
+    /// requests), for `GET /metrics`.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &ServiceOptions {
+        &self.inner.options
+    }
+
+    fn store_ref(&self) -> &Store {
+        &self.inner.store
+    }
+
+    fn calls(&self) -> &PlatformCalls {
+        &self.inner.calls
+    }
+
+    pub(crate) fn lease_until(&self) -> i64 {
+        // The in-flight operation's own bound, plus a margin for the
+        // database writes around it.
+        let lease = self.inner.options.platform_call_timeout + Duration::from_secs(2);
+        now_ms() + i64::try_from(lease.as_millis()).unwrap_or(i64::MAX / 2)
+    }
+
+    async fn load(&self, id: BotId) -> ServiceResult<BotRecord> {
+        self.store_ref()
+            .get_bot(id)
+            .await?
+            .ok_or(ServiceError::BotNotFound(id))
+    }
+
+    fn check_platform(&self, record: &BotRecord) -> ServiceResult<()> {
+        if record.platform() == self.platform_name() {
+            Ok(())
+        } else {
+            Err(ServiceError::PlatformMismatch {
+                bot: record.id(),
+                bot_platform: record.platform().to_owned(),
+                service_platform: self.platform_name(),
+            })
+        }
+    }
+
+    /// Applies one transition, logging it.
+    pub(crate) async fn move_bot(&self, t: Transition<'_>) -> ServiceResult<Option<BotRecord>> {
+        let moved = self.store_ref().transition(&t).await?;
+        match &moved {
+            Some(_) => tracing::info!(
+                bot_id = %t.bot,
+                from = %t.from,
+                to = %t.to,
+                attempt = t.attempt,
+                reason = t.reason,
+                "bot status changed"
+            ),
+            None => tracing::debug!(
+                bot_id = %t.bot,
+                from = %t.from,
+                to = %t.to,
+                "bot moved meanwhile; transition skipped"
+            ),
+        }
+        Ok(moved)
+    }
+}

@@ -1,0 +1,210 @@
+//! Reading bots: one with its history, pages of them, and what the
+//! platform says about them right now.
+
+use std::collections::HashMap;
+
+use platform_core::{BotId, BotStatus, PlatformId};
+use serde::Serialize;
+
+use super::BotService;
+
+use crate::bot::{Bot, BotDetails, BotState};
+use crate::error::{ServiceError, ServiceResult};
+use crate::store::{BotRecord, ListFilter};
+
+/// Which bots to list, as a client asks.
+#[derive(Clone, Debug, Default)]
+pub struct ListQuery {
+    /// Only bots in this state.
+    pub status: Option<BotState>,
+    /// Only bots on this platform.
+    pub platform: Option<String>,
+    /// Where the previous page ended.
+    pub cursor: Option<String>,
+    /// Page size, 1 to [`MAX_PAGE_SIZE`]; default [`DEFAULT_PAGE_SIZE`].
+    pub limit: Option<u32>,
+}
+
+/// The default page size of [`BotService::list`].
+pub const DEFAULT_PAGE_SIZE: u32 = 50;
+/// The largest page size of [`BotService::list`].
+pub const MAX_PAGE_SIZE: u32 = 500;
+
+/// One page of bots.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct BotPage {
+    /// The bots, in id order.
+    pub bots: Vec<Bot>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A bot with what its platform says right now.
+#[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
+pub struct LiveStatus {
+    /// The bot as recorded.
+    pub bot: Bot,
+    /// The platform's answer; absent when the bot has no identifier yet.
+    pub platform_status: Option<BotStatus>,
+    /// Why the platform could not be asked, if it could not.
+    pub platform_error: Option<String>,
+}
+
+impl BotService {
+    /// One bot with its history.
+    pub async fn get(&self, id: BotId) -> ServiceResult<BotDetails> {
+        let record = self.load(id).await?;
+        let history = self.store_ref().history(id).await?;
+        Ok(BotDetails {
+            bot: record.to_bot()?,
+            history,
+        })
+    }
+
+    /// A page of bots.
+    pub async fn list(&self, query: &ListQuery) -> ServiceResult<BotPage> {
+        let limit = query.limit.unwrap_or(DEFAULT_PAGE_SIZE);
+        if limit == 0 || limit > MAX_PAGE_SIZE {
+            return Err(ServiceError::InvalidQuery {
+                parameter: "limit",
+                message: format!("is {limit}; allowed: 1 to {MAX_PAGE_SIZE}"),
+            });
+        }
+        let after = query.cursor.as_deref().map(decode_cursor).transpose()?;
+        let filter = ListFilter {
+            status: query.status,
+            platform: query.platform.clone(),
+            after,
+            limit: limit + 1,
+        };
+        let mut records = self.store_ref().list_bots(&filter).await?;
+        let more = records.len() > limit as usize;
+        records.truncate(limit as usize);
+        let next_cursor = more
+            .then(|| records.last().map(|r| encode_cursor(r.id())))
+            .flatten();
+        let bots = records
+            .iter()
+            .map(BotRecord::to_bot)
+            .collect::<Result<_, _>>()?;
+        Ok(BotPage { bots, next_cursor })
+    }
+
+    /// What the platform says about one bot right now.
+    pub async fn live_status(&self, id: BotId) -> ServiceResult<LiveStatus> {
+        self.live_statuses(Some(&[id]))
+            .await?
+            .pop()
+            .ok_or(ServiceError::BotNotFound(id))
+    }
+
+    /// What the platform says about several bots (or, with `None`, every
+    /// active bot of this platform), from one batch call. An unknown id is
+    /// `bot_not_found`.
+    pub async fn live_statuses(&self, ids: Option<&[BotId]>) -> ServiceResult<Vec<LiveStatus>> {
+        let records = match ids {
+            Some(ids) => {
+                let records = self.store_ref().get_bots(ids).await?;
+                if let Some(missing) = ids
+                    .iter()
+                    .find(|id| !records.iter().any(|r| r.id() == **id))
+                {
+                    return Err(ServiceError::BotNotFound(*missing));
+                }
+                records
+            }
+            None => self.active_records().await?,
+        };
+        let asked: Vec<PlatformId> = records
+            .iter()
+            .filter(|r| r.platform() == self.platform_name())
+            .filter_map(BotRecord::platform_id)
+            .collect();
+        let (statuses, error) = if asked.is_empty() {
+            (HashMap::new(), None)
+        } else {
+            match self.calls().statuses(&asked).await {
+                Ok(statuses) => (statuses, None),
+                Err(e) => (HashMap::new(), Some(e.to_string())),
+            }
+        };
+        records
+            .iter()
+            .map(|record| {
+                let platform_status = record.platform_id().and_then(|p| statuses.get(&p).cloned());
+                let platform_error = if record.platform() != self.platform_name() {
+                    Some(format!(
+                        "bot runs on {}, this service on {}",
+                        record.platform(),
+                        self.platform_name()
+                    ))
+                } else if record.platform_id().is_some() {
+                    error.clone()
+                } else {
+                    None
+                };
+                Ok(LiveStatus {
+                    bot: record.to_bot()?,
+                    platform_status,
+                    platform_error,
+                })
+            })
+            .collect()
+    }
+
+    async fn active_records(&self) -> ServiceResult<Vec<BotRecord>> {
+        let mut records = Vec::new();
+        for status in BotState::ACTIVE {
+            let mut after = None;
+            loop {
+                let filter = ListFilter {
+                    status: Some(status),
+                    platform: Some(self.platform_name().to_owned()),
+                    after,
+                    limit: 1000,
+                };
+                let page = self.store_ref().list_bots(&filter).await?;
+                let done = page.len() < 1000;
+                after = page.last().map(BotRecord::id);
+                records.extend(page);
+                if done {
+                    break;
+                }
+            }
+        }
+        records.sort_by_key(BotRecord::id);
+        Ok(records)
+    }
+}
+
+const CURSOR_PREFIX: &str = "after-";
+
+fn encode_cursor(id: BotId) -> String {
+    format!("{CURSOR_PREFIX}{id}")
+}
+
+fn decode_cursor(cursor: &str) -> ServiceResult<BotId> {
+    cursor
+        .strip_prefix(CURSOR_PREFIX)
+        .and_then(|id| id.parse::<u64>().ok())
+        .map(BotId)
+        .ok_or_else(|| ServiceError::InvalidQuery {
+            parameter: "cursor",
+            message:
+                "is not a cursor this service returned; pass the next_cursor of the previous page"
+                    .into(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        assert_eq!(decode_cursor(&encode_cursor(BotId(42))).unwrap(), BotId(42));
+        let err = decode_cursor("42").unwrap_err();
+        assert_eq!(err.code(), "invalid_query");
+        assert!(err.to_string().contains("cursor"), "{err}");
+    }
+}
