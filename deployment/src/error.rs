@@ -66,6 +66,18 @@ pub enum ServiceError {
         /// When trying again makes sense.
         retry_after: Duration,
     },
+    /// The platform could not be reached and nothing was sent: the bot is
+    /// back to `pending`, and the same deploy may succeed once the platform
+    /// answers.
+    #[error("bot {bot} was not deployed: {reason}; it is pending again, retry in {} s", .retry_after.as_secs())]
+    PlatformUnavailable {
+        /// The bot.
+        bot: BotId,
+        /// What failed.
+        reason: String,
+        /// When trying again makes sense.
+        retry_after: Duration,
+    },
     /// The platform definitely refused the bot; it is now `failed`.
     #[error("bot {bot} failed to deploy: {reason}")]
     DeployFailed {
@@ -145,6 +157,7 @@ impl ServiceError {
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::PlatformMismatch { .. } => "platform_mismatch",
             Self::PoolExhausted { .. } => "pool_exhausted",
+            Self::PlatformUnavailable { .. } => "platform_unavailable",
             Self::DeployFailed { .. } => "deploy_failed",
             Self::Platform(e) => e.kind().as_str(),
             Self::Storage(e) if e.is_unavailable() => "database_unavailable",
@@ -165,7 +178,9 @@ impl ServiceError {
             Self::IllegalTransition(_)
             | Self::IdempotencyConflict { .. }
             | Self::PlatformMismatch { .. } => ErrorClass::Conflict,
-            Self::PoolExhausted { .. } => ErrorClass::Unavailable,
+            Self::PoolExhausted { .. } | Self::PlatformUnavailable { .. } => {
+                ErrorClass::Unavailable
+            }
             Self::DeployFailed { .. } => ErrorClass::Refused,
             Self::Platform(e) if e.is_retryable() => ErrorClass::Unavailable,
             Self::Platform(e) => match e.kind() {
@@ -194,7 +209,8 @@ impl ServiceError {
     /// How long to wait before retrying, when known (`Retry-After`).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::PoolExhausted { retry_after, .. } => Some(*retry_after),
+            Self::PoolExhausted { retry_after, .. }
+            | Self::PlatformUnavailable { retry_after, .. } => Some(*retry_after),
             Self::Platform(e) => e.retry_after(),
             _ => None,
         }

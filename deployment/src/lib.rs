@@ -44,6 +44,7 @@ pub mod cli;
 pub mod error;
 pub mod failpoint;
 pub mod metrics;
+pub mod orphan_sweep;
 mod platform_calls;
 pub mod platforms;
 pub mod reconciler;
@@ -56,6 +57,7 @@ pub mod telemetry;
 
 pub use bot::{Bot, BotDetails, BotState, HistoryEntry, IllegalTransition};
 pub use error::{ErrorClass, ServiceError, ServiceResult};
+pub use orphan_sweep::SweepReport;
 pub use reconciler::ReconcileReport;
 pub use service::{
     BotPage, BotService, CreateBot, CreatedBot, ListQuery, LiveStatus, PoolSummary, Readiness,

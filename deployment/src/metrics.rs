@@ -36,6 +36,9 @@ pub enum DeployOutcome {
     /// Nothing was started (pool exhausted, transient capacity shortage);
     /// the bot went back to pending.
     NoCapacity,
+    /// The platform could not be reached and nothing was sent; the bot
+    /// went back to pending.
+    Unreachable,
     /// The platform definitely refused the bot; it failed.
     Refused,
     /// The call failed in a way that may have started the bot; the
@@ -49,6 +52,7 @@ impl DeployOutcome {
         match self {
             Self::Started => "started",
             Self::NoCapacity => "no_capacity",
+            Self::Unreachable => "unreachable",
             Self::Refused => "refused",
             Self::Unconfirmed => "unconfirmed",
         }
@@ -124,6 +128,8 @@ pub struct MetricsSnapshot {
     pub deploy_to_running: BTreeMap<&'static str, Histogram>,
     /// Failed platform calls by platform, operation and error kind.
     pub platform_errors: BTreeMap<(&'static str, &'static str, &'static str), u64>,
+    /// Leaked bots the orphan sweep stopped, by platform.
+    pub orphans_stopped: BTreeMap<&'static str, u64>,
     /// HTTP requests by method, route and status.
     pub http_requests: BTreeMap<HttpLabels, u64>,
     /// HTTP request latency by route.
@@ -187,6 +193,11 @@ impl Metrics {
                 .entry((platform, operation, kind))
                 .or_default() += 1
         });
+    }
+
+    /// Records that the orphan sweep stopped a leaked bot.
+    pub fn record_orphan_stopped(&self, platform: &'static str) {
+        self.with(|c| *c.orphans_stopped.entry(platform).or_default() += 1);
     }
 
     /// Records one answered HTTP request.

@@ -15,26 +15,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use platform_core::{
-    BotDeploymentConfig, BotStatus, DeployResult, Error, PlatformId, PlatformService,
+    BotDeploymentConfig, BotStatus, DeployResult, Error, ErrorKind, MarkedBot, PlatformId,
+    PlatformService,
 };
 use tracing::Instrument;
 
 use crate::metrics::{DeployOutcome, Metrics};
-
-/// Whether a deploy error proves that nothing was started and nothing is
-/// held, so the bot can go back to `pending`: a full pool, or a capacity
-/// shortage the platform calls transient. The caller decides when to come
-/// back.
-pub(crate) fn nothing_started(error: &Error) -> bool {
-    matches!(
-        error,
-        Error::PoolExhausted { .. }
-            | Error::Capacity {
-                retryable: true,
-                ..
-            }
-    )
-}
 
 /// The platform, wrapped with the service's timeout and metrics.
 #[derive(Clone)]
@@ -100,7 +86,8 @@ impl PlatformCalls {
         if op == "deploy_bot" {
             let outcome = match &outcome {
                 Ok(_) => DeployOutcome::Started,
-                Err(error) if nothing_started(error) => DeployOutcome::NoCapacity,
+                Err(error) if error.kind() == ErrorKind::Unreachable => DeployOutcome::Unreachable,
+                Err(error) if error.nothing_started() => DeployOutcome::NoCapacity,
                 Err(error) if !error.is_retryable() => DeployOutcome::Refused,
                 Err(_) => DeployOutcome::Unconfirmed,
             };
@@ -192,6 +179,22 @@ impl PlatformCalls {
             "check_reachable",
             "the platform".into(),
             self.platform.check_reachable(),
+        )
+        .instrument(span)
+        .await
+    }
+
+    /// `list_marked_bots`, once.
+    pub(crate) async fn list_marked(&self) -> Result<Vec<MarkedBot>, Error> {
+        let span = tracing::info_span!(
+            "platform_call",
+            platform = self.name(),
+            op = "list_marked_bots"
+        );
+        self.bounded(
+            "list_marked_bots",
+            "the bots under this installation's mark".into(),
+            self.platform.list_marked_bots(),
         )
         .instrument(span)
         .await

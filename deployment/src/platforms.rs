@@ -128,6 +128,12 @@ pub struct PlatformListing {
     pub features: &'static [&'static str],
     /// The binary's version.
     pub version: &'static str,
+    /// The installation id of the database `DATABASE_URL` names (every
+    /// name and mark a platform gives its bots includes it); absent when
+    /// that database does not exist yet or cannot be opened.
+    pub installation_id: Option<InstallationId>,
+    /// Why there is no installation id, when there is none.
+    pub installation_note: Option<String>,
 }
 
 /// The registry of compiled-in platforms.
@@ -162,6 +168,8 @@ pub fn listing(env: &dyn EnvLookup) -> ServiceResult<PlatformListing> {
         bot_env: platform_core::bot_env::SPECS,
         features: crate::ENABLED_FEATURES,
         version: env!("CARGO_PKG_VERSION"),
+        installation_id: None,
+        installation_note: None,
     })
 }
 

@@ -50,7 +50,7 @@ use tracing::Instrument;
 
 use crate::bot::BotState;
 use crate::error::{ServiceError, ServiceResult};
-use crate::service::{AttemptBot, BotService};
+use crate::service::{AttemptBot, BotService, DeployCall};
 use crate::store::{BotRecord, Transition, now_ms};
 
 /// What one pass did.
@@ -80,6 +80,33 @@ pub struct ReconcileReport {
 }
 
 impl ReconcileReport {
+    /// Whether the pass moved a bot, released something or failed at
+    /// something (as opposed to only looking).
+    pub fn changed_something(&self) -> bool {
+        let Self {
+            examined: _,
+            promoted,
+            ended,
+            redriven_deploys,
+            finished_stops,
+            timed_out,
+            cleaned_up,
+            status_errors,
+            released_slots,
+            errors,
+        } = *self;
+        promoted
+            + ended
+            + redriven_deploys
+            + finished_stops
+            + timed_out
+            + cleaned_up
+            + status_errors
+            + released_slots
+            + errors
+            > 0
+    }
+
     fn add(&mut self, outcome: Outcome) {
         match outcome {
             Outcome::Nothing => {}
@@ -163,8 +190,12 @@ impl BotService {
             self.store()
                 .forget_idempotency_keys(now_ms().saturating_sub(ttl))
                 .await?;
-            if report.examined > 0 || report.released_slots > 0 {
+            // Only what changed is worth an operator's attention; a quiet
+            // pass is a debug line.
+            if report.changed_something() {
                 tracing::info!(?report, "reconcile pass done");
+            } else {
+                tracing::debug!(?report, "reconcile pass done");
             }
             Ok(report)
         }
@@ -238,7 +269,7 @@ impl BotService {
                         attempt = record.attempt(),
                         "re-driving a deploy left without an answer"
                     );
-                    match self.drive_deploy(record).await {
+                    match self.drive_deploy(record, DeployCall::Repeat).await {
                         // What the platform answered is recorded on the bot
                         // by drive_deploy; only a database failure is this
                         // pass's error.
@@ -343,18 +374,28 @@ impl BotService {
     }
 
     /// Runs [`reconcile_once`](Self::reconcile_once) now and then every
-    /// `interval` until `shutdown` completes. A failed pass is logged and
-    /// the next one runs on time.
+    /// `interval`, and the [orphan sweep](crate::orphan_sweep) now and then
+    /// every [`ServiceOptions::orphan_sweep_interval`](crate::ServiceOptions),
+    /// until `shutdown` completes. A failed pass is logged and the next one
+    /// runs on time.
     pub async fn run_reconciler(&self, interval: Duration, shutdown: impl Future<Output = ()>) {
         let mut ticker = tokio::time::interval(interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut sweeper = tokio::time::interval(self.inner.options.orphan_sweep_interval);
+        sweeper.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
+                biased;
                 () = &mut shutdown => break,
                 _ = ticker.tick() => {
                     if let Err(error) = self.reconcile_once().await {
                         tracing::warn!(error = %error, "reconcile pass failed; the next pass retries");
+                    }
+                }
+                _ = sweeper.tick() => {
+                    if let Err(error) = self.sweep_orphans().await {
+                        tracing::warn!(error = %error, "orphan sweep failed; the next sweep retries");
                     }
                 }
             }

@@ -271,12 +271,10 @@ pub trait PlatformService: Send + Sync {
     }
 
     /// Checks what a deploy will need beyond reaching the platform (task
-    /// definitions, images, networks, pools), for `doctor`. Starts nothing.
-    /// The default reports [`check_reachable`](Self::check_reachable) alone.
+    /// definitions, images, networks, pools, templates), for `doctor`,
+    /// which calls it only once [`check_reachable`](Self::check_reachable)
+    /// succeeded. Starts nothing. The default checks nothing more.
     async fn check_setup(&self) -> Vec<SetupCheck> {
-        vec![match self.check_reachable().await {
-            Ok(()) => SetupCheck::ok("platform reachable"),
-            Err(error) => SetupCheck::problem("platform reachable", error.to_string()),
-        }]
+        Vec::new()
     }
 }

@@ -176,7 +176,12 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
     (
         "platform_unavailable",
         503,
-        "the platform does not answer; retry after Retry-After",
+        "the platform does not answer (for a deploy: it could not be reached, nothing was sent and the bot is pending again); retry after Retry-After",
+    ),
+    (
+        "platform_unreachable",
+        503,
+        "the platform could not be reached and nothing was sent; retry after Retry-After",
     ),
     (
         "platform_timeout",
@@ -312,6 +317,7 @@ fn bot_of(error: &ServiceError) -> Option<BotId> {
         | ServiceError::IdempotencyConflict { bot, .. }
         | ServiceError::PlatformMismatch { bot, .. }
         | ServiceError::PoolExhausted { bot, .. }
+        | ServiceError::PlatformUnavailable { bot, .. }
         | ServiceError::DeployFailed { bot, .. } => Some(*bot),
         ServiceError::IllegalTransition(illegal) => Some(illegal.bot),
         _ => None,

@@ -61,7 +61,7 @@ pub fn render_counters(out: &mut String, snapshot: &MetricsSnapshot) {
         out,
         "meeboter_deploys_total",
         "counter",
-        "Platform deploy calls by platform and outcome (started, no_capacity: nothing started and the bot is pending again, refused: the bot failed, unconfirmed: the reconciler calls again).",
+        "Platform deploy calls by platform and outcome (started, no_capacity: nothing started and the bot is pending again, unreachable: the platform could not be reached, nothing was sent and the bot is pending again, refused: the bot failed, unconfirmed: the reconciler calls again).",
     );
     for ((platform, outcome), n) in &snapshot.deploys {
         let pairs = [("platform", *platform), ("outcome", outcome.as_str())];
@@ -108,6 +108,19 @@ pub fn render_counters(out: &mut String, snapshot: &MetricsSnapshot) {
             ("kind", *kind),
         ];
         let _ = writeln!(out, "meeboter_platform_errors_total{} {n}", labels(&pairs));
+    }
+    header(
+        out,
+        "meeboter_orphans_stopped_total",
+        "counter",
+        "Bots found running under this installation's mark that no active bot held, stopped by the orphan sweep, by platform.",
+    );
+    for (platform, n) in &snapshot.orphans_stopped {
+        let _ = writeln!(
+            out,
+            "meeboter_orphans_stopped_total{} {n}",
+            labels(&[("platform", platform)])
+        );
     }
     header(
         out,

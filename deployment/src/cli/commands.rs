@@ -4,10 +4,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use platform_core::{
-    AutomaticLeaveInput, BotDeploymentInput, EnvLookup, InMemorySlotStore, ProcessEnv,
-    SecretString, SlotStore,
-};
+use platform_core::{AutomaticLeaveInput, BotDeploymentInput, EnvLookup, ProcessEnv, SecretString};
 use serde::Serialize;
 
 use super::output::{self, Printer};
@@ -43,7 +40,7 @@ pub(super) async fn run(cli: Cli) -> ExitCode {
         Err(_) => telemetry::init(crate::settings::LogFormat::Human, &level("info")),
     }
     let outcome = match cli.command {
-        Command::Platforms => platforms_command(&printer, &env),
+        Command::Platforms => platforms_command(&printer, &env, settings.as_ref()).await,
         Command::Openapi => {
             super::serve::openapi();
             Ok(())
@@ -52,7 +49,7 @@ pub(super) async fn run(cli: Cli) -> ExitCode {
             Ok(settings) => super::serve::serve(&settings).await,
             Err(e) => Err(ServiceError::Config(e)),
         },
-        Command::Doctor => return doctor(&printer, settings).await,
+        Command::Doctor => return super::doctor::run(&printer, settings).await,
         Command::SimBot => return sim_bot(&printer).await,
         command => match settings {
             Ok(settings) => with_service(&printer, &settings, command).await,
@@ -68,8 +65,29 @@ pub(super) async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn platforms_command(printer: &Printer, env: &dyn EnvLookup) -> Result<(), ServiceError> {
-    let listing = platforms::listing(env)?;
+async fn platforms_command(
+    printer: &Printer,
+    env: &dyn EnvLookup,
+    settings: Result<&ServiceSettings, &platform_core::Error>,
+) -> Result<(), ServiceError> {
+    let mut listing = platforms::listing(env)?;
+    match settings {
+        Ok(settings) => match Store::existing_installation(settings.database_url.expose()).await {
+            Ok(Some(id)) => listing.installation_id = Some(id),
+            Ok(None) => {
+                listing.installation_note = Some(
+                    "the database does not exist yet; it gets its installation id when serve or a bot command first opens it".into(),
+                );
+            }
+            Err(error) => {
+                listing.installation_note = Some(format!("the database cannot be opened: {error}"));
+            }
+        },
+        Err(_) => {
+            listing.installation_note =
+                Some("the service configuration is invalid; see meeboter-deploy doctor".into());
+        }
+    }
     printer.print(&listing, output::platforms);
     Ok(())
 }
@@ -257,142 +275,6 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
         idempotency,
         deploy: !args.no_deploy,
     })
-}
-
-/// One line of `doctor`'s report.
-#[derive(Serialize)]
-struct DoctorCheck {
-    check: &'static str,
-    ok: bool,
-    problems: Vec<String>,
-}
-
-#[derive(Serialize)]
-struct DoctorReport {
-    ok: bool,
-    platform: Option<&'static str>,
-    installation_id: Option<platform_core::InstallationId>,
-    checks: Vec<DoctorCheck>,
-}
-
-async fn doctor(
-    printer: &Printer,
-    settings: Result<ServiceSettings, platform_core::Error>,
-) -> ExitCode {
-    let mut checks = Vec::new();
-    let mut exit_code = exit::OK;
-    let mut fail = |code: u8| {
-        if exit_code == exit::OK || code == exit::CONFIGURATION {
-            exit_code = code;
-        }
-    };
-    let config_problems = |e: &platform_core::Error| match e {
-        platform_core::Error::Config { problems, .. } => {
-            problems.iter().map(ToString::to_string).collect()
-        }
-        other => vec![other.to_string()],
-    };
-    checks.push(match &settings {
-        Ok(_) => DoctorCheck {
-            check: "service configuration",
-            ok: true,
-            problems: vec![],
-        },
-        Err(e) => {
-            fail(exit::CONFIGURATION);
-            DoctorCheck {
-                check: "service configuration",
-                ok: false,
-                problems: config_problems(e),
-            }
-        }
-    });
-    let store = match &settings {
-        Ok(settings) => match Store::connect(settings.database_url.expose()).await {
-            Ok(store) => {
-                checks.push(DoctorCheck {
-                    check: "database",
-                    ok: true,
-                    problems: vec![],
-                });
-                Some(store)
-            }
-            Err(e) => {
-                let error = ServiceError::Storage(e);
-                fail(exit::for_error(&error));
-                checks.push(DoctorCheck {
-                    check: "database",
-                    ok: false,
-                    problems: vec![error.to_string()],
-                });
-                None
-            }
-        },
-        Err(_) => None,
-    };
-    // The platform's configuration is checked even when the database is
-    // not usable, over an in-memory slot store.
-    let slots: Arc<dyn SlotStore> = match &store {
-        Some(store) => Arc::new(store.clone()),
-        None => Arc::new(InMemorySlotStore::new()),
-    };
-    let mut chosen = None;
-    // Without a database there is no installation id yet; the platform's
-    // configuration is checked with a throwaway one.
-    let installation = store.as_ref().map(|s| s.installation().clone());
-    let for_check = installation
-        .clone()
-        .unwrap_or_else(platform_core::InstallationId::random);
-    match platforms::build_platform(Arc::new(ProcessEnv), slots, for_check).await {
-        Ok((selection, platform)) => {
-            chosen = Some(selection.descriptor.name);
-            checks.push(DoctorCheck {
-                check: "platform configuration",
-                ok: true,
-                problems: selection.warnings.clone(),
-            });
-            let reachable = platform.check_reachable().await;
-            if reachable.is_err() {
-                fail(exit::UNAVAILABLE);
-            }
-            checks.push(DoctorCheck {
-                check: "platform reachable",
-                ok: reachable.is_ok(),
-                problems: reachable.err().map(|e| e.to_string()).into_iter().collect(),
-            });
-        }
-        Err(error) => {
-            fail(exit::for_error(&error));
-            let problems = match &error {
-                ServiceError::Config(e) => config_problems(e),
-                other => vec![other.to_string()],
-            };
-            checks.push(DoctorCheck {
-                check: "platform configuration",
-                ok: false,
-                problems,
-            });
-        }
-    }
-    if let Some(store) = store {
-        store.close().await;
-    }
-    let report = DoctorReport {
-        ok: exit_code == exit::OK,
-        platform: chosen,
-        installation_id: installation,
-        checks,
-    };
-    printer.print(&report, |r| {
-        output::doctor(
-            r.ok,
-            r.platform,
-            r.checks
-                .iter()
-                .map(|c| (c.check, c.ok, c.problems.as_slice())),
-        )
-    });
-    ExitCode::from(exit_code)
 }
 
 async fn sim_bot(printer: &Printer) -> ExitCode {

@@ -5,6 +5,7 @@
 //! standard error. Exit codes are stable; see [`exit`].
 
 mod commands;
+mod doctor;
 pub mod exit;
 mod output;
 mod serve;

@@ -278,29 +278,33 @@ pub(super) fn platforms(listing: &PlatformListing) -> String {
     }
     choice(&mut out, "DEPLOYMENT_PLATFORM selects", &listing.selected);
     choice(&mut out, "auto would pick", &listing.auto);
+    match (&listing.installation_id, &listing.installation_note) {
+        (Some(id), _) => {
+            let _ = writeln!(out, "installation id: {id}");
+        }
+        (None, Some(note)) => {
+            let _ = writeln!(out, "installation id: none yet ({note})");
+        }
+        (None, None) => {}
+    }
     out
 }
 
-pub(super) fn doctor<'a>(
-    ok: bool,
-    platform: Option<&str>,
-    checks: impl Iterator<Item = (&'a str, bool, &'a [String])>,
-) -> String {
+pub(super) fn doctor(report: &super::doctor::DoctorReport) -> String {
     let mut out = String::new();
-    for (check, passed, problems) in checks {
-        let mark = if passed { "ok  " } else { "FAIL" };
-        let _ = writeln!(out, "[{mark}] {check}");
-        for problem in problems {
+    for check in &report.checks {
+        let _ = writeln!(out, "[{}] {}", check.status.mark(), check.check);
+        for problem in &check.problems {
             let _ = writeln!(out, "       {problem}");
         }
     }
     let _ = writeln!(
         out,
         "{}",
-        if ok {
+        if report.ok {
             format!(
                 "everything is in order; bots run on {}",
-                platform.unwrap_or("?")
+                report.platform.unwrap_or("?")
             )
         } else {
             "problems found; fix them and run doctor again".into()

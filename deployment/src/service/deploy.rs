@@ -1,7 +1,7 @@
 //! Deploying a bot: the intent first, then the platform call, then its
 //! answer recorded (see the table in the [service docs](super)).
 
-use platform_core::BotId;
+use platform_core::{BotId, ErrorKind};
 use tracing::Instrument;
 
 use super::BotService;
@@ -9,7 +9,6 @@ use super::BotService;
 use crate::bot::{Bot, BotState};
 use crate::error::{ServiceError, ServiceResult};
 use crate::failpoint;
-use crate::platform_calls::nothing_started;
 use crate::store::{BotRecord, Transition};
 
 impl BotService {
@@ -49,7 +48,7 @@ impl BotService {
             };
             tracing::info!(attempt = record.attempt(), "deploy intent recorded");
             failpoint::pause_if_armed(failpoint::AFTER_DEPLOY_INTENT).await;
-            let outcome = self.drive_deploy(record).await;
+            let outcome = self.drive_deploy(record, DeployCall::First).await;
             self.store_ref().release_lease(id, owner).await?;
             outcome.and_then(|r| Ok(r.to_bot()?))
         }
@@ -58,9 +57,14 @@ impl BotService {
     }
 
     /// Calls the platform for the bot's current attempt and records the
-    /// answer. Used by [`deploy`](Self::deploy) and by the reconciler to
-    /// re-drive a deploy a crash left half-done (same attempt).
-    pub(crate) async fn drive_deploy(&self, record: BotRecord) -> ServiceResult<BotRecord> {
+    /// answer. Used by [`deploy`](Self::deploy) right after the intent
+    /// ([`DeployCall::First`]) and by the reconciler to re-drive a deploy a
+    /// crash left half-done, with the same attempt ([`DeployCall::Repeat`]).
+    pub(crate) async fn drive_deploy(
+        &self,
+        record: BotRecord,
+        call: DeployCall,
+    ) -> ServiceResult<BotRecord> {
         let id = record.id();
         let attempt = record.attempt();
         let config = match record.config() {
@@ -113,7 +117,32 @@ impl BotService {
                     _ => Ok(record),
                 }
             }
-            Err(error) if nothing_started(&error) => {
+            // Only the first call of an attempt can prove by "could not
+            // reach" that nothing runs for it: a repeated call cannot speak
+            // for the one before it, which may have started the bot.
+            Err(error) if error.kind() == ErrorKind::Unreachable && call == DeployCall::First => {
+                let reason = format!(
+                    "not deployed: the platform could not be reached and nothing was sent ({error}); deploy it again once the platform answers"
+                );
+                let moved = self
+                    .move_bot(Transition::new(
+                        id,
+                        BotState::Deploying,
+                        attempt,
+                        BotState::Pending,
+                        &reason,
+                    ))
+                    .await?;
+                match moved {
+                    Some(_) => Err(ServiceError::PlatformUnavailable {
+                        bot: id,
+                        reason: error.to_string(),
+                        retry_after: self.inner.options.pool_retry_after,
+                    }),
+                    None => self.load(id).await,
+                }
+            }
+            Err(error) if error.nothing_started() && error.kind() != ErrorKind::Unreachable => {
                 let reason = format!("not deployed, nothing was started: {error}");
                 let moved = self
                     .move_bot(Transition::new(
@@ -166,4 +195,15 @@ impl BotService {
             }
         }
     }
+}
+
+/// Whether a deploy call is the first of its attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DeployCall {
+    /// Right after the intent was recorded: nothing was sent for this
+    /// attempt before.
+    First,
+    /// Again, after a crash or a lost answer: an earlier call of the same
+    /// attempt may have started the bot.
+    Repeat,
 }

@@ -6,8 +6,8 @@ use platform_core::PlatformId;
 use super::BotService;
 
 use crate::error::ServiceResult;
-use crate::platform_calls::nothing_started;
 use crate::store::BotRecord;
+use platform_core::ErrorKind;
 
 /// What the platform answers when asked again for the bot of a deploy
 /// attempt whose answer was lost (see [`BotService::find_attempt_bot`]).
@@ -67,7 +67,12 @@ impl BotService {
                     }
                 }
             }
-            Err(error) if nothing_started(&error) || !error.is_retryable() => {
+            // A repeated call that could not reach the platform says nothing
+            // about the call whose answer was lost: ask again later.
+            Err(error) if error.kind() == ErrorKind::Unreachable => {
+                Ok(AttemptBot::Unanswered(error.to_string()))
+            }
+            Err(error) if error.nothing_started() || !error.is_retryable() => {
                 Ok(AttemptBot::NothingRuns(format!(
                     "the platform started nothing for this attempt ({error})"
                 )))

@@ -37,10 +37,12 @@ use platform_core::{BotId, PlatformService};
 
 use crate::error::{ServiceError, ServiceResult};
 use crate::metrics::Metrics;
+use crate::orphan_sweep::Sightings;
 use crate::platform_calls::PlatformCalls;
 use crate::store::{BotRecord, Store, Transition, now_ms};
 
 pub use create::{CreateBot, CreatedBot, idempotency_key};
+pub(crate) use deploy::DeployCall;
 pub(crate) use lost_answers::AttemptBot;
 pub use pool::{PoolSummary, PoolView, SlotCounts};
 pub use query::{BotPage, DEFAULT_PAGE_SIZE, ListQuery, LiveStatus, MAX_PAGE_SIZE};
@@ -70,6 +72,12 @@ pub struct ServiceOptions {
     /// 60 s: far longer than any cleanup in flight, far shorter than a
     /// meeting.
     pub orphan_slot_grace: Duration,
+    /// How often the orphan sweep looks for bots that run under this
+    /// installation's mark with no active bot holding them. Default 600 s
+    /// (`ORPHAN_SWEEP_INTERVAL`): a leaked task costs little in ten
+    /// minutes, and a listing of every task is not free on ECS's read
+    /// bucket.
+    pub orphan_sweep_interval: Duration,
     /// How long an idempotency key is remembered. Default 24 h: a client
     /// retries within minutes; keeping keys for ever would only grow the
     /// table.
@@ -85,6 +93,7 @@ impl Default for ServiceOptions {
             reconcile_batch: 100,
             reconcile_concurrency: 16,
             orphan_slot_grace: Duration::from_secs(60),
+            orphan_sweep_interval: Duration::from_secs(600),
             idempotency_key_ttl: Duration::from_secs(24 * 60 * 60),
         }
     }
@@ -97,6 +106,8 @@ pub(crate) struct Inner {
     pub(crate) options: ServiceOptions,
     /// Who holds the leases this service instance takes.
     pub(crate) instance: String,
+    /// What the orphan sweep has seen unheld, and since when.
+    pub(crate) sightings: Sightings,
 }
 
 /// The bot deployment service. Cheap to clone; every clone shares the
@@ -137,6 +148,7 @@ impl BotService {
                 calls,
                 options,
                 instance,
+                sightings: Sightings::default(),
             }),
         }
     }

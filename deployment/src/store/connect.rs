@@ -54,6 +54,27 @@ impl Store {
         }
     }
 
+    /// The installation id of the database `url`, without creating a
+    /// database that does not exist yet (`None` then): what `platforms`
+    /// shows.
+    pub async fn existing_installation(url: &str) -> Result<Option<InstallationId>, StoreError> {
+        let url = url.trim();
+        if url.starts_with("sqlite:") {
+            let options =
+                SqliteConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
+                    message: e.to_string(),
+                })?;
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            if in_memory || !options.get_filename().exists() {
+                return Ok(None);
+            }
+        }
+        let store = Self::connect(url).await?;
+        let installation = store.installation().clone();
+        store.close().await;
+        Ok(Some(installation))
+    }
+
     async fn connect_sqlite(url: &str, target: String) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url).map_err(|e| StoreError::InvalidUrl {
             message: e.to_string(),
