@@ -64,6 +64,17 @@ pub const RECONCILE_INTERVAL: EnvVarSpec = EnvVarSpec::with_default(
 )
 .kind(ValueKind::Seconds { min: 1, max: 3600 });
 
+/// How often the orphan sweep runs.
+pub const ORPHAN_SWEEP_INTERVAL: EnvVarSpec = EnvVarSpec::with_default(
+    "ORPHAN_SWEEP_INTERVAL",
+    "600",
+    "Seconds between two orphan sweeps (serve and reconcile; the first runs at start-up). A sweep lists what the platform runs under this installation's mark and stops what no active bot holds, once it has been seen so on two sweeps at least PLATFORM_CALL_TIMEOUT apart, so a deploy in flight is never hit. 10 minutes bounds what a leaked Fargate task or slot costs while keeping the listing calls rare.",
+)
+.kind(ValueKind::Seconds {
+    min: 10,
+    max: 86_400,
+});
+
 /// How long a deploy may take before it counts as failed.
 pub const DEPLOY_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
     "DEPLOY_TIMEOUT",
@@ -97,8 +108,50 @@ pub const LOG_FORMAT: EnvVarSpec = EnvVarSpec::with_default(
 pub const LOG_LEVEL: EnvVarSpec = EnvVarSpec::with_default(
     "LOG_LEVEL",
     "info",
-    "Which logs are written: error, warn, info, debug or trace, or per-module directives such as info,deployment=debug. One-shot CLI commands (deploy, stop, status, …) log warnings only unless this is set.",
+    "Which logs are written: error, warn, info, debug, trace or off, or comma-separated directives such as info,deployment=debug (a target, =, then one of those levels). Anything else is refused at start. One-shot CLI commands (deploy, stop, status, …) log warnings only unless this is set.",
 );
+
+/// The levels a `LOG_LEVEL` directive may name.
+const LOG_LEVELS: &[&str] = &["error", "warn", "info", "debug", "trace", "off"];
+
+/// Checks a `LOG_LEVEL` value: comma-separated directives, each a level or
+/// `target=level`, as the log filter reads them. A bare word that is not
+/// a level (`warning`) would be read as a target name and silence every
+/// log, errors included, so it is refused.
+pub fn check_log_level(value: &str) -> Result<(), String> {
+    let allowed = LOG_LEVELS.join(", ");
+    let value = value.trim();
+    if value.is_empty() {
+        return Err(format!("is empty; use one of {allowed}"));
+    }
+    for directive in value.split(',').map(str::trim) {
+        let level = match directive.rsplit_once('=') {
+            Some((target, level)) => {
+                let target_ok = !target.is_empty()
+                    && target
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | ':' | '-'));
+                if !target_ok {
+                    return Err(format!(
+                        "has the directive {:?}, whose target is not a module path such as deployment or platform_aws::client",
+                        directive.chars().take(60).collect::<String>()
+                    ));
+                }
+                level
+            }
+            None => directive,
+        };
+        if !LOG_LEVELS.contains(&level.to_ascii_lowercase().as_str()) {
+            return Err(format!(
+                "has {:?}, which is not a level; use one of {allowed}, or target=level such as info,deployment=debug",
+                level.chars().take(40).collect::<String>()
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(value)
+        .map(drop)
+        .map_err(|e| format!("is not a log filter: {e}"))
+}
 
 /// Every variable of the service itself, in the order the docs list them.
 pub const SERVICE_ENV: &[EnvVarSpec] = &[
@@ -109,6 +162,7 @@ pub const SERVICE_ENV: &[EnvVarSpec] = &[
     API_MAX_BODY_BYTES,
     SHUTDOWN_GRACE,
     RECONCILE_INTERVAL,
+    ORPHAN_SWEEP_INTERVAL,
     DEPLOY_TIMEOUT,
     PLATFORM_CALL_TIMEOUT,
     LOG_FORMAT,
@@ -158,6 +212,8 @@ pub struct ServiceSettings {
     pub shutdown_grace: Duration,
     /// `RECONCILE_INTERVAL`.
     pub reconcile_interval: Duration,
+    /// `ORPHAN_SWEEP_INTERVAL`.
+    pub orphan_sweep_interval: Duration,
     /// `DEPLOY_TIMEOUT`.
     pub deploy_timeout: Duration,
     /// `PLATFORM_CALL_TIMEOUT`.
@@ -187,7 +243,8 @@ impl ServiceSettings {
         let listen_addr = LISTEN_ADDR
             .lookup(env)
             .map(|(_, v)| v)
-            .unwrap_or_else(|| LISTEN_ADDR.default_value().unwrap_or_default().to_owned());
+            .or_else(|| LISTEN_ADDR.default_value().map(str::to_owned))
+            .unwrap_or_default();
         let listen_addr = match listen_addr.trim().parse::<SocketAddr>() {
             Ok(addr) => Some(addr),
             Err(_) => {
@@ -211,6 +268,11 @@ impl ServiceSettings {
                 ));
             }
         }
+        if let Some((name, level)) = LOG_LEVEL.lookup(env)
+            && let Err(problem) = check_log_level(&level)
+        {
+            problems.push(ConfigProblem::new(name, problem));
+        }
         if let Some((name, token)) = API_TOKEN.lookup(env)
             && token.trim().chars().count() < MIN_API_TOKEN_CHARS
         {
@@ -224,34 +286,24 @@ impl ServiceSettings {
         }
         match (values, listen_addr) {
             (Some(values), Some(listen_addr)) if problems.is_empty() => {
-                let log_format = match values.get(&LOG_FORMAT) {
-                    Some(v) if v.eq_ignore_ascii_case("json") => LogFormat::Json,
+                // Every value below has a default in its spec and was
+                // checked by `load_env`; the defaults live in the specs alone.
+                let log_format = match values.require(&LOG_FORMAT)? {
+                    v if v.eq_ignore_ascii_case("json") => LogFormat::Json,
                     _ => LogFormat::Human,
                 };
                 Ok(Self {
-                    database_url: values
-                        .secret(&DATABASE_URL)
-                        .unwrap_or_else(|| SecretString::new("sqlite:meeboter-deploy.db")),
+                    database_url: SecretString::from(values.require(&DATABASE_URL)?),
                     listen_addr,
                     api_token: values.secret(&API_TOKEN),
-                    api_max_body_bytes: values
-                        .integer(&API_MAX_BODY_BYTES)
-                        .and_then(|n| usize::try_from(n).ok())
-                        .unwrap_or(65_536),
-                    shutdown_grace: values
-                        .seconds(&SHUTDOWN_GRACE)
-                        .unwrap_or(Duration::from_secs(30)),
-                    reconcile_interval: values
-                        .seconds(&RECONCILE_INTERVAL)
-                        .unwrap_or(Duration::from_secs(10)),
-                    deploy_timeout: values
-                        .seconds(&DEPLOY_TIMEOUT)
-                        .unwrap_or(Duration::from_secs(600)),
-                    platform_call_timeout: values
-                        .seconds(&PLATFORM_CALL_TIMEOUT)
-                        .unwrap_or(Duration::from_secs(60)),
+                    api_max_body_bytes: values.checked_integer(&API_MAX_BODY_BYTES)?,
+                    shutdown_grace: values.checked_seconds(&SHUTDOWN_GRACE)?,
+                    reconcile_interval: values.checked_seconds(&RECONCILE_INTERVAL)?,
+                    orphan_sweep_interval: values.checked_seconds(&ORPHAN_SWEEP_INTERVAL)?,
+                    deploy_timeout: values.checked_seconds(&DEPLOY_TIMEOUT)?,
+                    platform_call_timeout: values.checked_seconds(&PLATFORM_CALL_TIMEOUT)?,
                     log_format,
-                    log_level: values.get(&LOG_LEVEL).unwrap_or("info").to_owned(),
+                    log_level: values.require(&LOG_LEVEL)?.trim().to_owned(),
                 })
             }
             _ => Err(platform_core::Error::Config {
@@ -300,6 +352,34 @@ mod tests {
         assert!(text.starts_with("service: invalid configuration"), "{text}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("whole seconds from 300"), "{text}");
+    }
+
+    #[test]
+    fn a_log_level_that_is_not_one_is_refused_by_name() {
+        for bad in ["warning", "info,deployment=verbose", "=debug", "inf o"] {
+            let env = MapEnv::from([("LOG_LEVEL", bad)]);
+            let text = ServiceSettings::load(&env).unwrap_err().to_string();
+            assert!(text.contains("LOG_LEVEL"), "{bad}: {text}");
+        }
+        for good in [
+            "warn",
+            "INFO",
+            "info,deployment=debug",
+            "off",
+            "platform_aws::client=trace",
+        ] {
+            let env = MapEnv::from([("LOG_LEVEL", good)]);
+            assert!(ServiceSettings::load(&env).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn the_orphan_sweep_runs_every_ten_minutes_by_default() {
+        let settings = ServiceSettings::load(&MapEnv::new()).unwrap();
+        assert_eq!(settings.orphan_sweep_interval, Duration::from_secs(600));
+        let env = MapEnv::from([("ORPHAN_SWEEP_INTERVAL", "5")]);
+        let text = ServiceSettings::load(&env).unwrap_err().to_string();
+        assert!(text.contains("ORPHAN_SWEEP_INTERVAL"), "{text}");
     }
 
     #[test]

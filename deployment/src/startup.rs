@@ -38,6 +38,7 @@ pub fn options_from(settings: &ServiceSettings) -> ServiceOptions {
     ServiceOptions {
         deploy_timeout: settings.deploy_timeout,
         platform_call_timeout: settings.platform_call_timeout,
+        orphan_sweep_interval: settings.orphan_sweep_interval,
         ..ServiceOptions::default()
     }
 }

@@ -459,13 +459,13 @@ impl EnvValues {
 
     /// The value as a whole number.
     pub fn integer(&self, spec: &EnvVarSpec) -> Option<i64> {
-        self.get(spec).and_then(|v| v.parse().ok())
+        self.get(spec).and_then(|v| v.trim().parse().ok())
     }
 
     /// The value as a duration in whole seconds.
     pub fn seconds(&self, spec: &EnvVarSpec) -> Option<Duration> {
         self.get(spec)
-            .and_then(|v| v.parse().ok())
+            .and_then(|v| v.trim().parse().ok())
             .map(Duration::from_secs)
     }
 
@@ -477,6 +477,36 @@ impl EnvValues {
     /// The value as a list (empty when unset).
     pub fn list(&self, spec: &EnvVarSpec) -> Vec<String> {
         self.get(spec).map(split_list).unwrap_or_default()
+    }
+
+    /// The duration of a variable that has a default and was checked
+    /// against its kind by [`load_env`]. Absent only when the spec and the
+    /// code that reads it disagree: reported as that variable's problem,
+    /// never replaced by a second copy of its default.
+    pub fn checked_seconds(&self, spec: &EnvVarSpec) -> Result<Duration, Error> {
+        self.checked(spec, self.seconds(spec))
+    }
+
+    /// The whole number of a defaulted, checked variable, in the type the
+    /// caller needs (see [`checked_seconds`](Self::checked_seconds)).
+    pub fn checked_integer<T: TryFrom<i64>>(&self, spec: &EnvVarSpec) -> Result<T, Error> {
+        self.checked(spec, self.integer(spec).and_then(|n| T::try_from(n).ok()))
+    }
+
+    /// The boolean of a defaulted, checked variable (see
+    /// [`checked_seconds`](Self::checked_seconds)).
+    pub fn checked_bool(&self, spec: &EnvVarSpec) -> Result<bool, Error> {
+        self.checked(spec, self.bool(spec))
+    }
+
+    fn checked<T>(&self, spec: &EnvVarSpec, value: Option<T>) -> Result<T, Error> {
+        value.ok_or_else(|| Error::Config {
+            platform: self.owner,
+            problems: vec![ConfigProblem::new(
+                spec.name,
+                format!("could not be read as {}", spec.kind.describe()),
+            )],
+        })
     }
 }
 
