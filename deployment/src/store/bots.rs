@@ -387,7 +387,7 @@ impl Store {
     /// Entering a terminal state erases the meeting URL and password.
     pub async fn transition(&self, t: &Transition<'_>) -> Result<Option<BotRecord>, StoreError> {
         let now = now_ms();
-        Ok(in_transaction!(self, |tx| {
+        let record = in_transaction!(self, |tx| {
             let record: Option<BotRecord> = sqlx::query_as(TRANSITION)
                 .bind(t.to.as_str())
                 .bind(t.reason)
@@ -414,7 +414,11 @@ impl Store {
                     .await?;
             }
             record
-        }))
+        });
+        if t.to.is_terminal() && record.is_some() {
+            self.purge_erased().await;
+        }
+        Ok(record)
     }
 
     /// Records the platform's answer to deploy `attempt`: its identifier and

@@ -90,7 +90,10 @@ impl Store {
             // only of the process: the reconciler relies on it.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(SQLITE_BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // Erased meeting URLs and passwords are overwritten with
+            // zeros in the file, not merely unlinked from the table.
+            .pragma("secure_delete", "ON");
         let pool = SqlitePoolOptions::new()
             .max_connections(if in_memory { 1 } else { SQLITE_CONNECTIONS })
             .acquire_timeout(ACQUIRE_TIMEOUT)

@@ -126,6 +126,24 @@ impl Store {
         Ok(())
     }
 
+    /// Makes sure a meeting URL and password just erased from a bot are
+    /// gone from the SQLite files too, not only from the table: the
+    /// database overwrites freed content with zeros (`secure_delete`, set on
+    /// every connection), and this moves the write-ahead log into the
+    /// database and empties it, since the log still holds the pages as they
+    /// were before the erasure. Best effort: a checkpoint that another
+    /// connection's reader holds up is retried after the next erasure.
+    /// Nothing to do on PostgreSQL, whose storage the operator controls.
+    pub(crate) async fn purge_erased(&self) {
+        if let DbPool::Sqlite(pool) = &self.pool
+            && let Err(error) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(pool)
+                .await
+        {
+            tracing::debug!(error = %error, "the write-ahead log could not be emptied now; the next erasure tries again");
+        }
+    }
+
     /// Closes every connection (shutdown, tests).
     pub async fn close(&self) {
         with_pool!(self, |pool| pool.close().await);
