@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use platform_core::{ConfigProblem, EnvLookup, EnvVarSpec, Error, ValueKind, load_env};
+use platform_core::{
+    ConfigProblem, EnvLookup, EnvValues, EnvVarSpec, Error, MapEnv, ValueKind, load_env,
+};
 
 use crate::command_line::BotCommand;
 use crate::error::PLATFORM;
@@ -20,7 +22,7 @@ pub const LOCAL_BOT_COMMAND: EnvVarSpec = EnvVarSpec::with_default(
 pub const LOCAL_STATE_DIR: EnvVarSpec = EnvVarSpec::with_default(
     "LOCAL_STATE_DIR",
     "./meeboter-local",
-    "Directory (created if missing, owner-only) where the local platform keeps one small record per bot, so a restarted service finds the bots it started, and each bot's output in logs/bot-<id>-attempt-<n>.log. Logs are kept for 7 days after the bot is cleaned up. A relative path is taken from the service's working directory at start-up.",
+    "Directory (created if missing, owner-only) where the local platform keeps one small record per bot in bots/<installation id>/, so a restarted service finds the bots it started, and each bot's output in logs/<installation id>/bot-<id>-attempt-<n>.log. Installations (databases) sharing the directory never see each other's bots. Logs are kept for 7 days after the bot is cleaned up. A relative path is taken from the service's working directory at start-up; a service started on another directory still stops and cleans up the bots it started before, through the marker in their environment.",
 );
 
 /// The stop grace period.
@@ -105,21 +107,19 @@ pub struct LocalConfig {
 }
 
 impl LocalConfig {
-    /// Default stop grace period.
-    pub const DEFAULT_STOP_GRACE: Duration = Duration::from_secs(10);
-    /// Default start check.
-    pub const DEFAULT_START_CHECK: Duration = Duration::from_millis(200);
-
     /// A config running `command` with its state in `state_dir`, and the
-    /// documented defaults for everything else.
+    /// documented defaults (those of [`ENV_VARS`]) for everything else.
     pub fn new(command: BotCommand, state_dir: impl Into<PathBuf>) -> Self {
+        // An empty environment reads as every spec's default, so the
+        // defaults have one home. Those defaults are valid, as
+        // `defaults_when_nothing_is_set` checks.
+        let defaults = Self::from_env(&MapEnv::new()).unwrap_or_else(|e| {
+            unreachable!("the local platform's env specs have invalid defaults: {e}")
+        });
         Self {
             command,
             state_dir: state_dir.into(),
-            stop_grace: Self::DEFAULT_STOP_GRACE,
-            max_bots: None,
-            start_check: Self::DEFAULT_START_CHECK,
-            inherit_env: Vec::new(),
+            ..defaults
         }
     }
 
@@ -152,21 +152,23 @@ impl LocalConfig {
                 });
             }
         };
-        let mut config = Self::new(command, values.require(&LOCAL_STATE_DIR)?);
-        if let Some(grace) = values.seconds(&LOCAL_STOP_GRACE_SECONDS) {
-            config.stop_grace = grace;
-        }
-        config.max_bots = values
-            .integer(&LOCAL_MAX_BOTS)
-            .and_then(|n| usize::try_from(n).ok());
-        if let Some(ms) = values
-            .integer(&LOCAL_START_CHECK_MS)
-            .and_then(|n| u64::try_from(n).ok())
-        {
-            config.start_check = Duration::from_millis(ms);
-        }
-        config.inherit_env = values.list(&LOCAL_BOT_INHERIT_ENV);
-        Ok(config)
+        // Every typed value below was checked against its kind by
+        // `load_env`, and those with a default got it there: the defaults
+        // live in the specs alone.
+        Ok(Self {
+            command,
+            state_dir: values.require(&LOCAL_STATE_DIR)?.into(),
+            stop_grace: checked(
+                &LOCAL_STOP_GRACE_SECONDS,
+                values.seconds(&LOCAL_STOP_GRACE_SECONDS),
+            )?,
+            max_bots: values
+                .get(&LOCAL_MAX_BOTS)
+                .map(|_| number(&values, &LOCAL_MAX_BOTS))
+                .transpose()?,
+            start_check: Duration::from_millis(number(&values, &LOCAL_START_CHECK_MS)?),
+            inherit_env: values.list(&LOCAL_BOT_INHERIT_ENV),
+        })
     }
 
     /// Sets the stop grace period.
@@ -209,10 +211,26 @@ impl LocalConfig {
     }
 }
 
+/// A typed value `load_env` has already checked. Absent only if the spec and
+/// the code that reads it disagree: reported as that variable's problem,
+/// never replaced by a second copy of its default.
+fn checked<T>(spec: &EnvVarSpec, value: Option<T>) -> Result<T, Error> {
+    value.ok_or_else(|| Error::Config {
+        platform: PLATFORM,
+        problems: vec![ConfigProblem::new(
+            spec.name,
+            format!("could not be read as {}", spec.kind.describe()),
+        )],
+    })
+}
+
+/// A whole number `load_env` has already checked against its kind's range.
+fn number<T: TryFrom<i64>>(values: &EnvValues, spec: &EnvVarSpec) -> Result<T, Error> {
+    checked(spec, values.integer(spec).and_then(|n| T::try_from(n).ok()))
+}
+
 #[cfg(test)]
 mod tests {
-    use platform_core::MapEnv;
-
     use super::*;
 
     #[test]
@@ -225,6 +243,40 @@ mod tests {
         assert_eq!(config.max_bots, None);
         assert_eq!(config.start_check, Duration::from_millis(200));
         assert!(config.inherit_env.is_empty());
+        // The constructor has the same defaults, from the same specs.
+        let built = LocalConfig::new(BotCommand::parse("my-bot").unwrap(), "/state");
+        assert_eq!(built.stop_grace, config.stop_grace);
+        assert_eq!(built.start_check, config.start_check);
+        assert_eq!(built.max_bots, None);
+        assert_eq!(built.state_dir, PathBuf::from("/state"));
+        assert_eq!(built.command.program(), "my-bot");
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_read_is_reported_never_defaulted() {
+        let Err(Error::Config { platform, problems }) =
+            checked::<Duration>(&LOCAL_STOP_GRACE_SECONDS, None)
+        else {
+            panic!("expected a config error");
+        };
+        assert_eq!(platform, "local");
+        assert_eq!(problems[0].variable, "LOCAL_STOP_GRACE_SECONDS");
+        assert_eq!(
+            problems[0].problem,
+            "could not be read as whole seconds from 0 to 3600"
+        );
+        // A number the field cannot hold is that variable's problem too.
+        let values = load_env(
+            PLATFORM,
+            ENV_VARS,
+            &MapEnv::from([("LOCAL_START_CHECK_MS", "60000")]),
+        )
+        .unwrap();
+        let Err(Error::Config { problems, .. }) = number::<u8>(&values, &LOCAL_START_CHECK_MS)
+        else {
+            panic!("expected a config error");
+        };
+        assert_eq!(problems[0].variable, "LOCAL_START_CHECK_MS");
     }
 
     #[test]

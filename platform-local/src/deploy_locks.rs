@@ -13,8 +13,9 @@ use tokio::sync::{Mutex as AsyncMutex, OwnedMutexGuard};
 
 use crate::identifier::InstanceKey;
 
-/// What a lock protects: one bot deploy, or the whole state directory (the
-/// running-bot count checked against `LOCAL_MAX_BOTS`).
+/// What a lock protects: one bot deploy (of one installation), or the whole
+/// state directory (the running-bot count checked against
+/// `LOCAL_MAX_BOTS`).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub(crate) enum LockScope {
     Deploy(PathBuf, InstanceKey),
@@ -22,8 +23,8 @@ pub(crate) enum LockScope {
 }
 
 impl LockScope {
-    pub(crate) fn deploy(state_dir: &Path, key: InstanceKey) -> Self {
-        Self::Deploy(state_dir.to_owned(), key)
+    pub(crate) fn deploy(state_dir: &Path, key: &InstanceKey) -> Self {
+        Self::Deploy(state_dir.to_owned(), key.clone())
     }
 
     pub(crate) fn capacity(state_dir: &Path) -> Self {
@@ -58,25 +59,32 @@ pub(crate) async fn lock(scope: LockScope) -> OwnedMutexGuard<()> {
 mod tests {
     use std::time::Duration;
 
-    use platform_core::BotId;
+    use platform_core::{BotId, InstallationId};
 
     use super::*;
 
     #[tokio::test]
     async fn one_holder_per_scope_and_independent_scopes() {
         let dir = Path::new("/state");
-        let key = InstanceKey::new(BotId(1), 1);
-        let held = lock(LockScope::deploy(dir, key)).await;
-        // Another bot, or the same bot elsewhere, is not blocked.
-        let _other = lock(LockScope::deploy(dir, InstanceKey::new(BotId(2), 1))).await;
-        let _elsewhere = lock(LockScope::deploy(Path::new("/other"), key)).await;
-        let blocked =
-            tokio::time::timeout(Duration::from_millis(50), lock(LockScope::deploy(dir, key)))
-                .await;
+        let installation = InstallationId::random();
+        let key = InstanceKey::new(&installation, BotId(1), 1);
+        let held = lock(LockScope::deploy(dir, &key)).await;
+        // Another bot, the same bot elsewhere, or another installation's
+        // bot 1 is not blocked.
+        let other = InstanceKey::new(&installation, BotId(2), 1);
+        let _other = lock(LockScope::deploy(dir, &other)).await;
+        let _elsewhere = lock(LockScope::deploy(Path::new("/other"), &key)).await;
+        let theirs = InstanceKey::new(&InstallationId::random(), BotId(1), 1);
+        let _theirs = lock(LockScope::deploy(dir, &theirs)).await;
+        let blocked = tokio::time::timeout(
+            Duration::from_millis(50),
+            lock(LockScope::deploy(dir, &key)),
+        )
+        .await;
         assert!(blocked.is_err(), "the same deploy must wait");
         drop(held);
         let again =
-            tokio::time::timeout(Duration::from_secs(5), lock(LockScope::deploy(dir, key))).await;
+            tokio::time::timeout(Duration::from_secs(5), lock(LockScope::deploy(dir, &key))).await;
         assert!(again.is_ok());
     }
 }

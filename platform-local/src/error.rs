@@ -68,9 +68,29 @@ pub(crate) enum LocalError {
         signal: &'static str,
         errno: Errno,
     },
+
+    /// A deploy failed before any process of the bot existed, and no
+    /// earlier call of the same deploy had started one: the service may
+    /// read it as "nothing was started" (see [`LocalError::nothing_started`]).
+    #[error(transparent)]
+    NothingStarted(Box<LocalError>),
 }
 
 impl LocalError {
+    /// Marks a deploy's failure as one that provably started nothing.
+    /// Converted, a failure that would read as "may have started"
+    /// ([`Error::Unavailable`]) becomes [`Error::Unreachable`], which the
+    /// service reads as "nothing was started": the bot goes back to
+    /// `pending` instead of waiting for a bot that does not exist. Errors
+    /// that already say so (a retryable capacity shortage), or that need the
+    /// operator (configuration), keep their kind.
+    pub(crate) fn nothing_started(self) -> Self {
+        match self {
+            already @ Self::NothingStarted(_) => already,
+            other => Self::NothingStarted(Box::new(other)),
+        }
+    }
+
     pub(crate) fn state_dir(
         path: &std::path::Path,
         action: &'static str,
@@ -87,6 +107,18 @@ impl LocalError {
         let resource = resource.into();
         let message = self.to_string();
         match self {
+            Self::NothingStarted(inner) => match inner.into_platform_error(resource) {
+                Error::Unavailable {
+                    platform,
+                    resource,
+                    message,
+                } => Error::Unreachable {
+                    platform,
+                    resource,
+                    message,
+                },
+                other => other,
+            },
             Self::Program { .. } => config_error(LOCAL_BOT_COMMAND.name, message),
             Self::StateDir { ref source, .. }
                 if matches!(
@@ -98,13 +130,19 @@ impl LocalError {
             {
                 config_error(LOCAL_STATE_DIR.name, message)
             }
-            Self::StateDir { .. } | Self::Port { .. } | Self::StartedElsewhere { .. } => {
-                Error::Unavailable {
-                    platform: PLATFORM,
-                    resource,
-                    message,
-                }
-            }
+            Self::StateDir { .. } | Self::StartedElsewhere { .. } => Error::Unavailable {
+                platform: PLATFORM,
+                resource,
+                message,
+            },
+            // The host is short of loopback ports (or of file descriptors
+            // to find one) for now.
+            Self::Port { .. } => Error::Capacity {
+                platform: PLATFORM,
+                resource,
+                reason: message,
+                retryable: true,
+            },
             Self::StillRunning { after, .. } => Error::Timeout {
                 platform: PLATFORM,
                 resource: format!("{resource} ({message})"),
@@ -170,7 +208,7 @@ fn humanize(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
-    use platform_core::{BotId, ErrorKind};
+    use platform_core::{BotId, ErrorKind, InstallationId};
 
     use super::*;
 
@@ -199,7 +237,7 @@ mod tests {
         );
 
         let elsewhere = LocalError::StartedElsewhere {
-            key: InstanceKey::new(BotId(1), 1),
+            key: InstanceKey::new(&InstallationId::random(), BotId(1), 1),
             writer: ProcessIdentity {
                 pid: 99,
                 start_ticks: 1,
@@ -229,5 +267,63 @@ mod tests {
         }
         .into_platform_error("bot 1 attempt 1");
         assert!(busy.is_retryable());
+    }
+
+    #[test]
+    fn a_deploy_that_started_nothing_says_so_and_keeps_what_needs_the_operator() {
+        let disk_full = LocalError::state_dir(
+            std::path::Path::new("/x"),
+            "write a bot record",
+            io::Error::from_raw_os_error(Errno::ENOSPC as i32),
+        );
+        // Unmarked, a state directory failure may follow a spawn.
+        let maybe = LocalError::state_dir(
+            std::path::Path::new("/x"),
+            "write a bot record",
+            io::Error::from_raw_os_error(Errno::ENOSPC as i32),
+        )
+        .into_platform_error("bot 1 attempt 1");
+        assert!(!maybe.nothing_started(), "{maybe}");
+        let before_spawn = disk_full
+            .nothing_started()
+            .nothing_started()
+            .into_platform_error("bot 1 attempt 1");
+        assert_eq!(
+            before_spawn.kind(),
+            ErrorKind::Unreachable,
+            "{before_spawn}"
+        );
+        assert!(before_spawn.nothing_started());
+        assert!(before_spawn.is_retryable());
+        assert!(
+            before_spawn
+                .to_string()
+                .contains("could not write a bot record in the state directory /x"),
+            "{before_spawn}"
+        );
+
+        let no_port = LocalError::Port {
+            source: io::Error::from_raw_os_error(Errno::EMFILE as i32),
+        }
+        .nothing_started()
+        .into_platform_error("bot 1 attempt 1");
+        assert_eq!(no_port.kind(), ErrorKind::Capacity, "{no_port}");
+        assert!(no_port.nothing_started());
+
+        let full = LocalError::AtCapacity { running: 1, max: 1 }
+            .nothing_started()
+            .into_platform_error("bot 1 attempt 1");
+        assert!(full.nothing_started(), "{full}");
+        assert!(full.to_string().contains("LOCAL_MAX_BOTS"), "{full}");
+
+        let program = LocalError::Program {
+            problem: ProgramProblem::NotOnPath {
+                program: "my-bot".into(),
+            },
+        }
+        .nothing_started()
+        .into_platform_error("bot 1 attempt 1");
+        assert_eq!(program.kind(), ErrorKind::Config, "{program}");
+        assert!(!program.is_retryable());
     }
 }

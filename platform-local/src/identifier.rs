@@ -3,12 +3,22 @@
 use std::fmt;
 use std::str::FromStr;
 
-use platform_core::{BotId, PlatformId};
+use platform_core::{BotId, InstallationId, PlatformId};
 
-/// One deploy of one bot: `(bot id, attempt)`. At most one bot process is
-/// started per key; its state file, log file and marker are named after it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// One deploy of one bot of one installation: `(installation, bot id,
+/// attempt)`. At most one bot process is started per key; its state file,
+/// log file, marker and deploy lock are named after it, so two
+/// installations that share a state directory never meet.
+///
+/// The installation is `None` only for bots deployed before installation
+/// ids existed: their identifiers, records, logs and markers carry none,
+/// and they are still stopped, read and cleaned up through their
+/// identifiers (see [`LocalBotId`]).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct InstanceKey {
+    /// The installation whose bot it is; `None` for a bot deployed before
+    /// installation ids existed.
+    pub installation: Option<InstallationId>,
     /// The Meeboter bot id.
     pub bot_id: BotId,
     /// The deploy attempt, from 1.
@@ -16,27 +26,53 @@ pub struct InstanceKey {
 }
 
 impl InstanceKey {
-    /// The key of `bot_id`'s deploy number `attempt`.
-    pub fn new(bot_id: BotId, attempt: u32) -> Self {
-        Self { bot_id, attempt }
+    /// The key of `installation`'s bot `bot_id`, deploy number `attempt`.
+    pub fn new(installation: &InstallationId, bot_id: BotId, attempt: u32) -> Self {
+        Self {
+            installation: Some(installation.clone()),
+            bot_id,
+            attempt,
+        }
     }
 
-    /// `bot-42-attempt-1`: the stem of the bot's state and log files.
+    /// The key of a bot deployed before installation ids existed.
+    pub fn without_installation(bot_id: BotId, attempt: u32) -> Self {
+        Self {
+            installation: None,
+            bot_id,
+            attempt,
+        }
+    }
+
+    /// `bot-42-attempt-1`: the stem of the bot's state and log files, in
+    /// its installation's directory.
     pub(crate) fn file_stem(&self) -> String {
         format!("bot-{}-attempt-{}", self.bot_id, self.attempt)
     }
 
-    /// Parses a [`file_stem`](Self::file_stem).
-    pub(crate) fn from_file_stem(stem: &str) -> Option<Self> {
+    /// Parses a [`file_stem`](Self::file_stem) found in `installation`'s
+    /// directory.
+    pub(crate) fn from_file_stem(
+        installation: Option<&InstallationId>,
+        stem: &str,
+    ) -> Option<Self> {
         let rest = stem.strip_prefix("bot-")?;
         let (bot, attempt) = rest.split_once("-attempt-")?;
-        Some(Self::new(BotId(bot.parse().ok()?), attempt.parse().ok()?))
+        Some(Self {
+            installation: installation.cloned(),
+            bot_id: BotId(bot.parse().ok()?),
+            attempt: attempt.parse().ok()?,
+        })
     }
 }
 
-/// `42-1`: bot id and attempt.
+/// `0123abcd:42-1` (installation, bot id and attempt), or `42-1` for a bot
+/// deployed before installation ids existed.
 impl fmt::Display for InstanceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(installation) = &self.installation {
+            write!(f, "{installation}:")?;
+        }
         write!(f, "{}-{}", self.bot_id, self.attempt)
     }
 }
@@ -45,11 +81,16 @@ impl FromStr for InstanceKey {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let (bot, attempt) = s.split_once('-').ok_or(())?;
-        Ok(Self::new(
-            BotId(bot.parse().map_err(drop)?),
-            attempt.parse().map_err(drop)?,
-        ))
+        let (installation, deploy) = match s.split_once(':') {
+            Some((installation, deploy)) => (Some(installation.parse().map_err(drop)?), deploy),
+            None => (None, s),
+        };
+        let (bot, attempt) = deploy.split_once('-').ok_or(())?;
+        Ok(Self {
+            installation,
+            bot_id: BotId(bot.parse().map_err(drop)?),
+            attempt: attempt.parse().map_err(drop)?,
+        })
     }
 }
 
@@ -67,23 +108,27 @@ pub struct ProcessIdentity {
 }
 
 /// A bot's identifier on the local platform, as stored by the deployment
-/// service: `<pid>:<start ticks>:<bot id>-<attempt>`, for example
-/// `48211:9338172:42-1`.
+/// service: `<pid>:<start ticks>:<installation>:<bot id>-<attempt>`, for
+/// example `48211:9338172:0123456789abcdef:42-1`.
 ///
 /// - `pid` is the bot's process id; the bot runs in its own process group,
 ///   whose id is the same number;
 /// - `start ticks` is the process start time from `/proc/<pid>/stat`, so an
 ///   identifier never matches a later process that got the same pid;
-/// - `bot id` and `attempt` name the bot's state file and log file in the
-///   state directory.
+/// - `installation`, `bot id` and `attempt` name the bot's state file, log
+///   file and marker.
+///
+/// Identifiers issued before installation ids existed have no installation
+/// (`48211:9338172:42-1`); they keep working, with the record, log and
+/// marker of that time.
 ///
 /// It stays valid across restarts of the service: everything it needs is in
 /// the identifier, `/proc` and the state directory.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct LocalBotId {
     /// The bot's process.
     pub process: ProcessIdentity,
-    /// Which deploy of which bot it is.
+    /// Which deploy of which bot of which installation it is.
     pub instance: InstanceKey,
 }
 
@@ -121,9 +166,8 @@ impl FromStr for LocalBotId {
         let invalid = || InvalidLocalBotId {
             given: s.to_owned(),
         };
-        let mut parts = s.split(':');
-        let (Some(pid), Some(start), Some(instance), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        let mut parts = s.splitn(3, ':');
+        let (Some(pid), Some(start), Some(instance)) = (parts.next(), parts.next(), parts.next())
         else {
             return Err(invalid());
         };
@@ -147,7 +191,7 @@ impl FromStr for LocalBotId {
 /// A string that is not a local platform identifier.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "{given:?} is not a local platform identifier; expected `<pid>:<start ticks>:<bot id>-<attempt>`, e.g. `48211:9338172:42-1`"
+    "{given:?} is not a local platform identifier; expected `<pid>:<start ticks>:<installation>:<bot id>-<attempt>`, e.g. `48211:9338172:0123456789abcdef:42-1`"
 )]
 pub struct InvalidLocalBotId {
     /// What was given.
@@ -158,18 +202,29 @@ pub struct InvalidLocalBotId {
 mod tests {
     use super::*;
 
+    fn installation() -> InstallationId {
+        InstallationId::new("0123456789abcdef").unwrap()
+    }
+
     #[test]
-    fn identifiers_round_trip() {
+    fn identifiers_round_trip_with_their_installation() {
         let id = LocalBotId {
             process: ProcessIdentity {
                 pid: 48211,
                 start_ticks: 9_338_172,
             },
-            instance: InstanceKey::new(BotId(42), 1),
+            instance: InstanceKey::new(&installation(), BotId(42), 1),
         };
-        assert_eq!(id.to_string(), "48211:9338172:42-1");
+        assert_eq!(id.to_string(), "48211:9338172:0123456789abcdef:42-1");
         assert_eq!(LocalBotId::parse(&id.to_platform_id()).unwrap(), id);
         assert_eq!(id.pid(), 48211);
+    }
+
+    #[test]
+    fn identifiers_issued_before_installation_ids_still_parse() {
+        let id: LocalBotId = "48211:9338172:42-1".parse().unwrap();
+        assert_eq!(id.instance, InstanceKey::without_installation(BotId(42), 1));
+        assert_eq!(id.to_string(), "48211:9338172:42-1");
     }
 
     #[test]
@@ -185,19 +240,32 @@ mod tests {
             "1:1:42-1",
             "4294967295:1:42-1",
             "48211:1:42-1:extra",
+            "48211:1:NOT-AN-INSTALLATION:42-1",
+            "48211:1:0123456789abcdef:42",
+            "48211:1:0123456789abcdef:42-1:extra",
             "arn:aws:ecs:eu-west-1:123:task/abc",
         ] {
             let err = bad.parse::<LocalBotId>().unwrap_err();
-            assert!(err.to_string().contains("<pid>:<start ticks>"), "{err}");
+            assert!(
+                err.to_string()
+                    .contains("<pid>:<start ticks>:<installation>:<bot id>-<attempt>"),
+                "{err}"
+            );
         }
     }
 
     #[test]
     fn file_stems_round_trip() {
-        let key = InstanceKey::new(BotId(7), 3);
+        let key = InstanceKey::new(&installation(), BotId(7), 3);
         assert_eq!(key.file_stem(), "bot-7-attempt-3");
-        assert_eq!(InstanceKey::from_file_stem("bot-7-attempt-3"), Some(key));
-        assert_eq!(InstanceKey::from_file_stem("bot-7"), None);
-        assert_eq!(InstanceKey::from_file_stem(".bot-7-attempt-3.tmp"), None);
+        assert_eq!(
+            InstanceKey::from_file_stem(Some(&installation()), "bot-7-attempt-3"),
+            Some(key)
+        );
+        assert_eq!(InstanceKey::from_file_stem(None, "bot-7"), None);
+        assert_eq!(
+            InstanceKey::from_file_stem(None, ".bot-7-attempt-3.tmp"),
+            None
+        );
     }
 }

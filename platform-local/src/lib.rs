@@ -13,12 +13,14 @@
 //! - exactly the bot environment of [`platform_core::bot_environment`]
 //!   (`BOT_ID`, `MEETING_URL`, …), plus [`BOT_PORT_VAR`] (a free port on
 //!   127.0.0.1; the bot's connection URL is `http://127.0.0.1:<port>`),
-//!   [`INSTANCE_MARKER_VAR`] (a marker that finds the bot's processes) and
+//!   [`INSTANCE_MARKER_VAR`] (a marker naming the installation, the bot and
+//!   the attempt, that finds the bot's processes) and
 //!   the few service variables of [`ALWAYS_INHERITED_ENV`] and
 //!   [`LOCAL_BOT_INHERIT_ENV`] — never the service's credentials;
 //! - its own process group, so a stop reaches everything it started and the
 //!   service's terminal does not;
-//! - stdout and stderr appended to `<state dir>/logs/bot-<id>-attempt-<n>.log`.
+//! - stdout and stderr appended to
+//!   `<state dir>/logs/<installation>/bot-<id>-attempt-<n>.log`.
 //!
 //! Stop is SIGTERM to the group, then SIGKILL after
 //! [`LOCAL_STOP_GRACE_SECONDS`]. Status comes from `/proc` and, for bots
@@ -26,14 +28,31 @@
 //! stop request is `stopped`; another code or a signal nobody here sent is
 //! `failed`, with the reason.
 //!
+//! # Installations
+//!
+//! The platform runs the bots of one installation (one database; see
+//! [`platform_core::InstallationId`]), given by its
+//! [`PlatformContext`]. Every name it gives a bot carries it: the
+//! identifier, the record and log directories in the state directory, and
+//! the marker in the bot's environment. Installations sharing a state
+//! directory (two databases run from one place) never find, adopt, stop or
+//! clean up each other's bots, and
+//! [`list_marked_bots`](PlatformService::list_marked_bots) lists this
+//! installation's alone: every bot with a record here, and every live
+//! process carrying the installation's marker.
+//!
 //! # Identifiers and restarts
 //!
-//! A bot's identifier is `<pid>:<start ticks>:<bot id>-<attempt>` (see
-//! [`LocalBotId`]): the start time guards against pid reuse. Bots keep
-//! running when the service stops; a restarted service on the same
-//! [`LOCAL_STATE_DIR`] acts on them through their identifiers and the
-//! records kept there. Only the exit status of a bot that ended while no
-//! service was its parent is lost, and its status says so.
+//! A bot's identifier is `<pid>:<start ticks>:<installation>:<bot
+//! id>-<attempt>` (see [`LocalBotId`]): the start time guards against pid
+//! reuse. Bots keep running when the service stops; a restarted service
+//! acts on them through their identifiers, the records kept in
+//! [`LOCAL_STATE_DIR`] and their marker, which finds everything a bot
+//! started even when the service restarts on another state directory. Only
+//! the exit status of a bot that ended while no service was its parent is
+//! lost, and its status says so. Identifiers issued before installation ids
+//! existed (`<pid>:<start ticks>:<bot id>-<attempt>`) keep working with the
+//! records and markers of that time.
 //!
 //! A deploy writes its intent before spawning, so a deploy repeated after a
 //! crash (same bot, same attempt) returns the bot already started, even
@@ -90,7 +109,7 @@ fn build_local(
 ) -> BoxFuture<'static, Result<Arc<dyn PlatformService>, Error>> {
     Box::pin(async move {
         let config = LocalConfig::from_env(context.env.as_ref())?;
-        let platform = LocalPlatform::new(config)?;
+        let platform = LocalPlatform::new(config, context.installation)?;
         Ok(Arc::new(platform) as Arc<dyn PlatformService>)
     })
 }

@@ -35,10 +35,20 @@ impl ProcStat {
 
 /// Parses `/proc/<pid>/stat`. The command name (field 2) is in parentheses
 /// and may itself contain spaces and parentheses, so fields are counted from
-/// the last `)`.
-pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
-    let (head, tail) = text.rsplit_once(')')?;
-    let pid = head.split_once(" (")?.0.trim().parse().ok()?;
+/// the last `)`. The file is bytes, not text: the name is whatever the
+/// program was called, cut by the kernel at 15 bytes, which can split a
+/// multibyte character, so only the fields around it are decoded.
+pub(crate) fn parse_stat(bytes: &[u8]) -> Option<ProcStat> {
+    let name_end = bytes.iter().rposition(|b| *b == b')')?;
+    let (head, tail) = (&bytes[..name_end], &bytes[name_end + 1..]);
+    let name_start = head.windows(2).position(|w| w == b" (")?;
+    let pid = std::str::from_utf8(&head[..name_start])
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    // Everything after the name is ASCII numbers and the state letter.
+    let tail = std::str::from_utf8(tail).ok()?;
     let fields: Vec<&str> = tail.split_whitespace().collect();
     // `fields[0]` is field 3 of proc(5); field N is `fields[N - 3]`.
     Some(ProcStat {
@@ -52,8 +62,8 @@ pub(crate) fn parse_stat(text: &str) -> Option<ProcStat> {
 
 /// The process `pid`, if it exists (a zombie included).
 pub(crate) fn read_stat(pid: u32) -> Option<ProcStat> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat(&text)
+    let bytes = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat(&bytes)
 }
 
 /// What has become of a process we know by its identity.
@@ -90,27 +100,35 @@ pub(crate) fn liveness(process: ProcessIdentity) -> Liveness {
     }
 }
 
-/// Every process id currently in `/proc`.
+/// Every process id currently in `/proc` (the numeric entries; the others
+/// are the kernel's own files).
 pub(crate) fn all_pids() -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .filter_map(Result::ok)
-        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .filter_map(|entry| {
+            let name = entry.file_name();
+            std::str::from_utf8(name.as_encoded_bytes())
+                .ok()?
+                .parse()
+                .ok()
+        })
         .collect()
 }
 
 /// The value of `name` in the environment `pid` was started with, when the
 /// process is readable (ours, and not a zombie: a zombie's environment reads
-/// empty).
+/// empty). An environment is bytes: a value that is not UTF-8 is `None`,
+/// never a lossy copy that could match another.
 pub(crate) fn environment_value(pid: u32, name: &str) -> Option<String> {
     let bytes = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
     let prefix = format!("{name}=");
-    bytes
+    let value = bytes
         .split(|b| *b == 0)
-        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))
-        .map(|value| String::from_utf8_lossy(value).into_owned())
+        .find_map(|entry| entry.strip_prefix(prefix.as_bytes()))?;
+    String::from_utf8(value.to_vec()).ok()
 }
 
 /// This service process, as it would appear in a state file's `writer`.
@@ -130,10 +148,9 @@ pub(crate) fn boot_id() -> Option<String> {
     static BOOT_ID: OnceLock<Option<String>> = OnceLock::new();
     BOOT_ID
         .get_or_init(|| {
-            std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
-                .ok()
-                .map(|id| id.trim().to_owned())
-                .filter(|id| !id.is_empty())
+            let bytes = std::fs::read("/proc/sys/kernel/random/boot_id").ok()?;
+            let id = String::from_utf8(bytes).ok()?.trim().to_owned();
+            (!id.is_empty()).then_some(id)
         })
         .clone()
 }
@@ -145,7 +162,7 @@ mod tests {
     #[test]
     fn stat_lines_with_odd_command_names_parse() {
         let line = "4242 (my (odd) bot) S 100 4242 4242 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
-        let stat = parse_stat(line).unwrap();
+        let stat = parse_stat(line.as_bytes()).unwrap();
         assert_eq!(
             stat,
             ProcStat {
@@ -157,8 +174,24 @@ mod tests {
             }
         );
         assert!(!stat.is_zombie());
-        assert!(parse_stat("garbage").is_none());
-        assert!(parse_stat("12 (x) Z 1 12").is_none());
+        assert!(parse_stat(b"garbage").is_none());
+        assert!(parse_stat(b"12 (x) Z 1 12").is_none());
+    }
+
+    #[test]
+    fn a_name_cut_inside_a_multibyte_character_still_parses() {
+        // `bot-ééééééé` cut by the kernel at 15 bytes ends in half an `é`.
+        let mut line =
+            b"4242 (bot-\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3\xa9\xc3) S 100 4242 4242".to_vec();
+        line.extend_from_slice(b" 0 -1 4194560 1 0 0 0 0 0 0 0 20 0 1 0 987654 1000 10 1");
+        assert!(
+            std::str::from_utf8(&line).is_err(),
+            "the test needs a cut character"
+        );
+        let stat = parse_stat(&line).unwrap();
+        assert_eq!(stat.pid, 4242);
+        assert_eq!(stat.process_group, 4242);
+        assert_eq!(stat.start_ticks, 987_654);
     }
 
     #[test]

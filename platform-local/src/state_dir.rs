@@ -1,11 +1,17 @@
 //! The state directory (`LOCAL_STATE_DIR`): one small JSON record per bot
 //! deploy, so a restarted service (or a repeated deploy after a crash) finds
-//! the bots it started, and one log file per bot deploy.
+//! the bots it started, and one log file per bot deploy, each in its
+//! installation's directory, so installations sharing a state directory (two
+//! databases run from one place) never read each other's records.
 //!
 //! ```text
-//! <state dir>/bots/bot-42-attempt-1.json   the record (no secrets in it)
-//! <state dir>/logs/bot-42-attempt-1.log    the bot's stdout and stderr
+//! <state dir>/bots/<installation>/bot-42-attempt-1.json   the record (no secrets in it)
+//! <state dir>/logs/<installation>/bot-42-attempt-1.log    the bot's stdout and stderr
 //! ```
+//!
+//! Bots deployed before installation ids existed have their record and log
+//! directly in `bots/` and `logs/`; they are still read, cleaned up and
+//! pruned through their identifiers, never listed as any installation's.
 //!
 //! Records are written atomically (a temporary file renamed over the old
 //! one), so a crash never leaves a half-written record. A record is created
@@ -21,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use platform_core::BotId;
+use platform_core::{BotId, InstallationId};
 use serde::{Deserialize, Serialize};
 
 use crate::exit_status::RecordedExit;
@@ -32,13 +38,18 @@ use crate::identifier::{InstanceKey, ProcessIdentity};
 /// a busy host does not fill its disk with logs.
 pub const LOG_RETENTION: Duration = Duration::from_secs(7 * 24 * 60 * 60);
 
-const RECORD_FORMAT: u32 = 1;
+/// The record layout: 1 before installation ids, 2 with the installation.
+const RECORD_FORMAT: u32 = 2;
 
 /// What the state directory knows about one bot deploy.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct BotRecord {
     /// The record layout, for later changes.
     pub(crate) format: u32,
+    /// The installation whose bot it is (absent in records written before
+    /// installation ids existed).
+    #[serde(default)]
+    pub(crate) installation: Option<InstallationId>,
     pub(crate) bot_id: u64,
     pub(crate) attempt: u32,
     /// The service process that wrote the intent: while it lives, nobody
@@ -64,13 +75,14 @@ pub(crate) struct BotRecord {
 impl BotRecord {
     /// An intent to start `key` on `port`, written by `writer`.
     pub(crate) fn intent(
-        key: InstanceKey,
+        key: &InstanceKey,
         writer: ProcessIdentity,
         boot_id: Option<String>,
         port: u16,
     ) -> Self {
         Self {
             format: RECORD_FORMAT,
+            installation: key.installation.clone(),
             bot_id: key.bot_id.0,
             attempt: key.attempt,
             writer,
@@ -84,7 +96,11 @@ impl BotRecord {
     }
 
     pub(crate) fn key(&self) -> InstanceKey {
-        InstanceKey::new(BotId(self.bot_id), self.attempt)
+        InstanceKey {
+            installation: self.installation.clone(),
+            bot_id: BotId(self.bot_id),
+            attempt: self.attempt,
+        }
     }
 
     /// Marks the bot as spawned.
@@ -124,17 +140,18 @@ pub(crate) struct StateDir {
 static TEMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl StateDir {
-    /// Creates the directory if needed and resolves it to an absolute path
-    /// that does not change when the service's working directory does.
-    pub(crate) fn open(path: &Path) -> io::Result<Self> {
+    /// Creates the directory, with `installation`'s record and log
+    /// directories, if needed, and resolves it to an absolute path that
+    /// does not change when the service's working directory does.
+    pub(crate) fn open(path: &Path, installation: &InstallationId) -> io::Result<Self> {
         let mut builder = DirBuilder::new();
         builder.recursive(true).mode(0o700);
         builder.create(path)?;
         let root = fs::canonicalize(path)?;
         let bots = root.join("bots");
         let logs = root.join("logs");
-        builder.create(&bots)?;
-        builder.create(&logs)?;
+        builder.create(bots.join(installation.as_str()))?;
+        builder.create(logs.join(installation.as_str()))?;
         Ok(Self { root, bots, logs })
     }
 
@@ -142,23 +159,33 @@ impl StateDir {
         &self.root
     }
 
-    fn record_path(&self, key: InstanceKey) -> PathBuf {
-        self.bots.join(format!("{}.json", key.file_stem()))
+    /// The directory of `installation`'s files under `base` (`bots` or
+    /// `logs`); `base` itself for bots of the time before installation ids.
+    fn dir_of(base: &Path, installation: Option<&InstallationId>) -> PathBuf {
+        match installation {
+            Some(installation) => base.join(installation.as_str()),
+            None => base.to_owned(),
+        }
     }
 
-    pub(crate) fn log_path(&self, key: InstanceKey) -> PathBuf {
-        self.logs.join(format!("{}.log", key.file_stem()))
+    pub(crate) fn record_path(&self, key: &InstanceKey) -> PathBuf {
+        Self::dir_of(&self.bots, key.installation.as_ref())
+            .join(format!("{}.json", key.file_stem()))
+    }
+
+    pub(crate) fn log_path(&self, key: &InstanceKey) -> PathBuf {
+        Self::dir_of(&self.logs, key.installation.as_ref()).join(format!("{}.log", key.file_stem()))
     }
 
     /// The record of `key`. A record that cannot be parsed (written by a
     /// newer version, or damaged by a power cut) is `InvalidData`.
-    pub(crate) fn read(&self, key: InstanceKey) -> io::Result<Option<BotRecord>> {
+    pub(crate) fn read(&self, key: &InstanceKey) -> io::Result<Option<BotRecord>> {
         read_record(&self.record_path(key))
     }
 
     /// Writes `record` only if `key` has none yet. Returns whether it did.
     pub(crate) fn create(&self, record: &BotRecord) -> io::Result<bool> {
-        let path = self.record_path(record.key());
+        let path = self.record_path(&record.key());
         let temp = self.write_temp(record)?;
         // A hard link fails if the target exists: an atomic "create with
         // this content unless present".
@@ -173,7 +200,7 @@ impl StateDir {
 
     /// Writes `record`, replacing the one of its key.
     pub(crate) fn replace(&self, record: &BotRecord) -> io::Result<()> {
-        let path = self.record_path(record.key());
+        let path = self.record_path(&record.key());
         let temp = self.write_temp(record)?;
         fs::rename(&temp, &path).inspect_err(|_| {
             let _ = fs::remove_file(&temp);
@@ -181,35 +208,42 @@ impl StateDir {
     }
 
     /// Removes the record of `key`; a missing one is fine.
-    pub(crate) fn remove(&self, key: InstanceKey) -> io::Result<()> {
+    pub(crate) fn remove(&self, key: &InstanceKey) -> io::Result<()> {
         match fs::remove_file(self.record_path(key)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
             _ => Ok(()),
         }
     }
 
-    /// Every readable record.
-    pub(crate) fn list(&self) -> io::Result<Vec<BotRecord>> {
-        let mut records = Vec::new();
+    /// Every readable record of `installation`.
+    pub(crate) fn list(&self, installation: &InstallationId) -> io::Result<Vec<BotRecord>> {
+        records_in(&self.bots.join(installation.as_str()), Some(installation))
+    }
+
+    /// Every readable record in the state directory, whatever its
+    /// installation: what runs from here, for the running-bot cap.
+    pub(crate) fn list_all(&self) -> io::Result<Vec<BotRecord>> {
+        let mut records = records_in(&self.bots, None)?;
         for entry in fs::read_dir(&self.bots)? {
-            let path = entry?.path();
-            let is_record = path.extension().is_some_and(|e| e == "json")
-                && path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .and_then(InstanceKey::from_file_stem)
-                    .is_some();
-            if is_record && let Ok(Some(record)) = read_record(&path) {
-                records.push(record);
+            let entry = entry?;
+            let installation = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse::<InstallationId>().ok());
+            if let Some(installation) = installation
+                && entry.file_type()?.is_dir()
+            {
+                records.extend(records_in(&entry.path(), Some(&installation))?);
             }
         }
         Ok(records)
     }
 
     fn write_temp(&self, record: &BotRecord) -> io::Result<PathBuf> {
-        let temp = self.bots.join(format!(
+        let key = record.key();
+        let temp = Self::dir_of(&self.bots, key.installation.as_ref()).join(format!(
             ".{}.json.tmp-{}-{}",
-            record.key().file_stem(),
+            key.file_stem(),
             std::process::id(),
             TEMP_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
@@ -229,7 +263,7 @@ impl StateDir {
 
     /// The bot's log file, opened for appending (a bot started again for the
     /// same deploy after a crash appends to the same log).
-    pub(crate) fn open_log(&self, key: InstanceKey) -> io::Result<File> {
+    pub(crate) fn open_log(&self, key: &InstanceKey) -> io::Result<File> {
         OpenOptions::new()
             .create(true)
             .append(true)
@@ -238,7 +272,7 @@ impl StateDir {
     }
 
     /// The last `max_lines` lines of the bot's log, from its last 8 KiB.
-    pub(crate) fn log_tail(&self, key: InstanceKey, max_lines: usize) -> String {
+    pub(crate) fn log_tail(&self, key: &InstanceKey, max_lines: usize) -> String {
         const WINDOW: u64 = 8 * 1024;
         let Ok(mut file) = File::open(self.log_path(key)) else {
             return String::new();
@@ -257,10 +291,17 @@ impl StateDir {
         lines[lines.len().saturating_sub(max_lines)..].join("\n")
     }
 
-    /// Deletes the log files of bots that have no record any more and whose
-    /// log was last written more than `retention` ago.
-    pub(crate) fn prune_logs(&self, retention: Duration) {
-        let Ok(entries) = fs::read_dir(&self.logs) else {
+    /// Deletes the log files of `installation`'s bots, and of bots from
+    /// before installation ids, that have no record any more and whose log
+    /// was last written more than `retention` ago. Another installation's
+    /// logs are its own to prune.
+    pub(crate) fn prune_logs(&self, installation: &InstallationId, retention: Duration) {
+        self.prune_logs_in(Some(installation), retention);
+        self.prune_logs_in(None, retention);
+    }
+
+    fn prune_logs_in(&self, installation: Option<&InstallationId>, retention: Duration) {
+        let Ok(entries) = fs::read_dir(Self::dir_of(&self.logs, installation)) else {
             return;
         };
         let now = SystemTime::now();
@@ -269,7 +310,7 @@ impl StateDir {
             let Some(key) = path
                 .file_stem()
                 .and_then(|s| s.to_str())
-                .and_then(InstanceKey::from_file_stem)
+                .and_then(|stem| InstanceKey::from_file_stem(installation, stem))
             else {
                 continue;
             };
@@ -279,7 +320,7 @@ impl StateDir {
                 .ok()
                 .and_then(|modified| now.duration_since(modified).ok())
                 .is_some_and(|age| age >= retention);
-            if old && !self.record_path(key).exists() {
+            if old && !self.record_path(&key).exists() {
                 match fs::remove_file(&path) {
                     Ok(()) => tracing::debug!(log = %path.display(), "deleted an old bot log"),
                     Err(e) => {
@@ -290,12 +331,38 @@ impl StateDir {
         }
     }
 
-    /// Checks that records can be written here.
-    pub(crate) fn probe_writable(&self) -> io::Result<()> {
-        let probe = self.bots.join(format!(".probe-{}", std::process::id()));
+    /// Checks that `installation`'s records can be written here.
+    pub(crate) fn probe_writable(&self, installation: &InstallationId) -> io::Result<()> {
+        let probe = self
+            .bots
+            .join(installation.as_str())
+            .join(format!(".probe-{}", std::process::id()));
         File::create(&probe)?;
         fs::remove_file(&probe)
     }
+}
+
+/// The readable records directly in `dir`, which holds `installation`'s.
+fn records_in(dir: &Path, installation: Option<&InstallationId>) -> io::Result<Vec<BotRecord>> {
+    let mut records = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let path = entry?.path();
+        let is_record = path.extension().is_some_and(|e| e == "json")
+            && path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|stem| InstanceKey::from_file_stem(installation, stem))
+                .is_some();
+        // A record whose content names another installation than its
+        // directory was moved there by hand: not this installation's.
+        if is_record
+            && let Ok(Some(record)) = read_record(&path)
+            && record.installation.as_ref() == installation
+        {
+            records.push(record);
+        }
+    }
+    Ok(records)
 }
 
 fn read_record(path: &Path) -> io::Result<Option<BotRecord>> {
@@ -320,21 +387,34 @@ mod tests {
         }
     }
 
+    fn installation() -> InstallationId {
+        InstallationId::new("0123456789abcdef").unwrap()
+    }
+
+    fn key(bot: u64) -> InstanceKey {
+        InstanceKey::new(&installation(), BotId(bot), 1)
+    }
+
     #[test]
     fn records_are_created_once_replaced_and_removed() {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::open(&dir.path().join("state")).unwrap();
-        let key = InstanceKey::new(BotId(42), 1);
-        assert_eq!(state.read(key).unwrap(), None);
+        let state = StateDir::open(&dir.path().join("state"), &installation()).unwrap();
+        let key = key(42);
+        assert_eq!(state.read(&key).unwrap(), None);
 
-        let intent = BotRecord::intent(key, me(), Some("boot".into()), 4000);
+        let intent = BotRecord::intent(&key, me(), Some("boot".into()), 4000);
         assert!(state.create(&intent).unwrap());
         assert!(
             !state
-                .create(&BotRecord::intent(key, me(), None, 5000))
+                .create(&BotRecord::intent(&key, me(), None, 5000))
                 .unwrap()
         );
-        assert_eq!(state.read(key).unwrap(), Some(intent.clone()));
+        assert_eq!(state.read(&key).unwrap(), Some(intent.clone()));
+        assert!(
+            dir.path()
+                .join("state/bots/0123456789abcdef/bot-42-attempt-1.json")
+                .exists()
+        );
 
         let child = ProcessIdentity {
             pid: 30,
@@ -342,75 +422,159 @@ mod tests {
         };
         let spawned = intent.spawned(child);
         state.replace(&spawned).unwrap();
-        let read = state.read(key).unwrap().unwrap();
+        let read = state.read(&key).unwrap().unwrap();
         assert!(read.describes(child));
-        assert_eq!(state.list().unwrap(), vec![read]);
+        assert_eq!(state.list(&installation()).unwrap(), vec![read]);
 
-        state.remove(key).unwrap();
-        state.remove(key).unwrap();
-        assert_eq!(state.read(key).unwrap(), None);
+        state.remove(&key).unwrap();
+        state.remove(&key).unwrap();
+        assert_eq!(state.read(&key).unwrap(), None);
         // No temporary file is left behind.
-        let leftovers: Vec<_> = fs::read_dir(dir.path().join("state/bots"))
+        let leftovers: Vec<_> = fs::read_dir(dir.path().join("state/bots/0123456789abcdef"))
             .unwrap()
             .collect();
         assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]
+    fn installations_sharing_a_state_directory_keep_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = InstallationId::new("fedcba9876543210").unwrap();
+        let ours = StateDir::open(dir.path(), &installation()).unwrap();
+        let theirs = StateDir::open(dir.path(), &other).unwrap();
+        let our_bot = key(1);
+        let their_bot = InstanceKey::new(&other, BotId(1), 1);
+        assert!(
+            ours.create(&BotRecord::intent(&our_bot, me(), None, 1))
+                .unwrap()
+        );
+        // Their bot 1 attempt 1 is another bot: its intent is written too.
+        assert!(
+            theirs
+                .create(&BotRecord::intent(&their_bot, me(), None, 2))
+                .unwrap()
+        );
+        assert_eq!(ours.read(&our_bot).unwrap().unwrap().port, 1);
+        assert_eq!(theirs.read(&their_bot).unwrap().unwrap().port, 2);
+        assert_ne!(ours.log_path(&our_bot), theirs.log_path(&their_bot));
+
+        let listed: Vec<_> = ours
+            .list(&installation())
+            .unwrap()
+            .iter()
+            .map(BotRecord::key)
+            .collect();
+        assert_eq!(listed, std::slice::from_ref(&our_bot));
+        // The running-bot cap counts every installation's, and bots of the
+        // time before installation ids.
+        let old = InstanceKey::without_installation(BotId(1), 1);
+        ours.replace(&BotRecord::intent(&old, me(), None, 3))
+            .unwrap();
+        assert!(dir.path().join("bots/bot-1-attempt-1.json").exists());
+        let mut all: Vec<_> = ours
+            .list_all()
+            .unwrap()
+            .iter()
+            .map(BotRecord::key)
+            .collect();
+        all.sort();
+        let mut expected = vec![old, our_bot, their_bot];
+        expected.sort();
+        assert_eq!(all, expected);
+    }
+
+    #[test]
+    fn a_record_of_the_time_before_installation_ids_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = StateDir::open(dir.path(), &installation()).unwrap();
+        // As the previous version wrote it.
+        fs::write(
+            dir.path().join("bots/bot-5-attempt-2.json"),
+            r#"{"format":1,"bot_id":5,"attempt":2,"writer":{"pid":10,"start_ticks":20},"boot_id":null,"port":4000,"process":{"pid":30,"start_ticks":40},"started_at_unix":1,"stop_requested":false,"exit":null}"#,
+        )
+        .unwrap();
+        let old = InstanceKey::without_installation(BotId(5), 2);
+        let record = state.read(&old).unwrap().unwrap();
+        assert_eq!(record.key(), old);
+        assert_eq!(record.port, 4000);
+        // Never listed as this installation's.
+        assert!(state.list(&installation()).unwrap().is_empty());
+        state.remove(&old).unwrap();
+        assert_eq!(state.read(&old).unwrap(), None);
+    }
+
+    #[test]
     fn a_damaged_record_is_invalid_data() {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::open(dir.path()).unwrap();
-        let key = InstanceKey::new(BotId(1), 1);
-        fs::write(state.record_path(key), "{ not json").unwrap();
+        let state = StateDir::open(dir.path(), &installation()).unwrap();
+        let key = key(1);
+        fs::write(state.record_path(&key), "{ not json").unwrap();
         assert_eq!(
-            state.read(key).unwrap_err().kind(),
+            state.read(&key).unwrap_err().kind(),
             io::ErrorKind::InvalidData
         );
-        assert!(state.list().unwrap().is_empty());
+        assert!(state.list(&installation()).unwrap().is_empty());
     }
 
     #[test]
     fn the_directory_is_private_and_absolute() {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::open(&dir.path().join("a/b")).unwrap();
+        let state = StateDir::open(&dir.path().join("a/b"), &installation()).unwrap();
         assert!(state.root().is_absolute());
-        let mode = fs::metadata(state.root()).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o700);
-        state.probe_writable().unwrap();
+        for path in [
+            state.root().to_owned(),
+            state.root().join("bots/0123456789abcdef"),
+            state.root().join("logs/0123456789abcdef"),
+        ] {
+            let mode = fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o700, "{}", path.display());
+        }
+        state.probe_writable(&installation()).unwrap();
     }
 
     #[test]
     fn log_tail_gives_the_last_lines() {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::open(dir.path()).unwrap();
-        let key = InstanceKey::new(BotId(1), 1);
-        let mut log = state.open_log(key).unwrap();
+        let state = StateDir::open(dir.path(), &installation()).unwrap();
+        let key = key(1);
+        let mut log = state.open_log(&key).unwrap();
         for i in 0..5000 {
             writeln!(log, "line {i}").unwrap();
         }
-        assert_eq!(state.log_tail(key, 3), "line 4997\nline 4998\nline 4999");
-        assert_eq!(state.log_tail(InstanceKey::new(BotId(2), 1), 3), "");
+        assert_eq!(state.log_tail(&key, 3), "line 4997\nline 4998\nline 4999");
+        assert_eq!(state.log_tail(&self::key(2), 3), "");
     }
 
     #[test]
     fn old_logs_of_cleaned_up_bots_are_pruned() {
         let dir = tempfile::tempdir().unwrap();
-        let state = StateDir::open(dir.path()).unwrap();
-        let gone = InstanceKey::new(BotId(1), 1);
-        let live = InstanceKey::new(BotId(2), 1);
-        state.open_log(gone).unwrap();
-        state.open_log(live).unwrap();
+        let state = StateDir::open(dir.path(), &installation()).unwrap();
+        let other = InstallationId::new("fedcba9876543210").unwrap();
+        let theirs = StateDir::open(dir.path(), &other).unwrap();
+        let gone = key(1);
+        let live = key(2);
+        let old_gone = InstanceKey::without_installation(BotId(3), 1);
+        let their_gone = InstanceKey::new(&other, BotId(1), 1);
+        for key in [&gone, &live, &old_gone] {
+            state.open_log(key).unwrap();
+        }
+        theirs.open_log(&their_gone).unwrap();
         state
-            .replace(&BotRecord::intent(live, me(), None, 1))
+            .replace(&BotRecord::intent(&live, me(), None, 1))
             .unwrap();
-        state.prune_logs(Duration::from_secs(3600));
-        assert!(state.log_path(gone).exists(), "recent logs are kept");
-        state.prune_logs(Duration::ZERO);
-        assert!(!state.log_path(gone).exists());
+        state.prune_logs(&installation(), Duration::from_secs(3600));
+        assert!(state.log_path(&gone).exists(), "recent logs are kept");
+        state.prune_logs(&installation(), Duration::ZERO);
+        assert!(!state.log_path(&gone).exists());
+        assert!(!state.log_path(&old_gone).exists());
         assert!(
-            state.log_path(live).exists(),
+            state.log_path(&live).exists(),
             "a bot with a record keeps its log"
+        );
+        assert!(
+            theirs.log_path(&their_gone).exists(),
+            "another installation's logs are its own to prune"
         );
     }
 }

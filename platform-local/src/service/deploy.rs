@@ -10,7 +10,7 @@ use platform_core::{BotDeploymentConfig, DeployResult, bot_environment};
 use tokio::process::{Child, Command};
 use tokio::sync::OwnedMutexGuard;
 
-use super::{BOT_PORT_VAR, LOG_TAIL_LINES, LocalPlatform, record_exit};
+use super::{BOT_PORT_VAR, LOG_TAIL_LINES, LocalPlatform, intent_in_flight, record_exit};
 use crate::children::ChildState;
 use crate::deploy_locks::{self, LockScope};
 use crate::error::LocalError;
@@ -26,11 +26,13 @@ impl LocalPlatform {
         config: &BotDeploymentConfig,
         attempt: u32,
     ) -> Result<DeployResult, LocalError> {
-        let key = InstanceKey::new(config.bot_id(), attempt);
-        let _deploying = deploy_locks::lock(LockScope::deploy(self.state.root(), key)).await;
+        let key = self.key(config.bot_id(), attempt);
+        let _deploying = deploy_locks::lock(LockScope::deploy(self.state.root(), &key)).await;
         // Whether a record exists that the intent must replace.
         let mut replace_existing = true;
-        let existing = match self.state.read(key) {
+        // Without a readable record nobody can tell whether an earlier call
+        // started the bot: such a failure is not "nothing started".
+        let existing = match self.state.read(&key) {
             Ok(record) => {
                 replace_existing = record.is_some();
                 record
@@ -44,68 +46,79 @@ impl LocalPlatform {
         if let Some(record) = existing {
             if let Some(process) = record.process {
                 tracing::info!(bot_id = %key.bot_id, attempt, pid = process.pid, "deploy repeated: the bot was already started");
-                return Ok(Self::deploy_result(key, process, record.port));
+                return Ok(Self::deploy_result(&key, process, record.port));
             }
             // An intent without a process: the deploy that wrote it crashed
             // or was cancelled, or is still running in another process.
-            let writer = record.writer;
-            if writer != proc_table::this_process() && proc_table::liveness(writer).is_alive() {
+            if intent_in_flight(&record) {
+                let writer = record.writer;
                 return Err(LocalError::StartedElsewhere { key, writer });
             }
-            if let Some(adopted) = self.adopt_unrecorded_bot(key, &record)? {
+            if let Some(adopted) = self.adopt_unrecorded_bot(&key, &record)? {
                 return Ok(adopted);
             }
         }
+        // From here until the spawn, no process of this deploy runs (no
+        // record has one, and the marker found none), so a failure proves
+        // that nothing was started.
+        //
         // Held until the record is complete, so concurrent deploys count
         // each other.
-        let (program, _capacity, port) = match self.prepare_spawn(key).await {
+        let (program, _capacity, port) = match self.prepare_spawn(&key).await {
             Ok(prepared) => prepared,
             Err(e) => {
                 // An interrupted deploy's intent that started nothing is
                 // not left behind by a deploy that cannot start anything.
                 if replace_existing {
-                    let _ = self.state.remove(key);
+                    let _ = self.state.remove(&key);
                 }
-                return Err(e);
+                return Err(e.nothing_started());
             }
         };
-        let intent =
-            BotRecord::intent(key, proc_table::this_process(), proc_table::boot_id(), port);
-        if replace_existing {
-            self.state
-                .replace(&intent)
-                .map_err(|e| self.state_error("write a bot record", e))?;
-        } else if !self
-            .state
-            .create(&intent)
-            .map_err(|e| self.state_error("write a bot record", e))?
-        {
-            // Another process wrote an intent since we looked.
-            let writer = self
-                .state
-                .read(key)
-                .ok()
-                .flatten()
-                .map_or(intent.writer, |r| r.writer);
-            return Err(LocalError::StartedElsewhere { key, writer });
+        let intent = BotRecord::intent(
+            &key,
+            proc_table::this_process(),
+            proc_table::boot_id(),
+            port,
+        );
+        let written = if replace_existing {
+            self.state.replace(&intent).map(|()| true)
+        } else {
+            self.state.create(&intent)
+        };
+        match written {
+            Ok(true) => {}
+            Ok(false) => {
+                // Another process wrote an intent since we looked.
+                let writer = self
+                    .state
+                    .read(&key)
+                    .ok()
+                    .flatten()
+                    .map_or(intent.writer, |r| r.writer);
+                return Err(LocalError::StartedElsewhere { key, writer });
+            }
+            Err(e) => {
+                return Err(self.state_error("write a bot record", e).nothing_started());
+            }
         }
-        let (child, process) = match self.spawn(key, &program, config, port) {
+        let (child, process) = match self.spawn(&key, &program, config, port) {
             Ok(spawned) => spawned,
             Err(e) => {
                 // Nothing was started: leave no intent behind.
-                let _ = self.state.remove(key);
+                let _ = self.state.remove(&key);
                 return Err(e);
             }
         };
-        self.watch_child(key, child, process);
+        self.watch_child(&key, child, process);
         let id = LocalBotId {
             process,
-            instance: key,
+            instance: key.clone(),
         };
         if let Err(e) = self.state.replace(&intent.clone().spawned(process)) {
             // Without a record a restarted service could not find the bot:
             // do not leave it running.
-            let _ = self.clean_up_locked(id).await;
+            let _ = self.clean_up_locked(&id).await;
             return Err(self.state_error("write a bot record", e));
         }
         tracing::info!(bot_id = %key.bot_id, attempt, pid = process.pid, port, "bot process started");
@@ -119,11 +132,11 @@ impl LocalPlatform {
                 ChildState::Exited(exit) => exit.describe(),
                 _ => "ended".to_owned(),
             };
-            let log = self.state.log_path(key);
-            let tail = redact_secrets(&self.state.log_tail(key, LOG_TAIL_LINES), config);
+            let log = self.state.log_path(&key);
+            let tail = redact_secrets(&self.state.log_tail(&key, LOG_TAIL_LINES), config);
             // Whatever it started goes too, and its record: a failed deploy
             // holds nothing. The log stays for the operator.
-            let _ = self.clean_up_locked(id).await;
+            let _ = self.clean_up_locked(&id).await;
             return Err(LocalError::ExitedAtStart {
                 key,
                 detail: format!(
@@ -133,14 +146,14 @@ impl LocalPlatform {
                 ),
             });
         }
-        Ok(Self::deploy_result(key, process, port))
+        Ok(Self::deploy_result(&key, process, port))
     }
 
     /// The program to run, the capacity guard (when `LOCAL_MAX_BOTS` is
     /// set) and a port: everything checked before an intent is written.
     async fn prepare_spawn(
         &self,
-        key: InstanceKey,
+        key: &InstanceKey,
     ) -> Result<(PathBuf, Option<OwnedMutexGuard<()>>, u16), LocalError> {
         let program = self
             .config
@@ -170,14 +183,11 @@ impl LocalPlatform {
     /// marker and record it.
     fn adopt_unrecorded_bot(
         &self,
-        key: InstanceKey,
+        key: &InstanceKey,
         intent: &BotRecord,
     ) -> Result<Option<DeployResult>, LocalError> {
-        let Some(leader) = process_control::processes_with_marker(&self.marker(key))
-            .into_iter()
-            .filter(|stat| stat.pid == stat.process_group)
-            .min_by_key(|stat| stat.start_ticks)
-        else {
+        let processes = process_control::processes_with_marker(&self.marker(key));
+        let Some(&leader) = process_control::bot_process(&processes) else {
             return Ok(None);
         };
         let port = proc_table::environment_value(leader.pid, BOT_PORT_VAR)
@@ -196,17 +206,18 @@ impl LocalPlatform {
         Ok(Some(Self::deploy_result(key, leader.identity(), port)))
     }
 
-    /// Bots of this state directory that are running or being started,
-    /// other than `except`.
-    fn count_running_bots(&self, except: InstanceKey) -> Result<usize, LocalError> {
+    /// Bots of this state directory (of every installation: they share
+    /// the machine) that are running or being started, other than
+    /// `except`.
+    fn count_running_bots(&self, except: &InstanceKey) -> Result<usize, LocalError> {
         let boot = proc_table::boot_id();
         let records = self
             .state
-            .list()
+            .list_all()
             .map_err(|e| self.state_error("list bot records", e))?;
         Ok(records
             .iter()
-            .filter(|record| record.key() != except)
+            .filter(|record| record.key() != *except)
             .filter(|record| match record.process {
                 Some(process) => {
                     !record.started_in_earlier_boot(boot.as_deref())
@@ -217,17 +228,19 @@ impl LocalPlatform {
             .count())
     }
 
+    /// Spawns the bot. An error before the process exists is
+    /// [`nothing_started`](LocalError::nothing_started).
     fn spawn(
         &self,
-        key: InstanceKey,
+        key: &InstanceKey,
         program: &Path,
         config: &BotDeploymentConfig,
         port: u16,
     ) -> Result<(Child, ProcessIdentity), LocalError> {
-        let mut log = self
-            .state
-            .open_log(key)
-            .map_err(|e| self.state_error("open the bot's log file", e))?;
+        let mut log = self.state.open_log(key).map_err(|e| {
+            self.state_error("open the bot's log file", e)
+                .nothing_started()
+        })?;
         let unix_time = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -240,9 +253,10 @@ impl LocalPlatform {
             key.attempt,
             program.display(),
         );
-        let stdout = log
-            .try_clone()
-            .map_err(|e| self.state_error("open the bot's log file", e))?;
+        let stdout = log.try_clone().map_err(|e| {
+            self.state_error("open the bot's log file", e)
+                .nothing_started()
+        })?;
         let mut command = Command::new(program);
         command
             .args(self.config.command.args())
@@ -259,7 +273,7 @@ impl LocalPlatform {
                     .map(|var| (var.name(), var.value())),
             )
             .env(BOT_PORT_VAR, port.to_string())
-            .env(INSTANCE_MARKER_VAR, self.marker(key))
+            .env(INSTANCE_MARKER_VAR, self.marker(key).value())
             .stdin(Stdio::null())
             .stdout(stdout)
             .stderr(log)
@@ -268,9 +282,12 @@ impl LocalPlatform {
             .process_group(0)
             // Bots outlive the service and its handles.
             .kill_on_drop(false);
-        let child = command.spawn().map_err(|source| LocalError::Spawn {
-            program: program.to_owned(),
-            source,
+        let child = command.spawn().map_err(|source| {
+            LocalError::Spawn {
+                program: program.to_owned(),
+                source,
+            }
+            .nothing_started()
         })?;
         // The child cannot have been collected yet (only its watcher will
         // do that), so its pid and /proc entry are there, zombie or not.
@@ -287,21 +304,23 @@ impl LocalPlatform {
         }
     }
 
-    fn watch_child(&self, key: InstanceKey, child: Child, process: ProcessIdentity) {
+    fn watch_child(&self, key: &InstanceKey, child: Child, process: ProcessIdentity) {
         let state = self.state.clone();
         let state_for_flag = self.state.clone();
+        let key_for_flag = key.clone();
+        let key = key.clone();
         self.children.watch(
             child,
             process,
             move || {
                 state_for_flag
-                    .read(key)
+                    .read(&key_for_flag)
                     .ok()
                     .flatten()
                     .is_some_and(|r| r.describes(process) && r.stop_requested)
             },
             move |exit| async move {
-                record_exit(&state, key, process, exit).await;
+                record_exit(&state, &key, process, exit).await;
             },
         );
     }

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use platform_core::{
-    BotDeploymentConfig, BotId, BotStatus, ConfigProblem, DeployResult, Error, PlatformId,
-    PlatformService,
+    BotDeploymentConfig, BotId, BotStatus, ConfigProblem, DeployResult, Error, InstallationId,
+    MarkedBot, PlatformId, PlatformService,
 };
 
 use crate::children::Children;
@@ -21,10 +21,12 @@ use crate::error::{LocalError, PLATFORM};
 use crate::exit_status::RecordedExit;
 use crate::identifier::{InstanceKey, LocalBotId, ProcessIdentity};
 use crate::ports::PortPicker;
-use crate::process_control::{self, marker_value};
-use crate::state_dir::{LOG_RETENTION, StateDir};
+use crate::proc_table;
+use crate::process_control::{self, Marker};
+use crate::state_dir::{BotRecord, LOG_RETENTION, StateDir};
 
 mod deploy;
+mod marked;
 mod status;
 mod teardown;
 #[cfg(test)]
@@ -52,9 +54,9 @@ const LOG_PRUNE_INTERVAL: Duration = Duration::from_secs(600);
 /// Lines of a bot's log quoted when it fails to start.
 const LOG_TAIL_LINES: usize = 20;
 
-/// A live process started for a bot of this state directory, as found in
+/// A live process started for a bot of this installation, as found in
 /// `/proc` (see [`LocalPlatform::live_processes`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LiveProcess {
     /// Its process id.
     pub pid: u32,
@@ -83,11 +85,20 @@ pub struct LiveProcess {
 ///   process carrying its marker), collects its exit status and removes its
 ///   record; its log is kept (see [`LOG_RETENTION`]).
 ///
+/// Everything it names after a bot carries its installation (see
+/// [`InstanceKey`]): records and logs live in the installation's directories
+/// of the state directory and a bot's processes carry a marker naming the
+/// installation, so installations sharing a state directory never find,
+/// adopt, stop or clean up each other's bots, and
+/// [`list_marked_bots`](PlatformService::list_marked_bots) lists this
+/// installation's alone.
+///
 /// Bots outlive the service: a restarted service finds them through their
-/// identifiers and records. Dropping a `LocalPlatform` leaves its bots
-/// running.
+/// identifiers, records and markers, on this state directory or another
+/// one. Dropping a `LocalPlatform` leaves its bots running.
 pub struct LocalPlatform {
     config: LocalConfig,
+    installation: InstallationId,
     state: StateDir,
     children: Children,
     ports: PortPicker,
@@ -98,26 +109,28 @@ impl fmt::Debug for LocalPlatform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LocalPlatform")
             .field("command", &self.config.command)
+            .field("installation", &self.installation)
             .field("state_dir", &self.state.root())
             .finish_non_exhaustive()
     }
 }
 
 impl LocalPlatform {
-    /// A platform running bots as `config` says. Creates the state
-    /// directory if needed; fails with a configuration error naming
-    /// `LOCAL_STATE_DIR` if it cannot.
-    pub fn new(config: LocalConfig) -> Result<Self, Error> {
-        let state = StateDir::open(&config.state_dir).map_err(|e| Error::Config {
-            platform: PLATFORM,
-            problems: vec![ConfigProblem::new(
-                LOCAL_STATE_DIR.name,
-                format!(
-                    "{} cannot be created or opened: {e}",
-                    config.state_dir.display()
-                ),
-            )],
-        })?;
+    /// A platform running `installation`'s bots as `config` says. Creates
+    /// the state directory if needed; fails with a configuration error
+    /// naming `LOCAL_STATE_DIR` if it cannot.
+    pub fn new(config: LocalConfig, installation: InstallationId) -> Result<Self, Error> {
+        let state =
+            StateDir::open(&config.state_dir, &installation).map_err(|e| Error::Config {
+                platform: PLATFORM,
+                problems: vec![ConfigProblem::new(
+                    LOCAL_STATE_DIR.name,
+                    format!(
+                        "{} cannot be created or opened: {e}",
+                        config.state_dir.display()
+                    ),
+                )],
+            })?;
         if let Err(problem) = config.command.resolve() {
             tracing::warn!(
                 platform = PLATFORM,
@@ -127,6 +140,7 @@ impl LocalPlatform {
         }
         let platform = Self {
             config,
+            installation,
             state,
             children: Children::default(),
             ports: PortPicker::default(),
@@ -141,6 +155,11 @@ impl LocalPlatform {
         &self.config
     }
 
+    /// The installation whose bots this platform runs.
+    pub fn installation(&self) -> &InstallationId {
+        &self.installation
+    }
+
     /// The state directory, as an absolute path.
     pub fn state_dir(&self) -> &Path {
         self.state.root()
@@ -148,19 +167,18 @@ impl LocalPlatform {
 
     /// Where the output of `bot_id`'s deploy number `attempt` is written.
     pub fn log_path(&self, bot_id: BotId, attempt: u32) -> PathBuf {
-        self.state.log_path(InstanceKey::new(bot_id, attempt))
+        self.state.log_path(&self.key(bot_id, attempt))
     }
 
-    /// Every live process started for a bot of this state directory,
-    /// including what the bots started themselves, found by their marker.
-    /// After every bot has been stopped and cleaned up this is empty: what
-    /// it lists then is leaked.
+    /// Every live process started for a bot of this installation (from
+    /// any state directory), including what the bots started themselves,
+    /// found by their marker. After every bot has been stopped and cleaned
+    /// up this is empty: what it lists then is leaked.
     pub fn live_processes(&self) -> Vec<LiveProcess> {
-        let suffix = format!("@{}", self.state.root().display());
-        process_control::processes_where(|value| value.ends_with(&suffix))
+        process_control::processes_where(|value| self.marks_ours(value))
             .into_iter()
             .filter_map(|(stat, marker)| {
-                let instance = marker.strip_suffix(&suffix)?.parse().ok()?;
+                let (instance, _) = process_control::parse_marker(&marker)?;
                 Some(LiveProcess {
                     pid: stat.pid,
                     process_group: stat.process_group,
@@ -170,23 +188,44 @@ impl LocalPlatform {
             .collect()
     }
 
+    fn key(&self, bot_id: BotId, attempt: u32) -> InstanceKey {
+        InstanceKey::new(&self.installation, bot_id, attempt)
+    }
+
+    /// Whether a marker value names a bot of this installation.
+    fn marks_ours(&self, value: &str) -> bool {
+        process_control::parse_marker(value)
+            .is_some_and(|(key, _)| key.installation.as_ref() == Some(&self.installation))
+    }
+
+    /// Whether this platform may act on `id`: a bot of its installation, or
+    /// one deployed before installation ids existed (whose identifier only
+    /// a database of that time holds). Another installation's identifier is
+    /// never acted on.
+    fn may_act_on(&self, id: &LocalBotId) -> bool {
+        id.instance
+            .installation
+            .as_ref()
+            .is_none_or(|installation| *installation == self.installation)
+    }
+
     fn connection_url(port: u16) -> String {
         format!("http://127.0.0.1:{port}")
     }
 
-    fn deploy_result(key: InstanceKey, process: ProcessIdentity, port: u16) -> DeployResult {
+    fn deploy_result(key: &InstanceKey, process: ProcessIdentity, port: u16) -> DeployResult {
         DeployResult {
             identifier: LocalBotId {
                 process,
-                instance: key,
+                instance: key.clone(),
             }
             .to_platform_id(),
             connection_url: Some(Self::connection_url(port)),
         }
     }
 
-    fn marker(&self, key: InstanceKey) -> String {
-        marker_value(key, self.state.root())
+    fn marker(&self, key: &InstanceKey) -> Marker {
+        Marker::new(key, self.state.root())
     }
 
     fn state_error(&self, action: &'static str, source: io::Error) -> LocalError {
@@ -204,7 +243,7 @@ impl LocalPlatform {
                 .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()
         {
-            self.state.prune_logs(LOG_RETENTION);
+            self.state.prune_logs(&self.installation, LOG_RETENTION);
         }
     }
 
@@ -216,7 +255,8 @@ impl LocalPlatform {
                 problem.to_string(),
             ));
         }
-        let writable = StateDir::open(&self.config.state_dir).and_then(|dir| dir.probe_writable());
+        let writable = StateDir::open(&self.config.state_dir, &self.installation)
+            .and_then(|dir| dir.probe_writable(&self.installation));
         if let Err(e) = writable {
             problems.push(ConfigProblem::new(
                 LOCAL_STATE_DIR.name,
@@ -238,7 +278,7 @@ impl LocalPlatform {
 /// still the one of that process (cleanup may have removed it).
 async fn record_exit(
     state: &StateDir,
-    key: InstanceKey,
+    key: &InstanceKey,
     process: ProcessIdentity,
     exit: RecordedExit,
 ) {
@@ -253,6 +293,26 @@ async fn record_exit(
         }
     }
     tracing::info!(bot_id = %key.bot_id, attempt = key.attempt, pid = process.pid, "bot process {}", exit.describe());
+}
+
+/// Whether `record` is an intent that another live service process may be
+/// acting on right now: it may spawn the bot at any moment.
+fn intent_in_flight(record: &BotRecord) -> bool {
+    record.process.is_none()
+        && record.writer != proc_table::this_process()
+        && proc_table::liveness(record.writer).is_alive()
+}
+
+/// Whether `record`, the record of `id`'s deploy if there is one, is
+/// `id`'s: it names `id`'s process, or it is an intent whose deploy was
+/// abandoned, so the process it announced is `id`'s or was never started. A
+/// record of another process of the same deploy, or an intent another live
+/// service may be acting on, is not: its processes and its record are left
+/// alone.
+fn record_is_of(record: Option<&BotRecord>, id: &LocalBotId) -> bool {
+    record.is_none_or(|record| {
+        record.describes(id.process) || (record.process.is_none() && !intent_in_flight(record))
+    })
 }
 
 fn resource_of_deploy(config: &BotDeploymentConfig, attempt: u32) -> String {
@@ -311,5 +371,11 @@ impl PlatformService for LocalPlatform {
 
     async fn check_reachable(&self) -> platform_core::Result<()> {
         self.check()
+    }
+
+    async fn list_marked_bots(&self) -> platform_core::Result<Vec<MarkedBot>> {
+        self.marked_bots().map_err(|e| {
+            e.into_platform_error(format!("the bots of installation {}", self.installation))
+        })
     }
 }

@@ -17,13 +17,23 @@ impl LocalPlatform {
             Ok(id) => id,
             Err(e) => return BotStatus::unknown(e.to_string()),
         };
+        if !self.may_act_on(&id) {
+            return BotStatus::unknown(format!(
+                "{identifier} is a bot of installation {}; this service is installation {} and knows nothing of it",
+                id.instance
+                    .installation
+                    .as_ref()
+                    .map_or("?", |i| i.as_str()),
+                self.installation
+            ));
+        }
         let record = self
             .state
-            .read(id.instance)
+            .read(&id.instance)
             .ok()
             .flatten()
             .filter(|r| r.describes(id.process));
-        let status = self.process_status(id, record.as_ref()).await;
+        let status = self.process_status(&id, record.as_ref()).await;
         match (&record, status.kind) {
             (Some(record), StatusKind::Running | StatusKind::Stopping) => {
                 status.with_connection_url(Self::connection_url(record.port))
@@ -32,7 +42,7 @@ impl LocalPlatform {
         }
     }
 
-    async fn process_status(&self, id: LocalBotId, record: Option<&BotRecord>) -> BotStatus {
+    async fn process_status(&self, id: &LocalBotId, record: Option<&BotRecord>) -> BotStatus {
         if let Some(ChildState::Exited(exit)) = self.children.state(id.process) {
             return exit.to_status();
         }
@@ -85,7 +95,7 @@ impl LocalPlatform {
     /// collects.
     pub(super) async fn collect_adopted_zombie(
         &self,
-        id: LocalBotId,
+        id: &LocalBotId,
         stop_requested: bool,
     ) -> Option<RecordedExit> {
         if self.children.is_watched(id.process) {
@@ -93,7 +103,7 @@ impl LocalPlatform {
         }
         let status = process_control::collect_adopted_zombie(id.process)?;
         let exit = RecordedExit::from_wait(status, stop_requested)?;
-        record_exit(&self.state, id.instance, id.process, exit).await;
+        record_exit(&self.state, &id.instance, id.process, exit).await;
         Some(exit)
     }
 }

@@ -8,31 +8,32 @@ use nix::sys::signal::Signal;
 use platform_core::PlatformId;
 use tokio::time::Instant;
 
-use super::{KILL_WAIT, LocalPlatform, MAX_POLL};
+use super::{KILL_WAIT, LocalPlatform, MAX_POLL, record_is_of};
 use crate::deploy_locks::{self, LockScope};
 use crate::error::{LocalError, PLATFORM};
 use crate::identifier::LocalBotId;
 use crate::proc_table;
-use crate::process_control;
+use crate::process_control::{self, Marker};
 
 impl LocalPlatform {
     pub(super) async fn stop(&self, identifier: &PlatformId) -> Result<(), LocalError> {
-        let Ok(id) = LocalBotId::parse(identifier) else {
-            tracing::warn!(platform = PLATFORM, identifier = %identifier, "stop of an identifier the local platform never issues; nothing to stop");
+        let Some(id) = self.actionable(identifier, "stop") else {
             return Ok(());
         };
         self.children.mark_stop_requested(id.process);
-        let record_is_ours = self.record_stop_request(id).await;
-        let marker = self.marker(id.instance);
-        if !self.owns_group(id, &marker, record_is_ours) {
+        let record_is_ours = self.record_stop_request(&id).await;
+        let marker = self.marker(&id.instance);
+        if !self.owns_group(&id, &marker, record_is_ours) {
+            // The leader has ended and nothing in its group carries the
+            // marker; what it started elsewhere is cleanup's to end.
             return Ok(());
         }
         tracing::info!(bot_id = %id.instance.bot_id, attempt = id.instance.attempt, pid = id.pid(), "stopping bot: SIGTERM");
-        self.signal_bot(id, Signal::SIGTERM)?;
-        if self.wait_until_ended(id, self.config.stop_grace).await {
+        self.signal_bot(&id, Signal::SIGTERM)?;
+        if self.wait_until_ended(&id, self.config.stop_grace).await {
             return Ok(());
         }
-        if !self.owns_group(id, &marker, record_is_ours) {
+        if !self.owns_group(&id, &marker, record_is_ours) {
             return Ok(());
         }
         tracing::warn!(
@@ -42,8 +43,8 @@ impl LocalPlatform {
             grace_s = self.config.stop_grace.as_secs(),
             "bot did not stop within its grace period: SIGKILL"
         );
-        self.signal_bot(id, Signal::SIGKILL)?;
-        if !self.wait_until_ended(id, KILL_WAIT).await {
+        self.signal_bot(&id, Signal::SIGKILL)?;
+        if !self.wait_until_ended(&id, KILL_WAIT).await {
             tracing::warn!(
                 pid = id.pid(),
                 "bot still running after SIGKILL; cleanup will try again"
@@ -52,13 +53,27 @@ impl LocalPlatform {
         Ok(())
     }
 
+    /// The identifier as this platform may act on it: `None` (with a
+    /// warning) for one it never issues or one of another installation.
+    pub(super) fn actionable(&self, identifier: &PlatformId, action: &str) -> Option<LocalBotId> {
+        let Ok(id) = LocalBotId::parse(identifier) else {
+            tracing::warn!(platform = PLATFORM, identifier = %identifier, "{action} of an identifier the local platform never issues; nothing to do");
+            return None;
+        };
+        if !self.may_act_on(&id) {
+            tracing::warn!(platform = PLATFORM, identifier = %identifier, installation = %self.installation, "{action} of another installation's bot; left alone");
+            return None;
+        }
+        Some(id)
+    }
+
     /// Writes the stop request into the bot's record, so its end reads as
     /// stopped, not failed, whoever collects its exit status. A failure to
     /// write it does not prevent the stop. Returns whether the record (if
     /// any) is the one of this identifier's process.
-    async fn record_stop_request(&self, id: LocalBotId) -> bool {
-        let _locked = deploy_locks::lock(LockScope::deploy(self.state.root(), id.instance)).await;
-        match self.state.read(id.instance) {
+    async fn record_stop_request(&self, id: &LocalBotId) -> bool {
+        let _locked = deploy_locks::lock(LockScope::deploy(self.state.root(), &id.instance)).await;
+        match self.state.read(&id.instance) {
             Ok(Some(mut record)) if record.describes(id.process) => {
                 if !record.stop_requested {
                     record.stop_requested = true;
@@ -68,8 +83,8 @@ impl LocalPlatform {
                 }
                 true
             }
-            Ok(Some(_)) => false,
-            Ok(None) | Err(_) => true,
+            Ok(record) => record_is_of(record.as_ref(), id),
+            Err(_) => true,
         }
     }
 
@@ -77,12 +92,12 @@ impl LocalPlatform {
     /// holds the pid, or (when no record says the deploy now has another
     /// process) a live member carries the bot's marker. Otherwise the bot
     /// has ended and the number may belong to someone else.
-    fn owns_group(&self, id: LocalBotId, marker: &str, record_is_ours: bool) -> bool {
+    fn owns_group(&self, id: &LocalBotId, marker: &Marker, record_is_ours: bool) -> bool {
         proc_table::liveness(id.process).holds_pid()
             || (record_is_ours && process_control::group_carries_marker(id.pid(), marker))
     }
 
-    fn signal_bot(&self, id: LocalBotId, signal: Signal) -> Result<(), LocalError> {
+    fn signal_bot(&self, id: &LocalBotId, signal: Signal) -> Result<(), LocalError> {
         let failed = |errno| LocalError::Signal {
             group: id.pid(),
             signal: signal.as_str(),
@@ -95,7 +110,7 @@ impl LocalPlatform {
     }
 
     /// Waits up to `limit` for the bot's leader and group to end.
-    async fn wait_until_ended(&self, id: LocalBotId, limit: Duration) -> bool {
+    async fn wait_until_ended(&self, id: &LocalBotId, limit: Duration) -> bool {
         let deadline = Instant::now() + limit;
         let mut pause = Duration::from_millis(5);
         loop {
@@ -115,26 +130,27 @@ impl LocalPlatform {
     }
 
     pub(super) async fn clean_up(&self, identifier: &PlatformId) -> Result<(), LocalError> {
-        let Ok(id) = LocalBotId::parse(identifier) else {
-            tracing::warn!(platform = PLATFORM, identifier = %identifier, "cleanup of an identifier the local platform never issues; nothing to clean up");
+        let Some(id) = self.actionable(identifier, "cleanup") else {
             return Ok(());
         };
-        let _locked = deploy_locks::lock(LockScope::deploy(self.state.root(), id.instance)).await;
-        self.clean_up_locked(id).await
+        let _locked = deploy_locks::lock(LockScope::deploy(self.state.root(), &id.instance)).await;
+        self.clean_up_locked(&id).await
     }
 
-    /// Kills what is left of the bot, collects its exit status and removes
-    /// its record. The caller holds the bot's deploy lock.
-    pub(super) async fn clean_up_locked(&self, id: LocalBotId) -> Result<(), LocalError> {
-        let record = match self.state.read(id.instance) {
+    /// Kills what is left of the bot (its group, and every process carrying
+    /// its marker, from whichever state directory it was started), collects
+    /// its exit status and removes its record. The caller holds the bot's
+    /// deploy lock.
+    pub(super) async fn clean_up_locked(&self, id: &LocalBotId) -> Result<(), LocalError> {
+        let record = match self.state.read(&id.instance) {
             Ok(record) => record,
             Err(e) if e.kind() == io::ErrorKind::InvalidData => None,
             Err(e) => return Err(self.state_error("read a bot record", e)),
         };
         // A record of a later process for the same deploy is not ours to
         // remove, nor are the processes carrying its marker.
-        let record_is_ours = record.as_ref().is_none_or(|r| r.describes(id.process));
-        let marker = self.marker(id.instance);
+        let record_is_ours = record_is_of(record.as_ref(), id);
+        let marker = self.marker(&id.instance);
         let group_is_ours = self.owns_group(id, &marker, record_is_ours);
         if group_is_ours {
             self.signal_bot(id, Signal::SIGKILL)?;
@@ -182,7 +198,7 @@ impl LocalPlatform {
         let _ = self.children.wait_for_end(id.process, KILL_WAIT).await;
         if record_is_ours {
             self.state
-                .remove(id.instance)
+                .remove(&id.instance)
                 .map_err(|e| self.state_error("remove a bot record", e))?;
         }
         self.children.forget(id.process);

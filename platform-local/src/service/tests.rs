@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use nix::sys::signal::Signal;
 use platform_core::testkit::Fixtures;
-use platform_core::{BotDeploymentConfig, BotId, ErrorKind, PlatformService, StatusKind};
+use platform_core::{
+    BotDeploymentConfig, BotId, ErrorKind, InstallationId, PlatformService, StatusKind,
+};
 
 use super::{BOT_PORT_VAR, LocalPlatform};
 use crate::command_line::BotCommand;
@@ -49,9 +51,17 @@ impl Drop for Guarded {
 }
 
 fn platform(dir: &Path) -> Guarded {
-    let command = BotCommand::parse("sleep 1000").unwrap();
+    guarded("sleep 1000", dir)
+}
+
+fn guarded(command: &str, dir: &Path) -> Guarded {
+    let command = BotCommand::parse(command).unwrap();
     Guarded {
-        platform: LocalPlatform::new(LocalConfig::new(command, dir.join("state"))).unwrap(),
+        platform: LocalPlatform::new(
+            LocalConfig::new(command, dir.join("state")),
+            InstallationId::random(),
+        )
+        .unwrap(),
         spawned: Vec::new(),
     }
 }
@@ -70,10 +80,11 @@ fn dead_writer() -> ProcessIdentity {
 }
 
 /// A bot process as an interrupted deploy would have spawned it.
-fn spawn_marked(platform: &mut Guarded, key: InstanceKey, port: u16) -> ProcessIdentity {
+fn spawn_marked(platform: &mut Guarded, key: &InstanceKey, port: u16) -> ProcessIdentity {
+    let marker = platform.marker(key).value();
     let child = std::process::Command::new("sleep")
         .arg("1000")
-        .env(INSTANCE_MARKER_VAR, platform.marker(key))
+        .env(INSTANCE_MARKER_VAR, &marker)
         .env(BOT_PORT_VAR, port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -83,7 +94,6 @@ fn spawn_marked(platform: &mut Guarded, key: InstanceKey, port: u16) -> ProcessI
     let process = proc_table::read_stat(child.id()).unwrap().identity();
     platform.spawned.push(child);
     // Until the child has exec'd, /proc shows the test's own environment.
-    let marker = platform.marker(key);
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while proc_table::environment_value(process.pid, INSTANCE_MARKER_VAR).as_ref() != Some(&marker)
     {
@@ -100,12 +110,12 @@ fn spawn_marked(platform: &mut Guarded, key: InstanceKey, port: u16) -> ProcessI
 async fn a_bot_spawned_just_before_a_crash_is_found_not_started_twice() {
     let dir = tempfile::tempdir().unwrap();
     let mut platform = platform(dir.path());
-    let key = InstanceKey::new(BotId(11), 1);
+    let key = platform.key(BotId(11), 1);
     // The crashed deploy wrote its intent, spawned the bot and died
     // before completing the record.
-    let intent = BotRecord::intent(key, dead_writer(), proc_table::boot_id(), 45_678);
+    let intent = BotRecord::intent(&key, dead_writer(), proc_table::boot_id(), 45_678);
     assert!(platform.state.create(&intent).unwrap());
-    let orphan = spawn_marked(&mut platform, key, 45_678);
+    let orphan = spawn_marked(&mut platform, &key, 45_678);
 
     let deployed = platform.deploy_bot(&config(11), 1).await.unwrap();
     let id = LocalBotId::parse(&deployed.identifier).unwrap();
@@ -115,7 +125,7 @@ async fn a_bot_spawned_just_before_a_crash_is_found_not_started_twice() {
         Some("http://127.0.0.1:45678")
     );
     assert_eq!(platform.live_processes().len(), 1);
-    let record = platform.state.read(key).unwrap().unwrap();
+    let record = platform.state.read(&key).unwrap().unwrap();
     assert!(record.describes(id.process));
     // Found once, the bot is now recorded: the next repeat agrees.
     assert_eq!(platform.deploy_bot(&config(11), 1).await.unwrap(), deployed);
@@ -129,14 +139,14 @@ async fn a_bot_spawned_just_before_a_crash_is_found_not_started_twice() {
 async fn an_interrupted_deploy_that_started_nothing_starts_the_bot() {
     let dir = tempfile::tempdir().unwrap();
     let platform = platform(dir.path());
-    let key = InstanceKey::new(BotId(12), 1);
-    let intent = BotRecord::intent(key, dead_writer(), proc_table::boot_id(), 45_679);
+    let key = platform.key(BotId(12), 1);
+    let intent = BotRecord::intent(&key, dead_writer(), proc_table::boot_id(), 45_679);
     assert!(platform.state.create(&intent).unwrap());
 
     let deployed = platform.deploy_bot(&config(12), 1).await.unwrap();
     let status = platform.get_bot_status(&deployed.identifier).await.unwrap();
     assert_eq!(status.kind, StatusKind::Running);
-    let record = platform.state.read(key).unwrap().unwrap();
+    let record = platform.state.read(&key).unwrap().unwrap();
     assert_eq!(record.writer, proc_table::this_process());
     platform.stop_bot(&deployed.identifier).await.unwrap();
     platform.cleanup(&deployed.identifier).await.unwrap();
@@ -146,10 +156,10 @@ async fn an_interrupted_deploy_that_started_nothing_starts_the_bot() {
 async fn a_deploy_under_way_in_another_live_service_is_not_taken_over() {
     let dir = tempfile::tempdir().unwrap();
     let platform = platform(dir.path());
-    let key = InstanceKey::new(BotId(13), 1);
+    let key = platform.key(BotId(13), 1);
     // Another live process (init stands in for it) wrote the intent.
     let other = proc_table::read_stat(1).unwrap().identity();
-    let intent = BotRecord::intent(key, other, proc_table::boot_id(), 45_680);
+    let intent = BotRecord::intent(&key, other, proc_table::boot_id(), 45_680);
     assert!(platform.state.create(&intent).unwrap());
 
     let err = platform.deploy_bot(&config(13), 1).await.unwrap_err();
@@ -161,20 +171,19 @@ async fn a_deploy_under_way_in_another_live_service_is_not_taken_over() {
         "{err}"
     );
     assert!(platform.live_processes().is_empty());
-    assert_eq!(platform.state.read(key).unwrap(), Some(intent));
+    assert_eq!(platform.state.read(&key).unwrap(), Some(intent));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_deploy_whose_bot_cannot_start_leaves_no_record() {
     let dir = tempfile::tempdir().unwrap();
-    let command = BotCommand::parse("no-such-bot-program-4711").unwrap();
-    let platform = LocalPlatform::new(LocalConfig::new(command, dir.path().join("state"))).unwrap();
-    let key = InstanceKey::new(BotId(16), 1);
-    let intent = BotRecord::intent(key, dead_writer(), proc_table::boot_id(), 45_682);
+    let platform = guarded("no-such-bot-program-4711", dir.path());
+    let key = platform.key(BotId(16), 1);
+    let intent = BotRecord::intent(&key, dead_writer(), proc_table::boot_id(), 45_682);
     assert!(platform.state.create(&intent).unwrap());
     let err = platform.deploy_bot(&config(16), 1).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config, "{err}");
-    assert_eq!(platform.state.read(key).unwrap(), None);
+    assert_eq!(platform.state.read(&key).unwrap(), None);
 }
 
 /// When the service runs as PID 1 of a container, bots of its previous
@@ -184,14 +193,14 @@ async fn an_interrupted_deploy_whose_bot_cannot_start_leaves_no_record() {
 async fn an_adopted_bot_that_ended_is_collected_with_its_exit_status() {
     let dir = tempfile::tempdir().unwrap();
     let mut platform = platform(dir.path());
-    let key = InstanceKey::new(BotId(14), 1);
-    let process = spawn_marked(&mut platform, key, 45_681);
+    let key = platform.key(BotId(14), 1);
+    let process = spawn_marked(&mut platform, &key, 45_681);
     let record =
-        BotRecord::intent(key, dead_writer(), proc_table::boot_id(), 45_681).spawned(process);
+        BotRecord::intent(&key, dead_writer(), proc_table::boot_id(), 45_681).spawned(process);
     platform.state.replace(&record).unwrap();
     let id = LocalBotId {
         process,
-        instance: key,
+        instance: key.clone(),
     }
     .to_platform_id();
 
@@ -208,7 +217,7 @@ async fn an_adopted_bot_that_ended_is_collected_with_its_exit_status() {
     assert_eq!(status.kind, StatusKind::Failed, "{status}");
     assert_eq!(status.reason.as_deref(), Some("killed by SIGKILL"));
     assert_eq!(proc_table::liveness(process), Liveness::Gone, "collected");
-    let recorded = platform.state.read(key).unwrap().unwrap();
+    let recorded = platform.state.read(&key).unwrap().unwrap();
     assert!(recorded.exit.is_some());
     platform.cleanup(&id).await.unwrap();
     // The platform collected it, so its std handle finds nothing left.
@@ -218,14 +227,7 @@ async fn an_adopted_bot_that_ended_is_collected_with_its_exit_status() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_deploy_of_a_bot_that_ended_returns_it_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let platform = Guarded {
-        platform: LocalPlatform::new(LocalConfig::new(
-            BotCommand::parse("sh -c 'sleep 0.3'").unwrap(),
-            dir.path().join("state"),
-        ))
-        .unwrap(),
-        spawned: Vec::new(),
-    };
+    let platform = guarded("sh -c 'sleep 0.3'", dir.path());
     let first = platform.deploy_bot(&config(15), 1).await.unwrap();
     let id = LocalBotId::parse(&first.identifier).unwrap();
     for _ in 0..500 {

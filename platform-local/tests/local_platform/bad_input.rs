@@ -19,6 +19,7 @@ async fn a_program_that_does_not_exist_is_a_configuration_error_naming_it() {
         "{text}"
     );
     assert!(bed.records().is_empty(), "{:?}", bed.records());
+    assert!(bed.platform.live_processes().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -84,4 +85,43 @@ async fn a_bad_configuration_lists_every_problem() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in {text}");
     }
+}
+
+/// A deploy that fails before anything is spawned says so, so the service
+/// puts the bot back to `pending` rather than waiting for a bot that does
+/// not exist; and it leaves nothing behind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deploy_that_cannot_write_its_record_reports_that_nothing_was_started() {
+    let bed = TestBed::new(crate::support::SINGLE_PROCESS);
+    // The installation's record directory disappears under the running
+    // service (a cleaner of old files, an operator's `rm`).
+    let records = bed
+        .state_dir()
+        .join("bots")
+        .join(bed.installation().as_str());
+    std::fs::remove_dir(&records).unwrap();
+
+    let err = bed.platform.deploy_bot(&bot(1), 1).await.unwrap_err();
+    assert!(err.nothing_started(), "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
+    assert!(err.is_retryable());
+    let text = err.to_string();
+    assert!(text.contains("could not write a bot record"), "{text}");
+    assert!(
+        text.contains(&bed.state_dir().display().to_string()),
+        "{text}"
+    );
+    assert!(bed.platform.live_processes().is_empty());
+    assert!(!records.exists());
+}
+
+/// A bot that exits at once was started: its failure is not "nothing
+/// started", and it holds nothing either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_that_exits_at_once_is_not_read_as_never_started() {
+    let bed = TestBed::new("sh -c 'exit 3'");
+    let err = bed.platform.deploy_bot(&bot(1), 1).await.unwrap_err();
+    assert!(!err.nothing_started(), "{err}");
+    assert!(bed.records().is_empty());
+    assert!(bed.platform.live_processes().is_empty());
 }

@@ -5,12 +5,14 @@ use std::time::Duration;
 use platform_core::testkit::{deploy_survives_transient_failure, run_suite};
 use platform_core::{PlatformService, RetryPolicy, StatusKind};
 
-use crate::support::{TestBed, WELL_BEHAVED, bot, fixtures};
+use crate::support::{TestBed, WELL_BEHAVED, bot};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conformance_suite_passes_on_real_processes() {
     let bed = TestBed::new(WELL_BEHAVED);
-    run_suite(bed.platform.as_ref(), &fixtures()).await.unwrap();
+    run_suite(bed.platform.as_ref(), &bed.fixtures())
+        .await
+        .unwrap();
     assert!(bed.platform.live_processes().is_empty());
     assert!(bed.records().is_empty(), "{:?}", bed.records());
 }

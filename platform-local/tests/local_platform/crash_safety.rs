@@ -6,7 +6,7 @@ use std::sync::Arc;
 use platform_core::{PlatformService, StatusKind};
 use platform_local::LocalBotId;
 
-use crate::support::{SINGLE_PROCESS, TestBed, WELL_BEHAVED, bot, process_exists};
+use crate::support::{SINGLE_PROCESS, TestBed, WELL_BEHAVED, bot, eventually, process_exists};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deploy_repeated_after_a_restart_returns_the_running_bot() {
@@ -84,4 +84,60 @@ async fn a_new_attempt_is_a_new_bot() {
     assert!(process_exists(&second.identifier));
     bed.platform.stop_bot(&second.identifier).await.unwrap();
     bed.platform.cleanup(&second.identifier).await.unwrap();
+}
+
+/// A bot with a helper that left its process group (as a browser may), so
+/// only the marker finds the helper.
+const WITH_DETACHED_HELPER: &str =
+    r#"sh -c 'setsid sleep 1000 & trap "exit 0" TERM; sleep 1000 & wait'"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_another_state_directory_still_stops_everything_the_bot_started() {
+    let bed = TestBed::new(WITH_DETACHED_HELPER);
+    let deployed = bed.platform.deploy_bot(&bot(21), 1).await.unwrap();
+    eventually("the bot, its child and its helper run", || {
+        bed.platform.live_processes().len() == 3
+    })
+    .await;
+
+    let moved = bed.restarted_on_another_state_dir();
+    moved.stop_bot(&deployed.identifier).await.unwrap();
+    moved.cleanup(&deployed.identifier).await.unwrap();
+    assert!(!process_exists(&deployed.identifier));
+    let left = bed.platform.live_processes();
+    assert!(left.is_empty(), "leaked: {left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_another_state_directory_finds_a_bot_whose_leader_has_ended() {
+    // The leader ends and leaves its child running in its process group.
+    let bed = TestBed::new("sh -c 'sleep 1000 & sleep 0.4'");
+    let deployed = bed.platform.deploy_bot(&bot(22), 1).await.unwrap();
+    eventually("the leader ends, its child runs on", || {
+        !process_exists(&deployed.identifier) && bed.platform.live_processes().len() == 1
+    })
+    .await;
+
+    let moved = bed.restarted_on_another_state_dir();
+    moved.stop_bot(&deployed.identifier).await.unwrap();
+    eventually("the child is stopped", || {
+        bed.platform.live_processes().is_empty()
+    })
+    .await;
+    moved.cleanup(&deployed.identifier).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_on_another_state_directory_cleans_up_without_a_stop() {
+    let bed = TestBed::new(WITH_DETACHED_HELPER);
+    let deployed = bed.platform.deploy_bot(&bot(23), 1).await.unwrap();
+    eventually("the bot, its child and its helper run", || {
+        bed.platform.live_processes().len() == 3
+    })
+    .await;
+
+    let moved = bed.restarted_on_another_state_dir();
+    moved.cleanup(&deployed.identifier).await.unwrap();
+    let left = bed.platform.live_processes();
+    assert!(left.is_empty(), "leaked: {left:?}");
 }

@@ -1,5 +1,6 @@
 //! Deploy, status, stop and cleanup of real bot processes.
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use platform_core::{PlatformId, PlatformService, StatusKind};
@@ -7,7 +8,7 @@ use platform_local::LocalBotId;
 
 use crate::support::{
     IGNORES_TERM, KillOnDrop, SINGLE_PROCESS, TestBed, WELL_BEHAVED, bot, environment_of,
-    eventually, process_exists, state_of,
+    eventually, name_of, process_exists, state_of,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -31,7 +32,10 @@ async fn a_bot_gets_its_environment_a_port_and_nothing_of_the_service() {
         Some(format!("http://127.0.0.1:{port}"))
     );
     let marker = get("MEEBOTER_LOCAL_INSTANCE").unwrap();
-    assert_eq!(marker, format!("7-3@{}", bed.state_dir().display()));
+    assert_eq!(
+        marker,
+        format!("{}:7-3@{}", bed.installation(), bed.state_dir().display())
+    );
     assert_eq!(get("PATH"), std::env::var("PATH").ok());
     // Cargo sets these for the test process: only the inherited pattern
     // passes them on, and nothing else of the service's environment.
@@ -158,7 +162,7 @@ async fn an_identifier_whose_pid_was_reused_never_touches_the_new_process() {
     let pid = unrelated.0.id();
     let start = crate::support::start_ticks(pid).unwrap();
     // What an identifier of a bot that once had this pid looks like.
-    let stale = PlatformId::new(format!("{pid}:{}:5-1", start + 1));
+    let stale = PlatformId::new(format!("{pid}:{}:{}:5-1", start + 1, bed.installation()));
 
     let status = bed.platform.get_bot_status(&stale).await.unwrap();
     assert_eq!(status.kind, StatusKind::Stopped, "{status}");
@@ -183,9 +187,10 @@ async fn an_identifier_whose_pid_was_reused_never_touches_the_new_process() {
     let deployed = bed.platform.deploy_bot(&bot(5), 1).await.unwrap();
     let current = LocalBotId::parse(&deployed.identifier).unwrap();
     let stale_same_deploy = PlatformId::new(format!(
-        "{}:{}:5-1",
+        "{}:{}:{}:5-1",
         current.pid(),
-        current.process.start_ticks + 1
+        current.process.start_ticks + 1,
+        bed.installation()
     ));
     bed.platform.stop_bot(&stale_same_deploy).await.unwrap();
     bed.platform.cleanup(&stale_same_deploy).await.unwrap();
@@ -211,7 +216,7 @@ async fn identifiers_the_platform_never_issues_are_unknown_not_errors() {
         status
             .reason
             .unwrap()
-            .contains("<pid>:<start ticks>:<bot id>-<attempt>")
+            .contains("<pid>:<start ticks>:<installation>:<bot id>-<attempt>")
     );
     bed.platform.stop_bot(&foreign).await.unwrap();
     bed.platform.cleanup(&foreign).await.unwrap();
@@ -224,6 +229,10 @@ async fn the_running_bot_cap_is_enforced() {
     bed.platform.deploy_bot(&bot(2), 1).await.unwrap();
     let refused = bed.platform.deploy_bot(&bot(3), 1).await.unwrap_err();
     assert!(refused.is_retryable());
+    // The service puts the bot back to pending: nothing was started, and
+    // nothing of it is left.
+    assert!(refused.nothing_started(), "{refused}");
+    assert_eq!(bed.records().len(), 2);
     assert!(
         refused
             .to_string()
@@ -250,7 +259,8 @@ async fn the_reachability_check_names_every_problem() {
         platform_local::BotCommand::parse("no-such-bot-program-4711").unwrap(),
         dir.path().join("state"),
     );
-    let platform = platform_local::LocalPlatform::new(config.clone()).unwrap();
+    let platform =
+        platform_local::LocalPlatform::new(config.clone(), bed.installation().clone()).unwrap();
     // The state directory becomes unusable after start-up.
     std::fs::remove_dir_all(dir.path().join("state")).unwrap();
     std::fs::write(dir.path().join("state"), "").unwrap();
@@ -285,4 +295,58 @@ async fn cleanup_kills_what_the_bot_started_outside_its_process_group() {
     bed.platform.stop_bot(&deployed.identifier).await.unwrap();
     bed.platform.cleanup(&deployed.identifier).await.unwrap();
     assert!(bed.platform.live_processes().is_empty());
+}
+
+/// The kernel keeps a process name of at most 15 bytes and cuts a longer
+/// one wherever byte 15 falls, inside a character if need be: `/proc` is
+/// bytes, not text, and a bot must not read as gone because of its name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_whose_name_is_cut_inside_a_character_reads_as_running_and_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let program = dir.path().join("bot-ééééééé");
+    std::fs::write(
+        &program,
+        "#!/bin/sh\ntrap 'exit 0' TERM\nsleep 1000 &\nwait\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bed = TestBed::new(&format!("'{}'", program.display()));
+
+    let deployed = bed.platform.deploy_bot(&bot(1), 1).await.unwrap();
+    let id = LocalBotId::parse(&deployed.identifier).unwrap();
+    let name = name_of(id.pid()).unwrap();
+    assert_eq!(name.len(), 15, "{name:?}");
+    assert!(
+        std::str::from_utf8(&name).is_err(),
+        "the test needs a name cut inside a character: {name:?}"
+    );
+    let status = bed
+        .platform
+        .get_bot_status(&deployed.identifier)
+        .await
+        .unwrap();
+    assert_eq!(status.kind, StatusKind::Running, "{status}");
+    eventually("the bot and its child are found", || {
+        bed.platform.live_processes().len() == 2
+    })
+    .await;
+    let listed = bed.platform.list_marked_bots().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert!(listed[0].description.contains("running"), "{listed:?}");
+
+    bed.platform.stop_bot(&deployed.identifier).await.unwrap();
+    let status = bed
+        .platform
+        .get_bot_status(&deployed.identifier)
+        .await
+        .unwrap();
+    assert_eq!(status.kind, StatusKind::Stopped, "{status}");
+    assert_eq!(
+        status.reason.as_deref(),
+        Some("stopped on request; exited with code 0")
+    );
+    bed.platform.cleanup(&deployed.identifier).await.unwrap();
+    assert!(!process_exists(&deployed.identifier));
+    assert!(bed.platform.live_processes().is_empty());
+    assert!(bed.records().is_empty());
 }

@@ -4,8 +4,10 @@
 mod bad_input;
 mod conformance;
 mod crash_safety;
+mod installations;
 mod lifecycle;
 mod many_bots;
+mod marked_bots;
 mod registration;
 mod secrets;
 mod support;

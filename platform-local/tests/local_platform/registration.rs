@@ -46,8 +46,9 @@ async fn local_is_registered_as_the_fallback_and_builds_from_the_environment() {
     assert_eq!(status.kind, StatusKind::Running);
     platform.stop_bot(&deployed.identifier).await.unwrap();
     platform.cleanup(&deployed.identifier).await.unwrap();
+    let records = state.join("bots").join(test_installation().as_str());
     eventually("the state directory holds no record", || {
-        std::fs::read_dir(state.join("bots")).unwrap().count() == 0
+        std::fs::read_dir(&records).unwrap().count() == 0
     })
     .await;
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use nix::sys::signal::{Signal, kill, killpg};
 use nix::unistd::Pid;
 use platform_core::testkit::Fixtures;
-use platform_core::{BotDeploymentConfig, PlatformId};
+use platform_core::{BotDeploymentConfig, InstallationId, PlatformId};
 use platform_local::{BotCommand, LocalBotId, LocalConfig, LocalPlatform};
 use tempfile::TempDir;
 
@@ -21,15 +21,16 @@ pub const SINGLE_PROCESS: &str = "sleep 1000";
 /// A bot (and its child) that ignores SIGTERM.
 pub const IGNORES_TERM: &str = r#"sh -c 'trap "" TERM; sleep 1000 & wait'"#;
 
-/// An identifier no process has: pids never get this large.
+/// An identifier no process has (pids never get this large), of a bot
+/// deployed before installation ids existed.
 pub const UNKNOWN_ID: &str = "2147483646:1:1-1";
 
-/// A platform on its own temporary state directory. Dropping it kills every
-/// process carrying its state directory's marker.
+/// A platform of its own installation on its own temporary state directory.
+/// Dropping it kills every process carrying its installation's marker.
 pub struct TestBed {
     pub platform: Arc<LocalPlatform>,
     config: LocalConfig,
-    _dir: TempDir,
+    dir: TempDir,
 }
 
 impl TestBed {
@@ -46,38 +47,96 @@ impl TestBed {
             )
             .with_stop_grace(Duration::from_secs(5)),
         );
-        let platform = Arc::new(LocalPlatform::new(config.clone()).unwrap());
+        let platform =
+            Arc::new(LocalPlatform::new(config.clone(), InstallationId::random()).unwrap());
         Self {
             platform,
             config,
-            _dir: dir,
+            dir,
         }
+    }
+
+    pub fn installation(&self) -> &InstallationId {
+        self.platform.installation()
     }
 
     /// A second platform on the same state directory: the service after a
     /// restart.
     pub fn restarted(&self) -> LocalPlatform {
-        LocalPlatform::new(self.config.clone()).unwrap()
+        LocalPlatform::new(self.config.clone(), self.installation().clone()).unwrap()
+    }
+
+    /// A second platform on another state directory: the service restarted
+    /// after an operator changed `LOCAL_STATE_DIR`, or from another working
+    /// directory with the relative default.
+    pub fn restarted_on_another_state_dir(&self) -> LocalPlatform {
+        let mut config = self.config.clone();
+        config.state_dir = self.dir.path().join("another-state");
+        LocalPlatform::new(config, self.installation().clone()).unwrap()
+    }
+
+    /// A platform of another installation (another database) on the same
+    /// state directory. The caller kills what it leaves running.
+    pub fn other_installation(&self) -> LocalPlatform {
+        LocalPlatform::new(self.config.clone(), InstallationId::random()).unwrap()
+    }
+
+    /// Fixtures whose unknown identifier is of this installation.
+    pub fn fixtures(&self) -> Fixtures {
+        Fixtures::new(format!("2147483646:1:{}:1-1", self.installation()))
     }
 
     pub fn state_dir(&self) -> &Path {
         self.platform.state_dir()
     }
 
+    /// The records of this installation.
     pub fn records(&self) -> Vec<PathBuf> {
-        std::fs::read_dir(self.state_dir().join("bots"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect()
+        records_of(&self.platform)
+    }
+}
+
+/// The records `platform` keeps in its state directory.
+pub fn records_of(platform: &LocalPlatform) -> Vec<PathBuf> {
+    let dir = platform
+        .state_dir()
+        .join("bots")
+        .join(platform.installation().as_str());
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// Kills every process carrying `platform`'s installation's marker.
+pub fn kill_everything_of(platform: &LocalPlatform) {
+    for process in platform.live_processes() {
+        let _ = killpg(pid(process.process_group), Signal::SIGKILL);
+        let _ = kill(pid(process.pid), Signal::SIGKILL);
     }
 }
 
 impl Drop for TestBed {
     fn drop(&mut self) {
-        for process in self.platform.live_processes() {
-            let _ = killpg(pid(process.process_group), Signal::SIGKILL);
-            let _ = kill(pid(process.pid), Signal::SIGKILL);
-        }
+        kill_everything_of(&self.platform);
+    }
+}
+
+/// A platform a test builds itself, whose processes are killed when the
+/// test ends, even by a panic.
+pub struct KillAllOnDrop(pub LocalPlatform);
+
+impl std::ops::Deref for KillAllOnDrop {
+    type Target = LocalPlatform;
+
+    fn deref(&self) -> &LocalPlatform {
+        &self.0
+    }
+}
+
+impl Drop for KillAllOnDrop {
+    fn drop(&mut self) {
+        kill_everything_of(&self.0);
     }
 }
 
@@ -93,23 +152,33 @@ pub fn bot(bot_id: u64) -> BotDeploymentConfig {
     fixtures().config(bot_id)
 }
 
-/// The start time of process `pid` from `/proc` (zombies included), read
-/// independently of the crate under test.
+/// The fields of `/proc/<pid>/stat` after the command name, read
+/// independently of the crate under test. The name is bytes (the kernel
+/// cuts it at 15, inside a character if need be), so only what follows it
+/// is decoded.
+fn stat_fields(pid: u32) -> Option<Vec<String>> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let name_end = stat.iter().rposition(|b| *b == b')')?;
+    let after_name = std::str::from_utf8(&stat[name_end + 1..]).ok()?;
+    Some(after_name.split_whitespace().map(str::to_owned).collect())
+}
+
+/// The start time of process `pid` from `/proc` (zombies included).
 pub fn start_ticks(pid: u32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = stat.rsplit_once(')')?.1;
-    after_name.split_whitespace().nth(19)?.parse().ok()
+    stat_fields(pid)?.get(19)?.parse().ok()
 }
 
 /// The state letter of `pid` (`Z` for a zombie).
 pub fn state_of(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .next()?
-        .chars()
-        .next()
+    stat_fields(pid)?.first()?.chars().next()
+}
+
+/// The process name the kernel keeps for `pid`, as bytes.
+pub fn name_of(pid: u32) -> Option<Vec<u8>> {
+    let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
+    let start = stat.iter().position(|b| *b == b'(')? + 1;
+    let end = stat.iter().rposition(|b| *b == b')')?;
+    Some(stat[start..end].to_vec())
 }
 
 /// Whether the process an identifier names still exists in any form,
