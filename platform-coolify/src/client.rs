@@ -3,15 +3,22 @@
 //! Every call goes through [`CoolifyClient::send`], which paces it, sends the
 //! bearer token and `Accept: application/json` (without it Laravel answers
 //! errors such as 429 in HTML), reads the `X-RateLimit-*` headers, and turns
-//! an error answer into an [`ApiError`] with the server's own message.
-//! Retrying is the caller's business: only it knows whether a call is safe
-//! to repeat.
+//! an error answer into an [`ApiError`] with the server's own message, cut
+//! to one readable line. What was cut (an HTML error page, the chain of a
+//! connection error) goes to the log at debug level, with the token
+//! removed and never for a call that carried a bot's secrets. Redirects are
+//! not followed: Coolify's API never redirects, and a redirect means the
+//! URL points at something else (a login page, an `http` to `https` hop
+//! that would turn a POST into a GET). Retrying is the caller's business:
+//! only it knows whether a call is safe to repeat.
 
 use std::error::Error as _;
 use std::time::Duration;
 
-use platform_core::{BotEnvironment, Error};
-use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, RETRY_AFTER};
+use platform_core::{BotEnvironment, Error, SecretString};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, LOCATION, RETRY_AFTER,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde::de::DeserializeOwned;
 use url::Url;
@@ -20,14 +27,48 @@ use crate::PLATFORM;
 use crate::config::CoolifyConfig;
 use crate::error::{ApiError, Failure};
 use crate::pacer::Pacer;
+use crate::reason::{io_phrase, looks_like_html, one_line};
 use crate::wire::{
     Application, BulkEnv, Created, Deployment, DeploymentPage, EnvItem, EnvVar, Environment,
-    ErrorBody, NewDockerImageApplication, StartAnswer,
+    ErrorBody, NewDockerImageApplication, Project, Rename, Server, StartAnswer,
 };
 
-/// How much of a non-JSON error body is kept in a message.
+/// How much of a plain-text error body is kept in a message.
 const MAX_PLAIN_ERROR_CHARS: usize = 200;
 
+/// How much of a raw error answer goes to the debug log.
+const MAX_LOGGED_BODY_CHARS: usize = 2000;
+
+/// `Accept` for the calls Coolify answers in text (`/version`): JSON first,
+/// so that Laravel still renders an error (401, 429) as JSON, then the
+/// `text/html` Coolify's success answer actually carries. A server that
+/// negotiates strictly can satisfy it; `application/json` alone it cannot.
+const ACCEPT_TEXT: &str = "application/json, text/html;q=0.9, text/plain;q=0.8";
+
+/// Whether a request's body carries a bot's secrets, so that nothing the
+/// server echoes back is logged.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Echo {
+    /// The raw error answer may be logged (token removed).
+    Loggable,
+    /// The request carried meeting URLs or passwords: an error page that
+    /// echoes the request would show them, so its body is not logged.
+    Secret,
+}
+
+/// What `GET /version` answered, whatever it was: how the setup checks tell
+/// Coolify from another web server at the configured URL.
+#[derive(Clone, Debug)]
+pub(crate) struct VersionAnswer {
+    /// The HTTP status.
+    pub status: StatusCode,
+    /// Where a redirect pointed.
+    pub location: Option<String>,
+    /// The body (the token removed).
+    pub body: String,
+    /// `Retry-After`, on a 429.
+    pub retry_after: Option<Duration>,
+}
 /// A Coolify API client. Cheap to share behind a reference; the pacer is
 /// shared by every call made through it.
 #[derive(Debug)]
@@ -36,6 +77,8 @@ pub(crate) struct CoolifyClient {
     base: Url,
     pacer: Pacer,
     request_timeout: Duration,
+    /// Kept only to remove it from raw answers before they are logged.
+    api_key: SecretString,
 }
 
 impl CoolifyClient {
@@ -56,6 +99,7 @@ impl CoolifyClient {
         headers.insert(AUTHORIZATION, bearer);
         let http = reqwest::Client::builder()
             .use_rustls_tls()
+            .redirect(reqwest::redirect::Policy::none())
             .default_headers(headers)
             .user_agent(concat!("meeboter-deploy/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(config.connect_timeout)
@@ -64,14 +108,20 @@ impl CoolifyClient {
             .map_err(|e| Error::Internal {
                 platform: PLATFORM,
                 resource: "HTTP client".into(),
-                message: describe(&e),
+                message: error_chain(&e),
             })?;
         Ok(Self {
             http,
             base: config.api_url.clone(),
             pacer: Pacer::new(config.pacing),
             request_timeout: config.request_timeout,
+            api_key: config.api_key.clone(),
         })
+    }
+
+    /// The API base, for messages.
+    pub(crate) fn base(&self) -> &Url {
+        &self.base
     }
 
     /// `base` + path segments, each percent-encoded.
@@ -87,17 +137,30 @@ impl CoolifyClient {
         self.http.request(method, self.url(segments))
     }
 
-    /// Paces and sends one request; any answer but a success becomes an
-    /// [`ApiError`].
-    async fn send(&self, resource: &str, request: RequestBuilder) -> Result<Response, ApiError> {
+    /// Paces and sends one request and reads the rate-limit headers of
+    /// whatever answered. Fails only when no answer came.
+    async fn exchange(
+        &self,
+        resource: &str,
+        request: RequestBuilder,
+    ) -> Result<Response, ApiError> {
         self.pacer.acquire().await;
         let response = request.send().await.map_err(|e| {
-            let failure = if e.is_timeout() {
+            tracing::debug!(
+                platform = PLATFORM,
+                resource,
+                error = %error_chain(&e),
+                "a Coolify request failed without an answer"
+            );
+            let summary = summarise_transport(&e, &self.base);
+            // A failed connection is checked first: a connect timeout is
+            // both, and it provably sent nothing.
+            let failure = if e.is_connect() {
+                Failure::Connect(summary)
+            } else if e.is_timeout() {
                 Failure::Timeout(self.request_timeout)
-            } else if e.is_connect() {
-                Failure::Connect(describe(&e))
             } else {
-                Failure::Transport(describe(&e))
+                Failure::Transport(summary)
             };
             ApiError::new(resource, failure)
         })?;
@@ -105,27 +168,57 @@ impl CoolifyClient {
             header_number(response.headers(), "x-ratelimit-limit"),
             header_number(response.headers(), "x-ratelimit-remaining"),
         );
+        Ok(response)
+    }
+
+    /// Paces and sends one request; any answer but a success becomes an
+    /// [`ApiError`].
+    async fn send(&self, resource: &str, request: RequestBuilder) -> Result<Response, ApiError> {
+        self.send_checked(resource, request, Echo::Loggable).await
+    }
+
+    async fn send_checked(
+        &self,
+        resource: &str,
+        request: RequestBuilder,
+        echo: Echo,
+    ) -> Result<Response, ApiError> {
+        let response = self.exchange(resource, request).await?;
         let status = response.status();
         if status.is_success() {
             return Ok(response);
         }
-        let retry_after = (status == StatusCode::TOO_MANY_REQUESTS)
-            .then(|| header_number(response.headers(), RETRY_AFTER.as_str()))
-            .flatten()
-            .map(|secs| Duration::from_secs(u64::from(secs)));
+        let retry_after = retry_after(status, response.headers());
         if let Some(after) = retry_after {
             self.pacer.hold_for(after);
         }
-        let is_json = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.contains("json"));
+        let content_type = header_text(response.headers(), CONTENT_TYPE.as_str());
+        let location = header_text(response.headers(), LOCATION.as_str());
+        let is_json = content_type.as_deref().is_some_and(|v| v.contains("json"));
         let body = response.text().await.unwrap_or_default();
+        if echo == Echo::Loggable {
+            tracing::debug!(
+                platform = PLATFORM,
+                resource,
+                status = status.as_u16(),
+                content_type = content_type.as_deref().unwrap_or_default(),
+                body = %self.loggable(&body),
+                "Coolify answered an error"
+            );
+        } else {
+            tracing::debug!(
+                platform = PLATFORM,
+                resource,
+                status = status.as_u16(),
+                content_type = content_type.as_deref().unwrap_or_default(),
+                body_bytes = body.len(),
+                "Coolify answered an error (its body is not logged: the request carried a bot's secrets)"
+            );
+        }
         let message = serde_json::from_str::<ErrorBody>(&body)
             .ok()
             .and_then(|b| b.describe())
-            .unwrap_or_else(|| plain_message(status, &body, is_json));
+            .unwrap_or_else(|| plain_message(status, &body, is_json, location.as_deref()));
         Err(ApiError::new(
             resource,
             Failure::Status {
@@ -136,21 +229,39 @@ impl CoolifyClient {
         ))
     }
 
+    /// A raw answer as it may be logged: cut, and without the token (a
+    /// debug page of the server may echo the request's headers).
+    fn loggable(&self, body: &str) -> String {
+        let cut: String = body.chars().take(MAX_LOGGED_BODY_CHARS).collect();
+        let token = self.api_key.expose();
+        if token.is_empty() {
+            cut
+        } else {
+            cut.replace(token, "[redacted]")
+        }
+    }
+
     async fn send_json<T: DeserializeOwned>(
         &self,
         resource: &str,
         request: RequestBuilder,
     ) -> Result<T, ApiError> {
         let response = self.send(resource, request).await?;
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ApiError::new(resource, Failure::Transport(describe(&e))))?;
-        serde_json::from_slice(&bytes).map_err(|e| {
+        let bytes = response.bytes().await.map_err(|e| {
             ApiError::new(
                 resource,
-                Failure::Body(format!("could not read Coolify's answer: {e}")),
+                Failure::Transport(summarise_transport(&e, &self.base)),
             )
+        })?;
+        serde_json::from_slice(&bytes).map_err(|e| {
+            tracing::debug!(
+                platform = PLATFORM,
+                resource,
+                body = %self.loggable(&String::from_utf8_lossy(&bytes)),
+                error = %e,
+                "a success answer that is not the JSON Coolify sends"
+            );
+            ApiError::new(resource, Failure::Body(unreadable(&bytes, &e)))
         })
     }
 
@@ -225,10 +336,11 @@ impl CoolifyClient {
                 })
                 .collect(),
         };
-        self.send(
+        self.send_checked(
             &format!("environment variables of application {uuid}"),
             self.request(Method::PATCH, &["applications", uuid, "envs", "bulk"])
                 .json(&body),
+            Echo::Secret,
         )
         .await
         .map(drop)
@@ -325,17 +437,79 @@ impl CoolifyClient {
         Ok(page.deployments.into_iter().next())
     }
 
-    /// `GET /version`: plain text such as `4.3.11`; needs the `read` ability.
-    pub(crate) async fn version(&self) -> Result<String, ApiError> {
+    /// `GET /projects`: the projects the token's team can see.
+    pub(crate) async fn list_projects(&self) -> Result<Vec<Project>, ApiError> {
+        self.send_json("projects", self.request(Method::GET, &["projects"]))
+            .await
+    }
+
+    /// `GET /servers`: the servers the token's team can see.
+    pub(crate) async fn list_servers(&self) -> Result<Vec<Server>, ApiError> {
+        self.send_json("servers", self.request(Method::GET, &["servers"]))
+            .await
+    }
+
+    /// `GET /servers/{uuid}`.
+    pub(crate) async fn get_server(&self, uuid: &str) -> Result<Server, ApiError> {
+        self.send_json(
+            &format!("server {uuid}"),
+            self.request(Method::GET, &["servers", uuid]),
+        )
+        .await
+    }
+
+    /// `PATCH /applications/{uuid}` with a new name. Idempotent.
+    pub(crate) async fn rename_application(&self, uuid: &str, name: &str) -> Result<(), ApiError> {
+        self.send(
+            &format!("application {uuid}"),
+            self.request(Method::PATCH, &["applications", uuid])
+                .json(&Rename { name }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `GET /version`, whatever answers: Coolify answers its version in
+    /// plain text (needs the `read` ability); another web server at the
+    /// configured URL answers something else, which the setup checks
+    /// describe. Fails only when nothing answered.
+    pub(crate) async fn probe_version(&self) -> Result<VersionAnswer, ApiError> {
         let resource = "Coolify version";
         let response = self
-            .send(resource, self.request(Method::GET, &["version"]))
+            .exchange(
+                resource,
+                self.request(Method::GET, &["version"])
+                    .header(ACCEPT, ACCEPT_TEXT),
+            )
             .await?;
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ApiError::new(resource, Failure::Transport(describe(&e))))?;
-        Ok(text.trim().to_owned())
+        let status = response.status();
+        let headers = response.headers();
+        let content_type = header_text(headers, CONTENT_TYPE.as_str());
+        let location = header_text(headers, LOCATION.as_str());
+        let retry_after = retry_after(status, headers);
+        if let Some(after) = retry_after {
+            self.pacer.hold_for(after);
+        }
+        let body = response.text().await.map_err(|e| {
+            ApiError::new(
+                resource,
+                Failure::Transport(summarise_transport(&e, &self.base)),
+            )
+        })?;
+        let body = self.loggable(&body);
+        tracing::debug!(
+            platform = PLATFORM,
+            status = status.as_u16(),
+            content_type = content_type.as_deref().unwrap_or_default(),
+            body = %body,
+            "GET /version answered"
+        );
+        Ok(VersionAnswer {
+            status,
+            location,
+            body,
+            retry_after,
+        })
     }
 }
 
@@ -343,9 +517,21 @@ fn header_number(headers: &HeaderMap, name: &str) -> Option<u32> {
     headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }
 
-/// A reqwest error with its causes (`connection refused`). The URL it names
-/// holds nothing secret: the token travels only in a header.
-fn describe(error: &reqwest::Error) -> String {
+fn header_text(headers: &HeaderMap, name: &str) -> Option<String> {
+    Some(headers.get(name)?.to_str().ok()?.trim().to_owned())
+}
+
+/// `Retry-After` of a 429, in whole seconds as Laravel sends it.
+fn retry_after(status: StatusCode, headers: &HeaderMap) -> Option<Duration> {
+    (status == StatusCode::TOO_MANY_REQUESTS)
+        .then(|| header_number(headers, RETRY_AFTER.as_str()))
+        .flatten()
+        .map(|secs| Duration::from_secs(u64::from(secs)))
+}
+
+/// A reqwest error with all its causes, for the debug log. The URL it
+/// names holds nothing secret: the token travels only in a header.
+fn error_chain(error: &reqwest::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -359,17 +545,90 @@ fn describe(error: &reqwest::Error) -> String {
     text
 }
 
+/// A reqwest error as one sentence an operator can act on (`could not
+/// connect to coolify.example.com:443: connection refused`), instead of its
+/// chain of wrappers (`error sending request for url (…): client error
+/// (Connect): tcp connect error: …`).
+fn summarise_transport(error: &reqwest::Error, base: &Url) -> String {
+    let url = error.url().unwrap_or(base);
+    let host = url.host_str().unwrap_or("the Coolify host");
+    let address = match url.port_or_known_default() {
+        Some(port) => format!("{host}:{port}"),
+        None => host.to_owned(),
+    };
+    let mut causes = Vec::new();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let root = causes.last().map(|c| io_phrase(c)).unwrap_or_default();
+    let all = causes.join(" ").to_ascii_lowercase();
+    let with_root = |text: String| {
+        if root.is_empty() {
+            text
+        } else {
+            format!("{text}: {root}")
+        }
+    };
+    if error.is_connect() {
+        if all.contains("dns error") || all.contains("failed to lookup") {
+            with_root(format!("the name {host} could not be resolved"))
+        } else if ["certificate", "tls", "handshake", "alert"]
+            .iter()
+            .any(|w| all.contains(w))
+        {
+            with_root(format!("the TLS handshake with {address} failed"))
+        } else if error.is_timeout() || all.contains("timed out") {
+            format!("could not connect to {address} in time")
+        } else {
+            with_root(format!("could not connect to {address}"))
+        }
+    } else if error.is_timeout() {
+        format!("no answer from {address} in time")
+    } else if error.is_body() || error.is_decode() {
+        with_root(format!("the answer from {address} broke off"))
+    } else {
+        with_root(format!(
+            "the connection to {address} failed after the request was sent"
+        ))
+    }
+}
+
+/// Why a success answer could not be read, for an operator: an HTML page
+/// (the URL points at a web site, a login page, a proxy), JSON of another
+/// shape, or no JSON at all.
+fn unreadable(bytes: &[u8], error: &serde_json::Error) -> String {
+    let text = String::from_utf8_lossy(bytes);
+    if text.trim().is_empty() {
+        "the answer was empty where Coolify sends JSON".to_owned()
+    } else if looks_like_html(&text) {
+        "the answer was an HTML page where Coolify's API sends JSON; COOLIFY_API_URL may point at something that is not Coolify's API".to_owned()
+    } else if serde_json::from_slice::<serde_json::Value>(bytes).is_ok() {
+        format!("the answer is JSON but not what Coolify sends ({error})")
+    } else {
+        format!("the answer is not JSON: {}", one_line(&text, 80))
+    }
+}
+
 /// The message of an error answer that is not Coolify's JSON: an HTML page
-/// from a proxy or from Laravel is reduced to its status line.
-fn plain_message(status: StatusCode, body: &str, is_json: bool) -> String {
+/// from a proxy or from Laravel is reduced to its status line, a redirect
+/// says where it points, plain text is kept (cut).
+fn plain_message(status: StatusCode, body: &str, is_json: bool, location: Option<&str>) -> String {
     let reason = status.canonical_reason().unwrap_or("error");
     let body = body.trim();
-    let looks_like_html = body.starts_with('<');
-    if body.is_empty() || looks_like_html || is_json {
+    if status.is_redirection() {
+        return match location {
+            Some(to) => format!("{reason}, redirecting to {}", one_line(to, 120)),
+            None => reason.to_owned(),
+        };
+    }
+    if looks_like_html(body) || body.starts_with('<') {
+        format!("{reason} (the answer was an HTML page)")
+    } else if body.is_empty() || is_json {
         reason.to_owned()
     } else {
-        let short: String = body.chars().take(MAX_PLAIN_ERROR_CHARS).collect();
-        format!("{reason}: {short}")
+        format!("{reason}: {}", one_line(body, MAX_PLAIN_ERROR_CHARS))
     }
 }
 
@@ -400,13 +659,38 @@ mod tests {
     #[test]
     fn non_json_error_bodies_are_reduced() {
         assert_eq!(
-            plain_message(StatusCode::BAD_GATEWAY, "<html>nginx</html>", false),
-            "Bad Gateway"
+            plain_message(StatusCode::BAD_GATEWAY, "<html>nginx</html>", false, None),
+            "Bad Gateway (the answer was an HTML page)"
         );
         assert_eq!(
-            plain_message(StatusCode::SERVICE_UNAVAILABLE, "maintenance", false),
+            plain_message(StatusCode::SERVICE_UNAVAILABLE, "maintenance", false, None),
             "Service Unavailable: maintenance"
         );
-        assert_eq!(plain_message(StatusCode::NOT_FOUND, "", false), "Not Found");
+        assert_eq!(
+            plain_message(StatusCode::NOT_FOUND, "", false, None),
+            "Not Found"
+        );
+        assert_eq!(
+            plain_message(
+                StatusCode::FOUND,
+                "",
+                false,
+                Some("https://coolify.example.com/login")
+            ),
+            "Found, redirecting to https://coolify.example.com/login"
+        );
+        let long = "maintenance until tomorrow ".repeat(30);
+        let message = plain_message(StatusCode::SERVICE_UNAVAILABLE, &long, false, None);
+        assert!(message.ends_with('…'), "{message}");
+        assert!(message.chars().count() < 240, "{message}");
+    }
+
+    #[test]
+    fn unreadable_answers_say_what_came_instead() {
+        let error = serde_json::from_str::<Vec<u8>>("{}").unwrap_err();
+        assert!(unreadable(b"<!DOCTYPE html><html></html>", &error).contains("HTML page"));
+        assert!(unreadable(b"{\"ok\":true}", &error).contains("JSON but not what Coolify sends"));
+        assert!(unreadable(b"", &error).contains("empty"));
+        assert!(unreadable(b"hello", &error).contains("not JSON: hello"));
     }
 }

@@ -5,8 +5,8 @@ use std::fmt;
 use std::time::Duration;
 
 use platform_core::{
-    ConfigProblem, EnvLookup, EnvVarSpec, Error, MeetingPlatform, RetryPolicy, SecretString,
-    ValueKind, load_env,
+    ConfigProblem, EnvLookup, EnvValues, EnvVarSpec, Error, MapEnv, MeetingPlatform, RetryPolicy,
+    SecretString, ValueKind, load_env,
 };
 use url::Url;
 
@@ -30,7 +30,7 @@ pub const COOLIFY_API_KEY: EnvVarSpec = EnvVarSpec::required(
 /// The project that holds the slot applications.
 pub const COOLIFY_PROJECT_UUID: EnvVarSpec = EnvVarSpec::required(
     "COOLIFY_PROJECT_UUID",
-    "UUID of the Coolify project that holds the bot slot applications. At start-up every application of this project named meeboter-slot-<zoom|teams|meet>-<number> is adopted into the pool; new slots are created in it.",
+    "UUID of the Coolify project that holds the bot slot applications. At start-up every application of this project named meeboter-slot-<installation id>-<zoom|teams|meet>-<number> with this installation's id is adopted into the pool; new slots are created in it. Several installations may share one project: each uses only its own slots.",
 );
 
 /// The server new slots run on.
@@ -63,9 +63,6 @@ pub const COOLIFY_BOT_IMAGE_MEET: EnvVarSpec = EnvVarSpec::optional(
     "COOLIFY_BOT_IMAGE_MEET",
     "Docker image of the Google Meet bot, with its tag (e.g. ghcr.io/acme/meet-bot:1.4.2), used when the pool creates a new Meet slot. Unset: Meet bots run only in slots that already exist.",
 );
-
-/// The default pool maximum per meeting platform.
-pub const DEFAULT_POOL_MAX: usize = 10;
 
 /// Most Zoom slots.
 pub const COOLIFY_POOL_MAX_ZOOM: EnvVarSpec = EnvVarSpec::with_default(
@@ -121,6 +118,14 @@ pub const COOLIFY_API_REQUESTS_PER_MINUTE: EnvVarSpec = EnvVarSpec::with_default
     max: 100_000,
 });
 
+/// How many slot applications may be created per minute.
+pub const COOLIFY_POOL_CREATIONS_PER_MINUTE: EnvVarSpec = EnvVarSpec::with_default(
+    "COOLIFY_POOL_CREATIONS_PER_MINUTE",
+    "10",
+    "Most slot applications the pool creates in any one minute, all meeting platforms together: a safety net against a Coolify that keeps accepting creations without yielding usable slots. A deploy that would create one more fails with a retryable capacity error and is tried again later. Whatever this says, one deploy creates at most 2 slots and stops at the first creation that yields no new slot.",
+)
+.kind(ValueKind::Integer { min: 1, max: 500 });
+
 /// Every variable the Coolify platform reads.
 pub const ENV_SPECS: &[EnvVarSpec] = &[
     COOLIFY_API_URL,
@@ -134,6 +139,7 @@ pub const ENV_SPECS: &[EnvVarSpec] = &[
     COOLIFY_POOL_MAX_ZOOM,
     COOLIFY_POOL_MAX_TEAMS,
     COOLIFY_POOL_MAX_MEET,
+    COOLIFY_POOL_CREATIONS_PER_MINUTE,
     COOLIFY_BOT_PORT,
     COOLIFY_API_TIMEOUT,
     COOLIFY_API_REQUESTS_PER_MINUTE,
@@ -259,23 +265,20 @@ impl<T> PerMeetingPlatform<T> {
 /// How fast the client may send requests: a token bucket.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pacing {
-    /// Requests per minute on average. Default 180, below Coolify's default
-    /// limit of 200 per user so that a person using the same account in the
-    /// UI is not locked out.
+    /// Requests per minute on average (`COOLIFY_API_REQUESTS_PER_MINUTE`).
     pub requests_per_minute: u32,
-    /// Requests that may go out back to back after a quiet spell. Default 5:
-    /// one deploy's calls go out at once, a burst of deploys is spread.
+    /// Requests that may go out back to back after a quiet spell
+    /// ([`PACING_BURST`] when read from the environment).
     pub burst: u32,
 }
 
-impl Default for Pacing {
-    fn default() -> Self {
-        Self {
-            requests_per_minute: 180,
-            burst: 5,
-        }
-    }
-}
+/// Requests that may go out back to back after a quiet spell: one deploy's
+/// calls go out at once, a burst of deploys is spread.
+pub const PACING_BURST: u32 = 5;
+
+/// The longest wait for a connection: a Coolify that takes longer to accept
+/// one is as good as down, whatever the request timeout allows.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Everything the Coolify platform needs, validated.
 #[derive(Clone, Debug)]
@@ -294,6 +297,8 @@ pub struct CoolifyConfig {
     pub images: PerMeetingPlatform<Option<BotImage>>,
     /// The most slots of each meeting platform.
     pub pool_max: PerMeetingPlatform<usize>,
+    /// The most slot applications created in any one minute.
+    pub pool_creations_per_minute: u32,
     /// The port bot containers expose.
     pub bot_port: u16,
     /// Longest wait for one answer.
@@ -307,35 +312,23 @@ pub struct CoolifyConfig {
 }
 
 impl CoolifyConfig {
-    /// A configuration with the documented defaults: environment
-    /// `production`, no images, [`DEFAULT_POOL_MAX`] slots per meeting
-    /// platform, port 3000, 30 s request and 10 s connect timeouts, default
-    /// pacing and retries. `api_url` is normalised as [`normalise_api_url`]
-    /// does.
+    /// A configuration of the four required values, every other value at
+    /// the default its variable documents ([`ENV_SPECS`]): no images, retries
+    /// with the [`RetryPolicy`] defaults. `api_url` is normalised as
+    /// [`normalise_api_url`] does.
     pub fn new(
         api_url: &str,
         api_key: SecretString,
         project_uuid: impl Into<String>,
         server_uuid: impl Into<String>,
     ) -> Result<Self, Error> {
-        let api_url = normalise_api_url(api_url).map_err(|problem| Error::Config {
-            platform: PLATFORM,
-            problems: vec![ConfigProblem::new(COOLIFY_API_URL.name, problem)],
-        })?;
-        Ok(Self {
-            api_url,
-            api_key,
-            project_uuid: project_uuid.into(),
-            server_uuid: server_uuid.into(),
-            environment_name: "production".into(),
-            images: PerMeetingPlatform::default(),
-            pool_max: PerMeetingPlatform::all(DEFAULT_POOL_MAX),
-            bot_port: 3000,
-            request_timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(10),
-            pacing: Pacing::default(),
-            retry: RetryPolicy::default(),
-        })
+        let env = MapEnv::from([
+            (COOLIFY_API_URL.name, api_url.to_owned()),
+            (COOLIFY_API_KEY.name, api_key.expose().to_owned()),
+            (COOLIFY_PROJECT_UUID.name, project_uuid.into()),
+            (COOLIFY_SERVER_UUID.name, server_uuid.into()),
+        ]);
+        Self::from_env(&env)
     }
 
     /// Reads and validates every variable in [`ENV_SPECS`], reporting every
@@ -377,42 +370,60 @@ impl CoolifyConfig {
                 });
             }
         };
-        let mut config = Self::new(
-            values.require(&COOLIFY_API_URL)?,
-            values
-                .secret(&COOLIFY_API_KEY)
-                .ok_or_else(|| missing(&COOLIFY_API_KEY))?,
-            values.require(&COOLIFY_PROJECT_UUID)?,
-            values.require(&COOLIFY_SERVER_UUID)?,
-        )?;
-        config.environment_name = values.require(&COOLIFY_ENVIRONMENT_NAME)?.to_owned();
-        config.images = images;
+        let api_url = normalise_api_url(values.require(&COOLIFY_API_URL)?)
+            .map_err(|problem| invalid(&COOLIFY_API_URL, problem))?;
+        let mut pool_max = PerMeetingPlatform::all(0);
         for platform in MeetingPlatform::ALL {
-            let spec = pool_max_spec(platform);
-            let max = values.integer(spec).ok_or_else(|| missing(spec))?;
-            *config.pool_max.get_mut(platform) = usize::try_from(max).unwrap_or(0);
+            *pool_max.get_mut(platform) = number(&values, pool_max_spec(platform))?;
         }
-        let port = values
-            .integer(&COOLIFY_BOT_PORT)
-            .ok_or_else(|| missing(&COOLIFY_BOT_PORT))?;
-        config.bot_port = u16::try_from(port).map_err(|_| missing(&COOLIFY_BOT_PORT))?;
-        config.request_timeout = values
-            .seconds(&COOLIFY_API_TIMEOUT)
-            .ok_or_else(|| missing(&COOLIFY_API_TIMEOUT))?;
-        config.connect_timeout = config.request_timeout.min(Duration::from_secs(10));
-        let per_minute = values
-            .integer(&COOLIFY_API_REQUESTS_PER_MINUTE)
-            .ok_or_else(|| missing(&COOLIFY_API_REQUESTS_PER_MINUTE))?;
-        config.pacing.requests_per_minute = u32::try_from(per_minute).unwrap_or(u32::MAX);
-        Ok(config)
+        // Every typed value below has a default in its spec and was checked
+        // against its kind by `load_env`, so none can be absent or out of
+        // range; the defaults live in the specs alone.
+        let request_timeout = checked(&COOLIFY_API_TIMEOUT, values.seconds(&COOLIFY_API_TIMEOUT))?;
+        Ok(Self {
+            api_url,
+            api_key: checked(&COOLIFY_API_KEY, values.secret(&COOLIFY_API_KEY))?,
+            project_uuid: values.require(&COOLIFY_PROJECT_UUID)?.to_owned(),
+            server_uuid: values.require(&COOLIFY_SERVER_UUID)?.to_owned(),
+            environment_name: values.require(&COOLIFY_ENVIRONMENT_NAME)?.to_owned(),
+            images,
+            pool_max,
+            pool_creations_per_minute: number(&values, &COOLIFY_POOL_CREATIONS_PER_MINUTE)?,
+            bot_port: number(&values, &COOLIFY_BOT_PORT)?,
+            request_timeout,
+            connect_timeout: request_timeout.min(MAX_CONNECT_TIMEOUT),
+            pacing: Pacing {
+                requests_per_minute: number(&values, &COOLIFY_API_REQUESTS_PER_MINUTE)?,
+                burst: PACING_BURST,
+            },
+            retry: RetryPolicy::default(),
+        })
     }
 }
 
-fn missing(spec: &EnvVarSpec) -> Error {
+/// A problem with `spec`'s value, as a configuration error.
+fn invalid(spec: &EnvVarSpec, problem: impl Into<String>) -> Error {
     Error::Config {
         platform: PLATFORM,
-        problems: vec![ConfigProblem::new(spec.name, "is missing")],
+        problems: vec![ConfigProblem::new(spec.name, problem)],
     }
+}
+
+/// A value `load_env` has already checked. Absent only if the spec and the
+/// code that reads it disagree: reported as that variable's problem, never
+/// replaced by a second copy of its default.
+fn checked<T>(spec: &EnvVarSpec, value: Option<T>) -> Result<T, Error> {
+    value.ok_or_else(|| {
+        invalid(
+            spec,
+            format!("could not be read as {}", spec.kind.describe()),
+        )
+    })
+}
+
+/// A whole number `load_env` has already checked against its kind's range.
+fn number<T: TryFrom<i64>>(values: &EnvValues, spec: &EnvVarSpec) -> Result<T, Error> {
+    checked(spec, values.integer(spec).and_then(|n| T::try_from(n).ok()))
 }
 
 /// Turns what an operator types into the API base: `https://c.example.com`,
@@ -470,7 +481,57 @@ mod tests {
         assert_eq!(config.bot_port, 3000);
         assert_eq!(config.request_timeout, Duration::from_secs(30));
         assert_eq!(config.pacing.requests_per_minute, 180);
+        assert_eq!(config.pool_creations_per_minute, 10);
         assert!(!format!("{config:?}").contains("s3cr3t"));
+    }
+
+    #[test]
+    fn new_takes_every_default_from_the_specs() {
+        let from_env = CoolifyConfig::from_env(&minimal()).unwrap();
+        let new = CoolifyConfig::new(
+            "https://coolify.example.com",
+            SecretString::new("3|s3cr3t-token"),
+            "proj123",
+            "srv456",
+        )
+        .unwrap();
+        assert_eq!(format!("{new:?}"), format!("{from_env:?}"));
+        for spec in ENV_SPECS {
+            if let Some(default) = spec.default_value() {
+                let number: Option<usize> = default.parse().ok();
+                match spec.name {
+                    "COOLIFY_ENVIRONMENT_NAME" => assert_eq!(new.environment_name, default),
+                    "COOLIFY_POOL_MAX_ZOOM" => assert_eq!(Some(new.pool_max.zoom), number),
+                    "COOLIFY_POOL_MAX_TEAMS" => assert_eq!(Some(new.pool_max.teams), number),
+                    "COOLIFY_POOL_MAX_MEET" => assert_eq!(Some(new.pool_max.meet), number),
+                    "COOLIFY_BOT_PORT" => assert_eq!(Some(usize::from(new.bot_port)), number),
+                    "COOLIFY_API_TIMEOUT" => assert_eq!(
+                        Some(new.request_timeout),
+                        number.map(|n| Duration::from_secs(n as u64))
+                    ),
+                    "COOLIFY_API_REQUESTS_PER_MINUTE" => {
+                        assert_eq!(Some(new.pacing.requests_per_minute as usize), number)
+                    }
+                    "COOLIFY_POOL_CREATIONS_PER_MINUTE" => {
+                        assert_eq!(Some(new.pool_creations_per_minute as usize), number)
+                    }
+                    other => panic!("{other} has a default this test does not check"),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_value_that_cannot_be_read_is_reported_never_defaulted() {
+        let Err(Error::Config { problems, .. }) = checked::<u16>(&COOLIFY_BOT_PORT, None) else {
+            panic!("expected a config error");
+        };
+        assert_eq!(problems[0].variable, "COOLIFY_BOT_PORT");
+        assert!(
+            problems[0].problem.starts_with("could not be read as"),
+            "{}",
+            problems[0].problem
+        );
     }
 
     #[test]

@@ -3,14 +3,22 @@
 //!
 //! The private [`ApiError`] keeps what the conversion and the retry logic
 //! need: the HTTP status, the server's own message, `Retry-After`, and
-//! whether the request may have reached the server (which decides whether a
-//! non-idempotent call may be sent again).
+//! whether the request may have reached the server.
+//!
+//! One rule decides that last question, [`ApiError::never_sent`]: only a
+//! call that failed while connecting (refused, a name that does not
+//! resolve, a TLS handshake that failed) provably never reached Coolify. It
+//! becomes [`Error::Unreachable`], which tells the service nothing was
+//! started, and it is what lets a call that is not idempotent (create,
+//! start) be sent again. Everything after the request went out (no answer
+//! in time, a broken connection, a 5xx) may have been acted on.
 
 use std::time::Duration;
 
 use platform_core::Error;
 
 use crate::PLATFORM;
+use crate::reason::{MAX_MESSAGE_CHARS, one_line};
 
 /// One failed API call.
 #[derive(Debug)]
@@ -34,7 +42,9 @@ pub(crate) enum Failure {
         /// `Retry-After`, on a 429.
         retry_after: Option<Duration>,
     },
-    /// No connection could be made: the request never left.
+    /// No connection could be made (refused, a name that does not
+    /// resolve, a failed TLS handshake): the request never left. Holds one
+    /// sentence saying which.
     Connect(String),
     /// No answer within the request timeout.
     Timeout(Duration),
@@ -53,25 +63,30 @@ impl ApiError {
         }
     }
 
+    /// Whether the request provably never reached the server: the
+    /// connection could not be made. The one rule for "may have reached
+    /// the server"; everything else may have.
+    pub(crate) fn never_sent(&self) -> bool {
+        matches!(self.failure, Failure::Connect(_))
+    }
+
     /// Whether the server certainly did not act on the request, so that
     /// even a call that is not idempotent (create, start) can be sent again:
-    /// it was throttled (Laravel's limiter answers before any controller
-    /// runs) or never left this process.
+    /// it never left this process, or it was throttled (Laravel's limiter
+    /// answers before any controller runs).
     pub(crate) fn certainly_not_processed(&self) -> bool {
-        matches!(
-            self.failure,
-            Failure::Connect(_) | Failure::Status { code: 429, .. }
-        )
+        self.never_sent() || matches!(self.failure, Failure::Status { code: 429, .. })
     }
 
     /// Whether the request may have changed something on the server even
-    /// though it failed: no answer, a broken connection, or a server error
-    /// (Coolify may fail after writing to its database).
+    /// though it failed: no answer, a broken connection, a server error
+    /// (Coolify may fail after writing to its database), or a success
+    /// answer we could not read (the server did act).
     pub(crate) fn may_have_been_processed(&self) -> bool {
         match &self.failure {
-            Failure::Timeout(_) | Failure::Transport(_) => true,
+            Failure::Timeout(_) | Failure::Transport(_) | Failure::Body(_) => true,
             Failure::Status { code, .. } => *code >= 500,
-            Failure::Connect(_) | Failure::Body(_) => false,
+            Failure::Connect(_) => false,
         }
     }
 }
@@ -85,7 +100,7 @@ impl From<ApiError> for Error {
                 message,
                 retry_after,
             } => {
-                let message = format!("HTTP {code}: {message}");
+                let message = format!("HTTP {code}: {}", one_line(&message, MAX_MESSAGE_CHARS));
                 match code {
                     401 | 403 => Error::Unauthorized {
                         platform: PLATFORM,
@@ -118,15 +133,15 @@ impl From<ApiError> for Error {
                     },
                 }
             }
-            Failure::Connect(message) => Error::Unavailable {
+            Failure::Connect(message) => Error::Unreachable {
                 platform: PLATFORM,
                 resource,
-                message: format!("could not connect: {message}"),
+                message: one_line(&message, MAX_MESSAGE_CHARS),
             },
             Failure::Transport(message) => Error::Unavailable {
                 platform: PLATFORM,
                 resource,
-                message,
+                message: one_line(&message, MAX_MESSAGE_CHARS),
             },
             Failure::Timeout(after) => Error::Timeout {
                 platform: PLATFORM,
@@ -136,7 +151,7 @@ impl From<ApiError> for Error {
             Failure::Body(message) => Error::Internal {
                 platform: PLATFORM,
                 resource,
-                message,
+                message: one_line(&message, MAX_MESSAGE_CHARS),
             },
         }
     }
@@ -198,10 +213,15 @@ mod tests {
         assert!(timeout.is_retryable());
         let connect = Error::from(ApiError::new(
             "applications",
-            Failure::Connect("connection refused".into()),
+            Failure::Connect("could not connect to 127.0.0.1:9: connection refused".into()),
         ));
-        assert_eq!(connect.kind(), ErrorKind::Unavailable);
-        assert!(connect.to_string().contains("could not connect"));
+        assert_eq!(connect.kind(), ErrorKind::Unreachable);
+        assert!(connect.is_retryable());
+        assert!(connect.nothing_started());
+        assert!(
+            connect.to_string().contains("nothing was sent"),
+            "{connect}"
+        );
         let body = Error::from(ApiError::new(
             "applications",
             Failure::Body("expected an array".into()),
@@ -221,5 +241,42 @@ mod tests {
         );
         assert!(!status(422, "").may_have_been_processed());
         assert!(!status(429, "").may_have_been_processed());
+        assert!(
+            ApiError::new("x", Failure::Body("not JSON".into())).may_have_been_processed(),
+            "a success answer we could not read was acted on"
+        );
+    }
+
+    #[test]
+    fn only_a_failed_connection_was_never_sent() {
+        let sent = [
+            status(500, ""),
+            status(429, ""),
+            status(404, ""),
+            ApiError::new("x", Failure::Timeout(Duration::from_secs(1))),
+            ApiError::new("x", Failure::Transport("connection reset".into())),
+            ApiError::new("x", Failure::Body("not JSON".into())),
+        ];
+        for error in sent {
+            assert!(!error.never_sent(), "{error:?}");
+            assert!(!Error::from(error).nothing_started());
+        }
+        let refused = ApiError::new("x", Failure::Connect("refused".into()));
+        assert!(refused.never_sent());
+        assert!(!refused.may_have_been_processed());
+        assert!(refused.certainly_not_processed());
+    }
+
+    #[test]
+    fn long_server_messages_are_cut_to_one_line() {
+        let long = format!(
+            "Validation failed.\n{}",
+            "The value is not allowed here. ".repeat(40)
+        );
+        let error = Error::from(status(422, &long));
+        let text = error.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.ends_with('…'), "{text}");
+        assert!(text.chars().count() < MAX_MESSAGE_CHARS + 80, "{text}");
     }
 }

@@ -96,12 +96,15 @@ mod claim;
 mod client;
 pub mod config;
 mod error;
+mod growth;
 mod ledger;
 mod naming;
 mod pacer;
 mod pool;
+mod reason;
 mod retrying;
 mod service;
+mod setup;
 mod status;
 mod wire;
 

@@ -84,6 +84,7 @@ pub(crate) fn in_context(mut error: Error, context: &str) -> Error {
         | Error::Rejected { resource, .. }
         | Error::Throttled { resource, .. }
         | Error::Unavailable { resource, .. }
+        | Error::Unreachable { resource, .. }
         | Error::Timeout { resource, .. }
         | Error::Capacity { resource, .. }
         | Error::StartFailed { resource, .. }

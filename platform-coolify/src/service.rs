@@ -8,13 +8,15 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use platform_core::bot_env::{self, names};
 use platform_core::{
-    BotDeploymentConfig, BotStatus, DeployResult, Error, PlatformContext, PlatformId,
-    PlatformService, Result, RetryPolicy, Slot, SlotState, SlotStore, StatusKind, bot_environment,
+    BotDeploymentConfig, BotStatus, DeployResult, Error, InstallationId, MarkedBot,
+    PlatformContext, PlatformId, PlatformService, Result, RetryPolicy, SetupCheck, Slot, SlotState,
+    SlotStore, StatusKind, bot_environment,
 };
 
 use crate::claim::SlotClaim;
 use crate::client::CoolifyClient;
 use crate::config::CoolifyConfig;
+use crate::growth::CreationBudget;
 use crate::ledger::{ClaimLedger, DeploymentOutcome};
 use crate::pool::SlotPool;
 use crate::retrying::{idempotent, unless_processed};
@@ -30,6 +32,7 @@ const MAX_SLOTS_PER_DEPLOY: usize = 3;
 /// slot at a time. See the crate documentation for the whole story.
 pub struct CoolifyPlatform {
     config: CoolifyConfig,
+    installation: InstallationId,
     client: CoolifyClient,
     store: Arc<dyn SlotStore>,
     pool: SlotPool,
@@ -41,6 +44,7 @@ impl fmt::Debug for CoolifyPlatform {
         f.debug_struct("CoolifyPlatform")
             .field("api_url", &self.config.api_url.as_str())
             .field("project_uuid", &self.config.project_uuid)
+            .field("installation", &self.installation)
             .finish_non_exhaustive()
     }
 }
@@ -117,22 +121,33 @@ enum DeploymentView {
 }
 
 impl CoolifyPlatform {
-    /// Connects to Coolify and adopts the project's slot applications into
-    /// `slots` (see the crate docs). Fails, leaving the store as it was,
-    /// when Coolify cannot be asked; fails with a configuration error when
-    /// the project or its environment does not exist.
-    pub async fn new(config: CoolifyConfig, slots: Arc<dyn SlotStore>) -> Result<Self> {
+    /// Connects to Coolify and adopts `installation`'s slot applications of
+    /// the project into `slots` (see the crate docs). Fails, leaving the
+    /// store as it was, when Coolify cannot be asked; fails with a
+    /// configuration error when the URL does not serve Coolify's API, or the
+    /// project or its environment does not exist.
+    pub async fn new(
+        config: CoolifyConfig,
+        slots: Arc<dyn SlotStore>,
+        installation: InstallationId,
+    ) -> Result<Self> {
         let client = CoolifyClient::new(&config)?;
-        let (pool, adoption) = SlotPool::adopt(&client, &config, slots.clone()).await?;
+        let (pool, adoption) =
+            SlotPool::adopt(&client, &config, slots.clone(), installation.clone()).await?;
         tracing::info!(
             platform = PLATFORM,
             project = %config.project_uuid,
+            installation = %installation,
             slot_applications = adoption.found,
             pruned = ?adoption.pruned,
+            renamed = ?adoption.renamed,
+            unmarked = adoption.unmarked.len(),
+            other_installations_slots = adoption.others,
             "coolify warm pool adopted"
         );
         Ok(Self {
             config,
+            installation,
             client,
             store: slots,
             pool,
@@ -144,7 +159,12 @@ impl CoolifyPlatform {
     /// registry's constructor does.
     pub async fn from_context(context: PlatformContext) -> Result<Self> {
         let config = CoolifyConfig::from_env(context.env.as_ref())?;
-        Self::new(config, context.slots).await
+        Self::new(config, context.slots, context.installation).await
+    }
+
+    /// The installation whose slots this platform uses.
+    pub fn installation(&self) -> &InstallationId {
+        &self.installation
     }
 
     /// Returns a failed slot to the pool after making sure its application
@@ -580,10 +600,17 @@ impl PlatformService for CoolifyPlatform {
         let meeting_platform = config.meeting_platform();
         let bot = config.bot_id();
         let mut broken = Vec::new();
+        let mut budget = CreationBudget::per_deploy();
         for _ in 0..MAX_SLOTS_PER_DEPLOY {
             let slot = self
                 .pool
-                .claim(&self.client, &self.config, meeting_platform, bot)
+                .claim(
+                    &self.client,
+                    &self.config,
+                    meeting_platform,
+                    bot,
+                    &mut budget,
+                )
                 .await?;
             let claim = SlotClaim::new(slot.slot_id.clone(), bot);
             let lock = self.ledger.slot_lock(&slot.slot_id);
@@ -806,8 +833,70 @@ impl PlatformService for CoolifyPlatform {
     }
 
     async fn check_reachable(&self) -> Result<()> {
-        let version = self.client.version().await.map_err(Error::from)?;
+        let version = crate::setup::identify(&self.client)
+            .await
+            .into_result(&self.client)?;
         tracing::debug!(platform = PLATFORM, version, "coolify is reachable");
         Ok(())
+    }
+
+    /// Every slot of this installation's pool that a bot holds, by the
+    /// store's claims (the one record of who holds a slot), minus any whose
+    /// application Coolify now lists under another installation's name. A
+    /// claim whose application is gone is listed: it still holds a slot of
+    /// the pool, and its cleanup gives it back.
+    async fn list_marked_bots(&self) -> Result<Vec<MarkedBot>> {
+        let claimed: Vec<(Slot, platform_core::BotId)> = self
+            .store
+            .list_slots(POOL)
+            .await?
+            .into_iter()
+            .filter_map(|slot| match slot.state {
+                SlotState::Claimed { bot_id } => Some((slot, bot_id)),
+                _ => None,
+            })
+            .collect();
+        if claimed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let applications: HashMap<String, Application> =
+            idempotent(&self.config.retry, "applications", || {
+                self.client.list_applications()
+            })
+            .await?
+            .into_iter()
+            .map(|app| (app.uuid.clone(), app))
+            .collect();
+        let mut marked = Vec::with_capacity(claimed.len());
+        for (slot, bot) in claimed {
+            let app = applications.get(&slot.slot_id);
+            if app.is_some_and(|app| self.pool.is_others(app)) {
+                tracing::warn!(
+                    platform = PLATFORM,
+                    application = %slot.slot_id,
+                    name = app.and_then(|a| a.name.as_deref()).unwrap_or_default(),
+                    "a claimed slot's application is named for another installation; it is not listed for the sweep"
+                );
+                continue;
+            }
+            let claim = SlotClaim::new(slot.slot_id.clone(), bot);
+            let name = app
+                .and_then(|a| a.name.clone())
+                .unwrap_or_else(|| "(application gone from Coolify)".to_owned());
+            marked.push(MarkedBot {
+                identifier: claim.to_platform_id(),
+                bot,
+                attempt: self.ledger.get(&claim).and_then(|r| r.started_attempt),
+                description: format!(
+                    "{} slot {name} (application {}), claimed by bot {bot}",
+                    slot.meeting_platform, slot.slot_id
+                ),
+            });
+        }
+        Ok(marked)
+    }
+
+    async fn check_setup(&self) -> Vec<SetupCheck> {
+        crate::setup::check_setup(&self.client, &self.config, &self.installation).await
     }
 }

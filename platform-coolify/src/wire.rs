@@ -46,6 +46,28 @@ pub(crate) struct Environment {
     pub name: String,
 }
 
+/// A project, from `GET /projects`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub(crate) struct Project {
+    pub uuid: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A server, from `GET /servers` or `GET /servers/{uuid}`.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
+pub(crate) struct Server {
+    pub uuid: String,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// `PATCH /applications/{uuid}` with only a new name.
+#[derive(Serialize)]
+pub(crate) struct Rename<'a> {
+    pub name: &'a str,
+}
+
 /// A deployment (`ApplicationDeploymentQueue`).
 #[derive(Clone, Debug, Deserialize, PartialEq, Eq)]
 pub(crate) struct Deployment {

@@ -130,7 +130,7 @@ async fn fifty_deploys_grow_the_pool_exactly_to_its_maximum() {
     let mut names: Vec<String> = coolify.fake.apps().into_iter().map(|a| a.name).collect();
     names.sort();
     let expected: Vec<String> = (1..=25)
-        .map(|n| format!("meeboter-slot-zoom-{n:03}"))
+        .map(|n| crate::fake_coolify::slot_name(crate::fake_coolify::INSTALLATION, "zoom", n))
         .collect();
     assert_eq!(names, expected, "new slots fill numbers 021 to 025");
     let bulk = writes_by_app(&coolify, "PATCH", "/envs/bulk").await;

@@ -310,18 +310,202 @@ async fn a_rejected_env_write_names_the_field_and_gives_the_slot_back() {
     assert!(coolify.fake.deployments().is_empty(), "nothing was started");
 }
 
-#[tokio::test]
-async fn an_unreachable_coolify_is_a_retryable_error() {
-    // A port nothing listens on.
+/// A loopback port nothing listens on.
+fn closed_port() -> std::net::SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = listener.local_addr().unwrap();
     drop(listener);
+    address
+}
+
+/// What an operator reads must be one sentence: no HTML, no Rust `Debug`
+/// output, no chain of wrappers, not a page long.
+fn assert_readable(text: &str) {
+    assert!(
+        text.chars().count() <= 400,
+        "too long ({}): {text}",
+        text.chars().count()
+    );
+    for bad in [
+        "<",
+        "\n",
+        "os error",
+        "Connect)",
+        "ConnectError",
+        "error sending request",
+        "hyper",
+        "Some(",
+        "{ ",
+        "DOCTYPE",
+        "Content-Type",
+    ] {
+        assert!(!text.contains(bad), "{bad:?} in: {text}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_coolify_is_not_maybe_started() {
+    let address = closed_port();
     let coolify = TestCoolify::start().await;
     let mut config = coolify.config();
     config.api_url =
         platform_coolify::config::normalise_api_url(&format!("http://{address}")).unwrap();
     let err = coolify.platform_with(config).await.unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Unavailable, "{err}");
+    assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
     assert!(err.is_retryable());
-    assert!(err.to_string().contains("could not connect"), "{err}");
+    assert!(err.nothing_started(), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!(
+            "nothing was sent: could not connect to {address}: connection refused"
+        )),
+        "{text}"
+    );
+    assert_readable(&text);
+}
+
+#[tokio::test]
+async fn a_deploy_to_a_coolify_that_went_away_started_nothing_and_gives_the_slot_back() {
+    // Not from wiremock's pool: this one stops listening when dropped.
+    let server = wiremock::MockServer::builder().start().await;
+    let fake = crate::fake_coolify::FakeCoolify::new();
+    fake.mount(&server).await;
+    fake.add_slots("zoom", 1);
+    let coolify = TestCoolify::start().await;
+    let mut config = coolify.config();
+    config.api_url = platform_coolify::config::normalise_api_url(&server.uri()).unwrap();
+    let platform = coolify.platform_with(config).await.unwrap();
+    drop(server);
+    // Let the server's connections close.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let err = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap_err();
+
+    assert_eq!(err.kind(), ErrorKind::Unreachable, "{err}");
+    assert!(err.nothing_started(), "{err}");
+    assert_readable(&err.to_string());
+    assert_eq!(coolify.slot_state("zoomslot001").await, SlotState::Idle);
+}
+
+#[tokio::test]
+async fn a_timeout_after_sending_is_not_unreachable() {
+    let coolify = TestCoolify::start().await;
+    coolify.fake.add_slots("zoom", 1);
+    let mut config = coolify.config();
+    config.request_timeout = Duration::from_millis(200);
+    config.retry.max_attempts = 1;
+    let platform = coolify.platform_with(config).await.unwrap();
+    coolify.fake.inject(
+        "POST",
+        "/applications/zoomslot001/start",
+        [Fault::After(
+            ResponseTemplate::new(200).set_delay(Duration::from_secs(5)),
+        )],
+    );
+    coolify.fake.set_deployment_time(Duration::from_secs(3600));
+
+    // The start went out: its deployment is queued, so the bot is started.
+    let deployed = platform.deploy_bot(&zoom_bot(1), 1).await;
+    assert!(deployed.is_ok(), "{deployed:?}");
+
+    // A read that times out is a timeout, never "nothing was sent".
+    coolify.fake.inject(
+        "GET",
+        "/applications/zoomslot001",
+        [Fault::Before(
+            ResponseTemplate::new(200).set_delay(Duration::from_secs(5)),
+        )],
+    );
+    let err = platform
+        .get_bot_status(&deployed.unwrap().identifier)
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Timeout, "{err}");
+    assert!(!err.nothing_started());
+}
+
+#[tokio::test]
+async fn an_html_error_page_becomes_one_readable_sentence() {
+    let coolify = TestCoolify::start().await;
+    coolify.fake.add_slots("zoom", 1);
+    let page = format!(
+        "<!DOCTYPE html>\n<html><head><title>Server Error</title><meta name=\"csrf-token\" content=\"x\"></head>\n<body><h1>500 | Server Error</h1><pre>Authorization: Bearer {TOKEN}\nContent-Type: application/json\n{}</pre></body></html>",
+        "stack frame\n".repeat(200)
+    );
+    coolify.fake.inject(
+        "POST",
+        "/applications/zoomslot001/start",
+        [Fault::Before(
+            ResponseTemplate::new(500).set_body_raw(page, "text/html; charset=UTF-8"),
+        )],
+    );
+    let platform = coolify.platform().await;
+
+    let err = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap_err();
+
+    let text = err.to_string();
+    assert_eq!(
+        text,
+        "coolify: application zoomslot001 unavailable: HTTP 500: Internal Server Error (the answer was an HTML page)"
+    );
+    assert_readable(&text);
+    assert!(!everything_printed(&err).contains(TOKEN));
+}
+
+#[tokio::test]
+async fn a_success_answer_that_is_an_html_page_says_so() {
+    let coolify = TestCoolify::start().await;
+    coolify.fake.add_slots("zoom", 1);
+    let platform = coolify.platform().await;
+    let id = platform
+        .deploy_bot(&zoom_bot(1), 1)
+        .await
+        .unwrap()
+        .identifier;
+    coolify.fake.inject(
+        "GET",
+        "/applications/zoomslot001",
+        (0..5).map(|_| {
+            Fault::Before(ResponseTemplate::new(200).set_body_raw(
+                "<!DOCTYPE html><html><body>Please log in</body></html>",
+                "text/html",
+            ))
+        }),
+    );
+
+    let err = platform.get_bot_status(&id).await.unwrap_err();
+
+    let text = err.to_string();
+    assert!(
+        text.contains("the answer was an HTML page where Coolify's API sends JSON"),
+        "{text}"
+    );
+    assert_readable(&text);
+}
+
+#[tokio::test]
+async fn a_long_validation_message_is_cut_at_a_word() {
+    let coolify = TestCoolify::start().await;
+    coolify.fake.add_slots("zoom", 1);
+    let errors: serde_json::Map<String, serde_json::Value> = (0..40)
+        .map(|n| (format!("field_{n}"), json!(["This field is not allowed."])))
+        .collect();
+    coolify.fake.inject(
+        "PATCH",
+        "/applications/zoomslot001/envs/bulk",
+        [Fault::Before(ResponseTemplate::new(422).set_body_json(
+            json!({"message": "Validation failed.", "errors": errors}),
+        ))],
+    );
+    let platform = coolify.platform().await;
+
+    let err = platform.deploy_bot(&zoom_bot(1), 1).await.unwrap_err();
+
+    let text = err.to_string();
+    assert!(
+        text.contains("HTTP 422: Validation failed. (field_0: This field is not allowed."),
+        "{text}"
+    );
+    assert!(text.ends_with('…'), "{text}");
+    assert_readable(&text);
 }

@@ -19,6 +19,8 @@ use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 /// The token the fake accepts.
 pub const TOKEN: &str = "7|meeboter-test-token-s3cr3t";
+/// The installation the tests' platforms run for, unless a test says.
+pub const INSTALLATION: &str = "5f3a9c01d2e4b687";
 /// The project that holds the slots.
 pub const PROJECT: &str = "proj-meeboter";
 /// Environment ids of the project.
@@ -123,6 +125,14 @@ pub struct FakeCoolify {
     state: Arc<Mutex<State>>,
 }
 
+/// `meeboter-slot-<installation>-<platform>-<nnn>`.
+pub fn slot_name(installation: &str, platform: &str, number: u32) -> String {
+    format!("meeboter-slot-{installation}-{platform}-{number:03}")
+}
+
+/// Fields `PATCH /applications/{uuid}` accepts (a subset of the real ones).
+const UPDATE_FIELDS: &[&str] = &["name", "description", "domains", "ports_exposes"];
+
 fn now_string() -> &'static str {
     "2026-11-27T06:00:00.000000Z"
 }
@@ -166,15 +176,32 @@ impl FakeCoolify {
         self
     }
 
-    /// Adds `count` slot applications `meeboter-slot-<platform>-001…` in
-    /// the production environment, with uuids `<platform>slot001…`.
+    /// Adds `count` slot applications of the tests' installation,
+    /// `meeboter-slot-<INSTALLATION>-<platform>-001…`, in the production
+    /// environment, with uuids `<platform>slot001…`.
     pub fn add_slots(&self, platform: &str, count: u32) -> Vec<String> {
         (1..=count)
             .map(|n| {
                 let uuid = format!("{platform}slot{n:03}");
                 self.add_app(
                     &uuid,
-                    &format!("meeboter-slot-{platform}-{n:03}"),
+                    &slot_name(INSTALLATION, platform, n),
+                    PRODUCTION_ENV_ID,
+                );
+                uuid
+            })
+            .collect()
+    }
+
+    /// Adds `count` slot applications of `installation` in the production
+    /// environment, with uuids `<installation>-<platform>-001…`.
+    pub fn add_slots_of(&self, installation: &str, platform: &str, count: u32) -> Vec<String> {
+        (1..=count)
+            .map(|n| {
+                let uuid = format!("{installation}-{platform}-{n:03}");
+                self.add_app(
+                    &uuid,
+                    &slot_name(installation, platform, n),
                     PRODUCTION_ENV_ID,
                 );
                 uuid
@@ -195,6 +222,13 @@ impl FakeCoolify {
             is_literal: true,
             is_shown_once: false,
         });
+    }
+
+    /// Renames an app, as an operator would in the UI.
+    pub fn rename_app(&self, uuid: &str, name: &str) {
+        if let Some(app) = self.state().apps.get_mut(uuid) {
+            app.name = name.to_owned();
+        }
     }
 
     pub fn remove_app(&self, uuid: &str) {
@@ -370,8 +404,29 @@ impl FakeCoolify {
         let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
         match (method, segments.as_slice()) {
             ("GET", ["version"]) => {
+                // Served as text/html, like Laravel does; a client that
+                // accepts only JSON cannot be satisfied.
+                if !accepts(request, "text/html") {
+                    return message(406, "Not Acceptable.");
+                }
                 ResponseTemplate::new(200).set_body_raw("4.3.11", "text/html; charset=UTF-8")
             }
+            ("GET", ["projects"]) => ResponseTemplate::new(200).set_body_json(json!([
+                {"id": 1, "uuid": PROJECT, "name": "Meeboter", "description": null},
+                {"id": 2, "uuid": "proj-website", "name": "Website", "description": null},
+            ])),
+            ("GET", ["servers"]) => ResponseTemplate::new(200).set_body_json(json!([
+                {"id": 0, "uuid": "srv-main", "name": "localhost", "ip": "host.docker.internal"},
+            ])),
+            ("GET", ["servers", uuid]) => {
+                if *uuid != "srv-main" {
+                    return message(404, "Server not found.");
+                }
+                ResponseTemplate::new(200).set_body_json(
+                    json!({"id": 0, "uuid": "srv-main", "name": "localhost", "ip": "host.docker.internal"}),
+                )
+            }
+            ("PATCH", ["applications", uuid]) => self.update(state, uuid, request),
             ("GET", ["projects", project, "environments"]) => {
                 if *project != PROJECT {
                     return message(404, "Project not found.");
@@ -534,6 +589,25 @@ impl FakeCoolify {
             },
         );
         ResponseTemplate::new(201).set_body_json(json!({ "uuid": uuid }))
+    }
+
+    fn update(&self, state: &mut State, uuid: &str, request: &Request) -> ResponseTemplate {
+        let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&request.body) else {
+            return ResponseTemplate::new(400)
+                .set_body_json(json!({"message": "Invalid request.", "error": "Invalid JSON."}));
+        };
+        if let Some(bad) = body.keys().find(|k| !UPDATE_FIELDS.contains(&k.as_str())) {
+            return ResponseTemplate::new(422).set_body_json(
+                json!({"message": "Validation failed.", "errors": {bad.clone(): ["This field is not allowed."]}}),
+            );
+        }
+        let Some(app) = state.apps.get_mut(uuid) else {
+            return message(404, "Application not found.");
+        };
+        if let Some(name) = body.get("name").and_then(Value::as_str) {
+            app.name = name.to_owned();
+        }
+        ResponseTemplate::new(200).set_body_json(json!({ "uuid": uuid }))
     }
 
     fn start(&self, state: &mut State, uuid: &str) -> ResponseTemplate {
@@ -706,6 +780,21 @@ impl Respond for FakeCoolify {
             .insert_header("X-RateLimit-Limit", "200")
             .insert_header("X-RateLimit-Remaining", "199")
     }
+}
+
+/// Whether the request's `Accept` allows `content_type` (by type, its
+/// `type/*` or `*/*`, at a quality above 0).
+fn accepts(request: &Request, content_type: &str) -> bool {
+    let Some(accept) = request.headers.get("accept").and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let wildcard = format!("{}/*", content_type.split('/').next().unwrap_or_default());
+    accept.split(',').any(|item| {
+        let mut parts = item.split(';').map(str::trim);
+        let media = parts.next().unwrap_or_default();
+        let refused = parts.any(|p| p.replace(' ', "") == "q=0");
+        !refused && (media == content_type || media == wildcard || media == "*/*")
+    })
 }
 
 /// A 429 as Laravel's limiter sends it.

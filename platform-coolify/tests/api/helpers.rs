@@ -7,12 +7,12 @@ use platform_coolify::{
     BotImage, CoolifyConfig, CoolifyPlatform, POOL, Pacing, PerMeetingPlatform,
 };
 use platform_core::{
-    BotDeploymentConfig, BotId, Error, InMemorySlotStore, MeetingPlatform, MeetingUrl, RetryPolicy,
-    SecretString, Slot, SlotState, SlotStore,
+    BotDeploymentConfig, BotId, Error, InMemorySlotStore, InstallationId, MeetingPlatform,
+    MeetingUrl, RetryPolicy, SecretString, Slot, SlotState, SlotStore,
 };
 use wiremock::{MockServer, Request};
 
-use crate::fake_coolify::{FakeCoolify, PROJECT, TOKEN};
+use crate::fake_coolify::{FakeCoolify, INSTALLATION, PROJECT, TOKEN};
 
 /// A fake Coolify, mounted on its own server.
 pub struct TestCoolify {
@@ -68,8 +68,9 @@ impl TestCoolify {
         config
     }
 
+    /// The tests' installation's platform over this server and store.
     pub async fn platform_with(&self, config: CoolifyConfig) -> Result<CoolifyPlatform, Error> {
-        CoolifyPlatform::new(config, self.store.clone()).await
+        CoolifyPlatform::new(config, self.store.clone(), installation()).await
     }
 
     pub async fn platform(&self) -> CoolifyPlatform {
@@ -92,6 +93,11 @@ impl TestCoolify {
     pub async fn slot_state(&self, slot_id: &str) -> SlotState {
         self.slot(slot_id).await.state
     }
+}
+
+/// The tests' installation.
+pub fn installation() -> InstallationId {
+    InstallationId::new(INSTALLATION).unwrap()
 }
 
 pub fn describe(request: &Request) -> String {

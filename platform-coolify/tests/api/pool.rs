@@ -10,7 +10,9 @@ use serde_json::json;
 use wiremock::Mock;
 use wiremock::matchers::{method, path, path_regex};
 
-use crate::fake_coolify::{OTHER_PROJECT_ENV_ID, PRODUCTION_ENV_ID, STAGING_ENV_ID};
+use crate::fake_coolify::{
+    INSTALLATION, OTHER_PROJECT_ENV_ID, PRODUCTION_ENV_ID, STAGING_ENV_ID, slot_name,
+};
 use crate::helpers::{TestCoolify, bot, zoom_bot};
 
 #[tokio::test]
@@ -208,7 +210,13 @@ async fn the_pool_grows_to_its_maximum_then_says_it_is_exhausted() {
         "{third}"
     );
     let names: Vec<String> = coolify.fake.apps().into_iter().map(|a| a.name).collect();
-    assert_eq!(names, ["meeboter-slot-zoom-001", "meeboter-slot-zoom-002"]);
+    assert_eq!(
+        names,
+        [
+            "meeboter-slot-5f3a9c01d2e4b687-zoom-001",
+            "meeboter-slot-5f3a9c01d2e4b687-zoom-002"
+        ]
+    );
     let bodies: Vec<serde_json::Value> = coolify
         .requests()
         .await
@@ -225,12 +233,12 @@ async fn the_pool_grows_to_its_maximum_then_says_it_is_exhausted() {
             "docker_registry_image_name": "ghcr.io/acme/zoom-bot",
             "docker_registry_image_tag": "1.4.2",
             "ports_exposes": "3000",
-            "name": "meeboter-slot-zoom-001",
-            "description": "Warm slot for zoom meeting bots, managed by Meeboter deploy. Its environment is rewritten for every bot; do not rename or delete it while bots run.",
+            "name": "meeboter-slot-5f3a9c01d2e4b687-zoom-001",
+            "description": "Warm slot for zoom meeting bots of Meeboter deploy installation 5f3a9c01d2e4b687. Its environment is rewritten for every bot; do not rename or delete it while bots run.",
             "instant_deploy": false,
         })
     );
-    assert_eq!(bodies[1]["name"], "meeboter-slot-zoom-002");
+    assert_eq!(bodies[1]["name"], "meeboter-slot-5f3a9c01d2e4b687-zoom-002");
     // Coolify's create answer has only the uuid; the generated domain is
     // read once so every bot in the slot gets its URL.
     let first_app = first.identifier.as_str().split('/').next().unwrap();
@@ -286,19 +294,23 @@ async fn adoption_takes_the_projects_slot_applications_once() {
     let coolify = TestCoolify::start().await;
     coolify
         .fake
-        .add_app("z1", "meeboter-slot-zoom-001", PRODUCTION_ENV_ID);
+        .add_app("z1", &slot_name(INSTALLATION, "zoom", 1), PRODUCTION_ENV_ID);
     coolify
         .fake
-        .add_app("t7", "meeboter-slot-teams-007", STAGING_ENV_ID);
-    coolify
-        .fake
-        .add_app("elsewhere", "meeboter-slot-zoom-002", OTHER_PROJECT_ENV_ID);
+        .add_app("t7", &slot_name(INSTALLATION, "teams", 7), STAGING_ENV_ID);
+    coolify.fake.add_app(
+        "elsewhere",
+        &slot_name(INSTALLATION, "zoom", 2),
+        OTHER_PROJECT_ENV_ID,
+    );
     coolify
         .fake
         .add_app("web", "company-website", PRODUCTION_ENV_ID);
-    coolify
-        .fake
-        .add_app("copy", "meeboter-slot-zoom-001-copy", PRODUCTION_ENV_ID);
+    coolify.fake.add_app(
+        "copy",
+        &format!("{}-copy", slot_name(INSTALLATION, "zoom", 1)),
+        PRODUCTION_ENV_ID,
+    );
     // A slot the store remembers whose application was deleted, and one a
     // bot still holds.
     for id in ["deleted-idle", "deleted-held"] {

@@ -130,5 +130,5 @@ async fn a_project_or_environment_that_does_not_exist_is_a_configuration_error()
 }
 
 fn test_installation() -> platform_core::InstallationId {
-    platform_core::InstallationId::new("test0001").unwrap()
+    crate::helpers::installation()
 }
