@@ -4,9 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use platform_core::{
-    ConfigProblem, EnvLookup, EnvValues, EnvVarSpec, Error, MapEnv, ValueKind, load_env,
-};
+use platform_core::{ConfigProblem, EnvLookup, EnvVarSpec, Error, MapEnv, ValueKind, load_env};
 
 use crate::command_line::BotCommand;
 use crate::error::PLATFORM;
@@ -128,13 +126,11 @@ impl LocalConfig {
     pub fn from_env(env: &dyn EnvLookup) -> Result<Self, Error> {
         let loaded = load_env(PLATFORM, ENV_VARS, env);
         // The command line is checked even when other variables are wrong,
-        // so one run reports every problem.
-        let command_line = LOCAL_BOT_COMMAND
-            .lookup(env)
-            .map(|(_, value)| value)
-            .or_else(|| LOCAL_BOT_COMMAND.default_value().map(str::to_owned))
-            .unwrap_or_default();
-        let command = BotCommand::parse(command_line.trim())
+        // so one run reports every problem; it is loaded on its own for
+        // that, with its default from its spec.
+        const COMMAND_ONLY: &[EnvVarSpec] = &[LOCAL_BOT_COMMAND];
+        let command_line = load_env(PLATFORM, COMMAND_ONLY, env)?;
+        let command = BotCommand::parse(command_line.require(&LOCAL_BOT_COMMAND)?)
             .map_err(|e| ConfigProblem::new(LOCAL_BOT_COMMAND.name, e.to_string()));
         let (values, command) = match (loaded, command) {
             (Ok(values), Ok(command)) => (values, command),
@@ -158,15 +154,12 @@ impl LocalConfig {
         Ok(Self {
             command,
             state_dir: values.require(&LOCAL_STATE_DIR)?.into(),
-            stop_grace: checked(
-                &LOCAL_STOP_GRACE_SECONDS,
-                values.seconds(&LOCAL_STOP_GRACE_SECONDS),
-            )?,
+            stop_grace: values.checked_seconds(&LOCAL_STOP_GRACE_SECONDS)?,
             max_bots: values
                 .get(&LOCAL_MAX_BOTS)
-                .map(|_| number(&values, &LOCAL_MAX_BOTS))
+                .map(|_| values.checked_integer(&LOCAL_MAX_BOTS))
                 .transpose()?,
-            start_check: Duration::from_millis(number(&values, &LOCAL_START_CHECK_MS)?),
+            start_check: Duration::from_millis(values.checked_integer(&LOCAL_START_CHECK_MS)?),
             inherit_env: values.list(&LOCAL_BOT_INHERIT_ENV),
         })
     }
@@ -211,24 +204,6 @@ impl LocalConfig {
     }
 }
 
-/// A typed value `load_env` has already checked. Absent only if the spec and
-/// the code that reads it disagree: reported as that variable's problem,
-/// never replaced by a second copy of its default.
-fn checked<T>(spec: &EnvVarSpec, value: Option<T>) -> Result<T, Error> {
-    value.ok_or_else(|| Error::Config {
-        platform: PLATFORM,
-        problems: vec![ConfigProblem::new(
-            spec.name,
-            format!("could not be read as {}", spec.kind.describe()),
-        )],
-    })
-}
-
-/// A whole number `load_env` has already checked against its kind's range.
-fn number<T: TryFrom<i64>>(values: &EnvValues, spec: &EnvVarSpec) -> Result<T, Error> {
-    checked(spec, values.integer(spec).and_then(|n| T::try_from(n).ok()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -253,30 +228,26 @@ mod tests {
     }
 
     #[test]
-    fn a_value_that_cannot_be_read_is_reported_never_defaulted() {
-        let Err(Error::Config { platform, problems }) =
-            checked::<Duration>(&LOCAL_STOP_GRACE_SECONDS, None)
-        else {
-            panic!("expected a config error");
-        };
-        assert_eq!(platform, "local");
-        assert_eq!(problems[0].variable, "LOCAL_STOP_GRACE_SECONDS");
-        assert_eq!(
-            problems[0].problem,
-            "could not be read as whole seconds from 0 to 3600"
-        );
-        // A number the field cannot hold is that variable's problem too.
+    fn a_value_that_cannot_be_held_names_its_variable() {
+        // Within the spec's range but not what the field holds: named, never
+        // replaced by a default.
         let values = load_env(
             PLATFORM,
             ENV_VARS,
             &MapEnv::from([("LOCAL_START_CHECK_MS", "60000")]),
         )
         .unwrap();
-        let Err(Error::Config { problems, .. }) = number::<u8>(&values, &LOCAL_START_CHECK_MS)
+        let Err(Error::Config { platform, problems }) =
+            values.checked_integer::<u8>(&LOCAL_START_CHECK_MS)
         else {
             panic!("expected a config error");
         };
+        assert_eq!(platform, "local");
         assert_eq!(problems[0].variable, "LOCAL_START_CHECK_MS");
+        assert_eq!(
+            problems[0].problem,
+            "could not be read as a whole number from 0 to 60000"
+        );
     }
 
     #[test]
