@@ -6,6 +6,13 @@
 //! the slot and the bot: `<application uuid>/bot-<bot id>`, e.g.
 //! `k8w2x0c4p1/bot-1042`. It is current only while the slot store says that
 //! bot holds that slot.
+//!
+//! It needs no installation id of its own: the application it names carries
+//! the installation in its name, application uuids are unique within a
+//! Coolify instance, and a claim is only ever read against the slot store
+//! of the installation that made it, so another installation's identifier
+//! finds no claim there and touches nothing. Identifiers already stored by
+//! earlier versions therefore stay valid.
 
 use std::fmt;
 

@@ -623,7 +623,7 @@ fn plain_message(status: StatusCode, body: &str, is_json: bool, location: Option
             None => reason.to_owned(),
         };
     }
-    if looks_like_html(body) || body.starts_with('<') {
+    if body.starts_with('<') {
         format!("{reason} (the answer was an HTML page)")
     } else if body.is_empty() || is_json {
         reason.to_owned()

@@ -423,7 +423,7 @@ impl SlotPool {
     ) -> Result<Option<String>> {
         let uuid = created.uuid.as_str();
         let added_nothing = |answer: String| {
-            tracing::error!(
+            tracing::warn!(
                 platform = PLATFORM,
                 name,
                 application = uuid,

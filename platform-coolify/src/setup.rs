@@ -3,7 +3,7 @@
 //! for start-up errors that would otherwise mislead (a URL that serves some
 //! other web site must not read as "no such project").
 
-use platform_core::{ConfigProblem, Error, MeetingPlatform, SetupCheck};
+use platform_core::{ConfigProblem, Error, ErrorKind, InstallationId, MeetingPlatform, SetupCheck};
 use reqwest::StatusCode;
 
 use crate::PLATFORM;
@@ -17,7 +17,6 @@ use crate::naming::SlotName;
 use crate::reason::{looks_like_html, one_line};
 use crate::retrying::idempotent;
 use crate::wire::{Application, ErrorBody};
-use platform_core::InstallationId;
 
 /// What answered `GET /version` at the configured URL.
 #[derive(Debug)]
@@ -177,10 +176,7 @@ fn not_coolify_text(client: &CoolifyClient, what: &str) -> String {
 /// something else may be answering at the URL: a not-found, or an answer
 /// that is not Coolify's JSON.
 pub(crate) fn may_not_be_coolify(error: &Error) -> bool {
-    matches!(
-        error.kind(),
-        platform_core::ErrorKind::NotFound | platform_core::ErrorKind::Internal
-    )
+    matches!(error.kind(), ErrorKind::NotFound | ErrorKind::Internal)
 }
 
 /// Everything `doctor` checks, each named, none changing anything.
