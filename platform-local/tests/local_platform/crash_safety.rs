@@ -111,7 +111,7 @@ async fn a_restart_on_another_state_directory_still_stops_everything_the_bot_sta
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_on_another_state_directory_finds_a_bot_whose_leader_has_ended() {
     // The leader ends and leaves its child running in its process group.
-    let bed = TestBed::new("sh -c 'sleep 1000 & sleep 0.4'");
+    let bed = TestBed::new("sh -c 'sleep 1000 & sleep 1'");
     let deployed = bed.platform.deploy_bot(&bot(22), 1).await.unwrap();
     eventually("the leader ends, its child runs on", || {
         !process_exists(&deployed.identifier) && bed.platform.live_processes().len() == 1

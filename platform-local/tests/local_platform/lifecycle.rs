@@ -8,7 +8,7 @@ use platform_local::LocalBotId;
 
 use crate::support::{
     IGNORES_TERM, KillOnDrop, SINGLE_PROCESS, TestBed, WELL_BEHAVED, bot, environment_of,
-    eventually, name_of, process_exists, state_of,
+    eventually, name_of, process_exists, stat_fields, state_of,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,16 +44,7 @@ async fn a_bot_gets_its_environment_a_port_and_nothing_of_the_service() {
     assert_eq!(get("CARGO_MANIFEST_DIR"), None);
 
     // Its own process group, its output in its log.
-    let stat = std::fs::read_to_string(format!("/proc/{}/stat", id.pid())).unwrap();
-    let group: u32 = stat
-        .rsplit_once(')')
-        .unwrap()
-        .1
-        .split_whitespace()
-        .nth(2)
-        .unwrap()
-        .parse()
-        .unwrap();
+    let group: u32 = stat_fields(id.pid()).unwrap()[2].parse().unwrap();
     assert_eq!(group, id.pid());
     let log = std::fs::read_to_string(bed.platform.log_path(id.instance.bot_id, 3)).unwrap();
     assert!(log.contains("starting bot 7 attempt 3"), "{log}");

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use platform_core::{PlatformId, PlatformService, StatusKind};
 use platform_local::LocalBotId;
 
-use crate::support::{TestBed, WELL_BEHAVED, bot, process_exists};
+use crate::support::{TestBed, WELL_BEHAVED, bot, process_exists, stat_fields};
 
 const BOTS: u64 = 50;
 
@@ -76,14 +76,11 @@ fn zombie_children_of_this_process() -> HashSet<u32> {
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            let Some(fields) = stat_fields(*pid) else {
                 return false;
             };
-            let Some((_, rest)) = stat.rsplit_once(')') else {
-                return false;
-            };
-            let fields: Vec<&str> = rest.split_whitespace().collect();
-            fields.first() == Some(&"Z") && fields.get(1) == Some(&me.to_string().as_str())
+            fields.first().map(String::as_str) == Some("Z")
+                && fields.get(1) == Some(&me.to_string())
         })
         .collect()
 }

@@ -47,7 +47,7 @@ async fn running_bots_are_listed_with_bot_and_attempt_until_cleaned_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_that_ended_is_listed_until_its_record_is_cleaned_up() {
-    let bed = TestBed::new("sh -c 'sleep 0.3'");
+    let bed = TestBed::new("sh -c 'sleep 1'");
     let deployed = bed.platform.deploy_bot(&bot(6), 1).await.unwrap();
     eventually("the bot ends", || !process_exists(&deployed.identifier)).await;
     let listed = marked(bed.platform.as_ref()).await;
@@ -65,7 +65,7 @@ async fn a_bot_that_ended_is_listed_until_its_record_is_cleaned_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bots_started_from_another_state_directory_are_listed_by_their_marker_and_swept() {
     let bed = TestBed::new(
-        r#"sh -c 'if [ "$BOT_ID" = 8 ]; then sleep 1000 & sleep 0.3; exit 0; fi; setsid sleep 1000 & trap "exit 0" TERM; sleep 1000 & wait'"#,
+        r#"sh -c 'if [ "$BOT_ID" = 8 ]; then sleep 1000 & sleep 1; exit 0; fi; setsid sleep 1000 & trap "exit 0" TERM; sleep 1000 & wait'"#,
     );
     let with_helper = bed.platform.deploy_bot(&bot(7), 1).await.unwrap();
     let leader_ends = bed.platform.deploy_bot(&bot(8), 1).await.unwrap();

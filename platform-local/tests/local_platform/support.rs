@@ -156,7 +156,7 @@ pub fn bot(bot_id: u64) -> BotDeploymentConfig {
 /// independently of the crate under test. The name is bytes (the kernel
 /// cuts it at 15, inside a character if need be), so only what follows it
 /// is decoded.
-fn stat_fields(pid: u32) -> Option<Vec<String>> {
+pub fn stat_fields(pid: u32) -> Option<Vec<String>> {
     let stat = std::fs::read(format!("/proc/{pid}/stat")).ok()?;
     let name_end = stat.iter().rposition(|b| *b == b')')?;
     let after_name = std::str::from_utf8(&stat[name_end + 1..]).ok()?;
