@@ -10,12 +10,16 @@ use std::time::Duration;
 
 use aws_sdk_ecs::config::retry::RetryConfig;
 use aws_sdk_ecs::config::timeout::TimeoutConfig;
-use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region, SharedHttpClient};
 use aws_sdk_ecs::operation::run_task::RunTaskError;
 use aws_sdk_ecs::types::{
-    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride, Failure,
-    KeyValuePair, LaunchType, NetworkConfiguration, PropagateTags, Tag, Task, TaskOverride,
+    AssignPublicIp, AwsVpcConfiguration, CapacityProviderStrategyItem, ContainerOverride,
+    DesiredStatus, Failure, KeyValuePair, LaunchType, NetworkConfiguration, PropagateTags, Tag,
+    Task, TaskDefinition, TaskField, TaskOverride,
 };
+use aws_smithy_http_client::proxy::ProxyConfig;
+use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
+use aws_smithy_http_client::{Builder as HttpClientBuilder, ConnectorBuilder};
 use platform_core::BotEnvironment;
 
 use crate::capacity::CapacityProviderStrategy;
@@ -31,13 +35,36 @@ const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// ECS cuts `StopTask` reasons at 255 characters.
 const MAX_STOP_REASON: usize = 255;
 
+/// ListTasks answers at most this many tasks per page.
+pub(crate) const LIST_TASKS_PAGE: i32 = 100;
+
+/// The HTTPS client every AWS call of this platform goes through (ECS, and
+/// the credential chain's STS, SSO and metadata calls): the SDK's own
+/// hyper client on rustls with the ring provider, which reqwest and sqlx
+/// already use, instead of the SDK's default aws-lc-rs. Like the SDK's
+/// default client it honours `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`,
+/// and the connect and read time limits of each call.
+pub(crate) fn https_client() -> SharedHttpClient {
+    HttpClientBuilder::new().build_with_connector_fn(|settings, components| {
+        let mut connector =
+            ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
+}
+
 /// Builds the SDK configuration from the platform's configuration: its
 /// Region, endpoint override and static credentials, or the default
 /// credential chain (profile, web identity, ECS task role, EC2 instance
 /// role) when none are given.
 pub(crate) async fn load_sdk_config(config: &AwsConfig) -> aws_sdk_ecs::Config {
-    let mut loader =
-        aws_config::defaults(BehaviorVersion::latest()).region(Region::new(config.region.clone()));
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .http_client(https_client())
+        .region(Region::new(config.region.clone()));
     if let Some(credentials) = &config.static_credentials {
         loader = loader.credentials_provider(Credentials::new(
             credentials.access_key_id.clone(),
@@ -88,6 +115,14 @@ pub(crate) enum Launch {
     Refused(Vec<Failure>),
 }
 
+/// One page of ListTasks.
+pub(crate) struct TaskPage {
+    /// The tasks' ARNs.
+    pub(crate) arns: Vec<String>,
+    /// Where the next page starts; `None` on the last page.
+    pub(crate) next_token: Option<String>,
+}
+
 /// A cluster as DescribeClusters sees it.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum ClusterState {
@@ -108,8 +143,14 @@ impl EcsClient {
     /// A client over `config`, with the SDK's retries off and `timeout` per
     /// request, paced to `rate_percent` of ECS's documented limits.
     pub(crate) fn new(config: aws_sdk_ecs::Config, rate_percent: u8, timeout: Duration) -> Self {
+        // A configuration built by hand (tests, embedding) may bring its own
+        // client; one without gets ours.
+        let has_client = config.http_client().is_some();
+        let mut config = config.to_builder();
+        if !has_client {
+            config.set_http_client(Some(https_client()));
+        }
         let config = config
-            .to_builder()
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
@@ -223,11 +264,13 @@ impl EcsClient {
         }
     }
 
-    /// DescribeTasks for at most 100 tasks of one cluster.
+    /// DescribeTasks for at most 100 tasks of one cluster, with their tags
+    /// when `with_tags`.
     pub(crate) async fn describe_tasks(
         &self,
         cluster: &str,
         tasks: &[String],
+        with_tags: bool,
     ) -> Result<(Vec<Task>, Vec<Failure>), EcsError> {
         self.pacer.read().await;
         let output = self
@@ -235,10 +278,63 @@ impl EcsClient {
             .describe_tasks()
             .cluster(cluster)
             .set_tasks(Some(tasks.to_vec()))
+            .set_include(with_tags.then(|| vec![TaskField::Tags]))
             .send()
             .await
             .map_err(|e| EcsError::from_sdk(e, self.timeout))?;
         Ok((output.tasks().to_vec(), output.failures().to_vec()))
+    }
+
+    /// One page (at most `max_results`, 1 to 100) of the ARNs of the tasks
+    /// of `cluster` started with `started_by` whose desired status is
+    /// RUNNING, and the token of the next page when there is one.
+    pub(crate) async fn list_running_tasks(
+        &self,
+        cluster: &str,
+        started_by: &str,
+        max_results: i32,
+        next_token: Option<&str>,
+    ) -> Result<TaskPage, EcsError> {
+        self.pacer.read().await;
+        let output = self
+            .sdk
+            .list_tasks()
+            .cluster(cluster)
+            .started_by(started_by)
+            .desired_status(DesiredStatus::Running)
+            .max_results(max_results)
+            .set_next_token(next_token.map(str::to_owned))
+            .send()
+            .await
+            .map_err(|e| EcsError::from_sdk(e, self.timeout))?;
+        Ok(TaskPage {
+            arns: output.task_arns().to_vec(),
+            next_token: output
+                .next_token()
+                .filter(|token| !token.is_empty())
+                .map(str::to_owned),
+        })
+    }
+
+    /// DescribeTaskDefinition: `family`, `family:revision` or an ARN.
+    pub(crate) async fn describe_task_definition(
+        &self,
+        task_definition: &str,
+    ) -> Result<TaskDefinition, EcsError> {
+        self.pacer.read().await;
+        let output = self
+            .sdk
+            .describe_task_definition()
+            .task_definition(task_definition)
+            .send()
+            .await
+            .map_err(|e| EcsError::from_sdk(e, self.timeout))?;
+        output
+            .task_definition()
+            .cloned()
+            .ok_or_else(|| EcsError::Unexpected {
+                message: "DescribeTaskDefinition answered without a task definition".into(),
+            })
     }
 
     /// StopTask with a reason ECS keeps as the task's `stoppedReason`.

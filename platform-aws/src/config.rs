@@ -119,9 +119,11 @@ pub const ECS_BOT_PORT: EnvVarSpec = EnvVarSpec::with_default(
 pub const ECS_STARTED_BY: EnvVarSpec = EnvVarSpec::with_default(
     "ECS_STARTED_BY",
     "meeboter-deploy",
-    "Marks the tasks this installation starts (`startedBy`, and the prefix of its RunTask idempotency \
-     tokens): up to 32 letters, digits, `-` or `_`. Give each installation that shares an AWS account \
-     and cluster its own value, so neither can mistake the other's bots for its own.",
+    "The `startedBy` of the tasks this service starts, and the value its orphan sweep lists tasks by \
+     (`ListTasks`): up to 32 letters, digits, `-` or `_`. Tasks are also tagged with the database's \
+     installation id (`meeboter:installation`), and the sweep only ever touches tasks that carry its \
+     own, so installations sharing an AWS account and cluster never take each other's bots for theirs \
+     even with the same value; a value of its own per installation keeps each one's listing short.",
 );
 
 /// Time limit of one ECS API request.
@@ -214,6 +216,16 @@ pub const ENV_SPECS: &[EnvVarSpec] = &[
     AWS_PROFILE,
 ];
 
+/// The variables that name `platform`'s task definition and its bot
+/// container, for messages that tell the operator which one to fix.
+pub fn target_variables(platform: MeetingPlatform) -> (&'static str, &'static str) {
+    match platform {
+        MeetingPlatform::Zoom => (ECS_TASK_DEF_ZOOM.name, ECS_CONTAINER_ZOOM.name),
+        MeetingPlatform::Teams => (ECS_TASK_DEF_TEAMS.name, ECS_CONTAINER_TEAMS.name),
+        MeetingPlatform::Meet => (ECS_TASK_DEF_MEET.name, ECS_CONTAINER_MEET.name),
+    }
+}
+
 /// The variables whose presence makes `DEPLOYMENT_PLATFORM=auto` choose AWS.
 pub const DETECTION_MARKERS: &[EnvVarSpec] = &[AWS_REGION, ECS_CLUSTER];
 
@@ -221,15 +233,10 @@ pub const DETECTION_MARKERS: &[EnvVarSpec] = &[AWS_REGION, ECS_CLUSTER];
 pub const MAX_SUBNETS: usize = 16;
 /// ECS accepts at most this many security groups in `awsvpcConfiguration`.
 pub const MAX_SECURITY_GROUPS: usize = 5;
-/// The longest `ECS_STARTED_BY`: the RunTask client token
-/// (`<started by>-<bot id>-<attempt>`) must fit in 64 characters, and a bot
-/// id and an attempt take up to 20 and 10 digits.
+/// The longest `ECS_STARTED_BY`: ECS documents `startedBy` as up to 128
+/// characters for RunTask but has refused more than 36 in ListTasks
+/// filters, which the orphan sweep depends on.
 pub const MAX_STARTED_BY_LEN: usize = 32;
-const _: () = assert!(
-    MAX_STARTED_BY_LEN + "-".len() + "18446744073709551615".len() + "-".len() + "4294967295".len()
-        <= 64,
-    "the longest client token must fit ECS's 64 characters"
-);
 
 /// What runs one meeting platform's bots: a task definition and the container
 /// in it that gets the bot's environment.
@@ -277,8 +284,8 @@ pub struct AwsConfig {
     pub capacity_provider_strategy: Option<CapacityProviderStrategy>,
     /// The port in bots' connection URLs.
     pub bot_port: u16,
-    /// The `startedBy` of this installation's tasks and the prefix of its
-    /// client tokens.
+    /// The `startedBy` of the tasks this service starts, which the orphan
+    /// sweep lists by.
     pub started_by: String,
     /// Time limit of one ECS request.
     pub request_timeout: Duration,
@@ -768,7 +775,7 @@ mod tests {
     }
 
     #[test]
-    fn started_by_is_short_enough_for_client_tokens() {
+    fn started_by_is_short_enough_for_list_tasks_filters() {
         let mut env = complete_env();
         env.set("ECS_STARTED_BY", "a".repeat(33));
         assert_eq!(problems(&env)[0].variable, "ECS_STARTED_BY");

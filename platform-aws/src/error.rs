@@ -1,6 +1,7 @@
 //! What went wrong in an ECS call, classified once, and converted into the
 //! contract's [`platform_core::Error`] at the trait boundary.
 
+use std::error::Error as StdError;
 use std::time::Duration;
 
 use aws_sdk_ecs::config::http::HttpResponse;
@@ -8,13 +9,17 @@ use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::Failure;
 
 use crate::PLATFORM_NAME;
+use crate::reason::{
+    MAX_MESSAGE_CHARS, causes, connection_failure, describe_foreign_body, one_line,
+};
 
 /// An ECS call's failure, as this crate tells them apart.
 ///
 /// Each variant's text (its `Display`) is the message the contract's error
 /// carries; [`EcsError::into_platform`] only picks the contract's variant.
-/// Messages hold ECS's own words and never a request: the requests carry the
-/// bot's environment (meeting URL and password).
+/// Messages hold ECS's own words, on one line and cut to a few hundred
+/// characters, and never a request: the requests carry the bot's
+/// environment (meeting URL and password).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum EcsError {
     /// ECS asked us to slow down (`ThrottlingException`, or a rate-exceeded
@@ -41,12 +46,17 @@ pub(crate) enum EcsError {
     /// ECS refused the request as invalid.
     #[error("{code}: {message}")]
     Rejected { code: String, message: String },
-    /// ECS failed on its side (5xx).
+    /// ECS failed on its side (5xx), or something in front of it did.
     #[error("{code}: {message}")]
     ServerError { code: String, message: String },
-    /// The request did not reach ECS or the connection broke.
-    #[error("ECS could not be reached: {message}")]
-    Unreachable { message: String },
+    /// No connection to ECS could be made (refused, a name that does not
+    /// resolve, a TLS handshake that failed): the request was never sent.
+    #[error("{message}")]
+    NotSent { message: String },
+    /// The connection broke once it was made: the request may have reached
+    /// ECS.
+    #[error("the connection to ECS failed, and the request may have reached it: {message}")]
+    ConnectionFailed { message: String },
     /// No answer in time.
     #[error("no answer within {after:?}")]
     TimedOut { after: Duration },
@@ -93,10 +103,39 @@ fn mentions_missing_task(message: &str) -> bool {
     message.contains("task was not found") || message.contains("task not found")
 }
 
+/// Whether a connection failure happened while the connection was being
+/// made (TCP connect, name resolution, TLS handshake, a proxy's tunnel):
+/// hyper-util's client reports every failure of its connector, and only
+/// those, as a connect error, and the request is written only once the
+/// connector has handed over a connection. Anything else may have sent the
+/// request.
+fn failed_before_sending(error: &(dyn StdError + 'static)) -> bool {
+    causes(error).any(|cause| {
+        cause
+            .downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+    })
+}
+
+/// The most of an unreadable answer's body the debug log keeps.
+const MAX_LOGGED_BODY: usize = 4000;
+
+/// Logs the body of an error answer that is not ECS's, for whoever has to
+/// find out what stands in front of ECS. Bodies of successful answers are
+/// never logged: a RunTask answer echoes the bot's environment.
+fn log_error_body(http_status: u16, body: Option<&[u8]>) {
+    if http_status < 300 {
+        return;
+    }
+    let body = String::from_utf8_lossy(body.unwrap_or_default());
+    let body: String = body.chars().take(MAX_LOGGED_BODY).collect();
+    tracing::debug!(http_status, %body, "the ECS endpoint answered with something that is not an ECS answer");
+}
+
 impl EcsError {
     /// Classifies an error answer by its code, message and HTTP status.
     pub(crate) fn classify(code: Option<&str>, message: Option<&str>, http_status: u16) -> Self {
-        let message = message.unwrap_or_default().to_owned();
+        let message = one_line(message.unwrap_or_default(), MAX_MESSAGE_CHARS);
         let code_text = code.map_or_else(|| format!("HTTP {http_status}"), str::to_owned);
         let code = code.unwrap_or_default();
         if THROTTLE_CODES.contains(&code) || http_status == 429 || mentions_rate_limit(&message) {
@@ -145,52 +184,80 @@ impl EcsError {
         }
     }
 
+    /// Classifies an answer that is not ECS's (no error code, or a body
+    /// that does not parse): an HTML page of a proxy or load balancer, an
+    /// empty body. Named by its HTTP status and what the body looks like,
+    /// never copied.
+    fn foreign_answer(http_status: u16, body: Option<&[u8]>) -> Self {
+        let looks = describe_foreign_body(body.unwrap_or_default());
+        let message = format!(
+            "the endpoint answered with {looks}, not with an ECS answer (a proxy or load balancer \
+             in front of ECS, or an endpoint that is not ECS: check AWS_ENDPOINT_URL_ECS)"
+        );
+        Self::classify(None, Some(&message), http_status)
+    }
+
     /// Classifies an SDK error. `timeout` is the configured time limit, for
-    /// the message of a request that ran out of it.
+    /// the message of a request that ran out of it. The SDK's own account
+    /// of the failure goes to the debug log (it can hold a whole HTML page
+    /// and Rust `Debug` output, never a request).
     pub(crate) fn from_sdk<E>(error: SdkError<E, HttpResponse>, timeout: Duration) -> Self
     where
-        E: ProvideErrorMetadata + std::error::Error + 'static,
+        E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
-        match &error {
+        let classified = match &error {
             SdkError::ServiceError(service) => {
-                let status = service.raw().status().as_u16();
-                Self::classify(service.err().code(), service.err().message(), status)
+                let raw = service.raw();
+                let status = raw.status().as_u16();
+                match (service.err().code(), service.err().message()) {
+                    (None, None) => {
+                        log_error_body(status, raw.body().bytes());
+                        Self::foreign_answer(status, raw.body().bytes())
+                    }
+                    (code, message) => Self::classify(code, message, status),
+                }
             }
             SdkError::TimeoutError(_) => Self::TimedOut { after: timeout },
-            SdkError::DispatchFailure(dispatch) if dispatch.is_timeout() => {
-                Self::TimedOut { after: timeout }
-            }
-            SdkError::DispatchFailure(dispatch) if dispatch.is_user() => Self::Unexpected {
-                message: format!(
-                    "the request could not be sent: {}",
-                    aws_sdk_ecs::error::DisplayErrorContext(&error)
-                ),
-            },
-            SdkError::DispatchFailure(_) => Self::Unreachable {
-                message: format!("{}", aws_sdk_ecs::error::DisplayErrorContext(&error)),
-            },
-            SdkError::ResponseError(response) => {
-                let status = response.raw().status().as_u16();
-                let message = format!(
-                    "an answer that could not be read (HTTP {status}): {}",
-                    aws_sdk_ecs::error::DisplayErrorContext(&error)
-                );
-                // A proxy or load balancer in front of ECS failing with an
-                // HTML page: a server-side problem, worth retrying.
-                if status >= 500 || status == 429 {
-                    Self::ServerError {
-                        code: format!("HTTP {status}"),
-                        message,
+            SdkError::DispatchFailure(dispatch) => {
+                let detail = match dispatch.as_connector_error() {
+                    Some(connector) => connection_failure(connector),
+                    None => connection_failure(&error),
+                };
+                let before_sending = dispatch
+                    .as_connector_error()
+                    .is_some_and(|connector| failed_before_sending(connector));
+                if before_sending {
+                    Self::NotSent { message: detail }
+                } else if dispatch.is_timeout() {
+                    Self::TimedOut { after: timeout }
+                } else if dispatch.is_user() {
+                    Self::Unexpected {
+                        message: format!("the request could not be sent: {detail}"),
                     }
                 } else {
-                    Self::Unexpected { message }
+                    Self::ConnectionFailed { message: detail }
                 }
+            }
+            SdkError::ResponseError(response) => {
+                let raw = response.raw();
+                let status = raw.status().as_u16();
+                log_error_body(status, raw.body().bytes());
+                Self::foreign_answer(status, raw.body().bytes())
             }
             // Construction failures and anything newer: a bug on our side.
             _ => Self::Unexpected {
-                message: format!("{}", aws_sdk_ecs::error::DisplayErrorContext(&error)),
+                message: format!(
+                    "the request could not be built: {}",
+                    connection_failure(&error)
+                ),
             },
-        }
+        };
+        tracing::debug!(
+            failure = %classified,
+            sdk_error = %causes(&error).map(ToString::to_string).collect::<Vec<_>>().join(": "),
+            "an ECS call failed"
+        );
+        classified
     }
 
     /// Whether a later attempt may succeed.
@@ -228,7 +295,12 @@ impl EcsError {
                 resource,
                 message,
             },
-            Self::ServerError { .. } | Self::Unreachable { .. } => Error::Unavailable {
+            Self::ServerError { .. } | Self::ConnectionFailed { .. } => Error::Unavailable {
+                platform,
+                resource,
+                message,
+            },
+            Self::NotSent { .. } => Error::Unreachable {
                 platform,
                 resource,
                 message,
@@ -287,7 +359,7 @@ pub(crate) fn refused_launch(failures: &[Failure], resource: String) -> platform
         reason: if reasons.is_empty() {
             "RunTask started no task and gave no reason".to_owned()
         } else {
-            reasons.join("; ")
+            one_line(&reasons.join("; "), MAX_MESSAGE_CHARS)
         },
         retryable,
     }
@@ -451,10 +523,16 @@ mod tests {
             "aws: throttled on task 1: ThrottlingException: Rate exceeded"
         );
         assert_eq!(
-            text(EcsError::Unreachable {
-                message: "connection refused".into()
+            text(EcsError::NotSent {
+                message: "tcp connect error: connection refused".into()
             }),
-            "aws: task 1 unavailable: ECS could not be reached: connection refused"
+            "aws: could not reach the platform about task 1, nothing was sent: tcp connect error: connection refused"
+        );
+        assert_eq!(
+            text(EcsError::ConnectionFailed {
+                message: "connection reset by peer".into()
+            }),
+            "aws: task 1 unavailable: the connection to ECS failed, and the request may have reached it: connection reset by peer"
         );
         let conflict = text(EcsError::classify(
             Some("ConflictException"),
@@ -481,11 +559,56 @@ mod tests {
         .into_platform("task");
         assert_eq!(timeout.kind(), ErrorKind::Timeout);
         assert!(timeout.is_retryable());
+        let not_sent = EcsError::NotSent {
+            message: "connection refused".into(),
+        }
+        .into_platform("task");
+        assert!(not_sent.is_retryable());
+        assert!(not_sent.nothing_started());
+        let broken = EcsError::ConnectionFailed {
+            message: "connection reset by peer".into(),
+        }
+        .into_platform("task");
+        assert!(broken.is_retryable());
+        assert!(!broken.nothing_started());
+    }
+
+    #[test]
+    fn a_long_or_many_line_message_is_one_cut_line() {
+        let message = format!("Invalid request:\n{}", "the value is wrong ".repeat(40));
+        let error = EcsError::classify(Some("InvalidParameterException"), Some(&message), 400);
+        let text = error.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        // Cut after a whole word of the message.
+        let kept = text
+            .strip_prefix("InvalidParameterException: ")
+            .and_then(|t| t.strip_suffix('…'))
+            .unwrap();
+        let whole = message.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(whole.starts_with(kept), "{text}");
+        assert_eq!(whole[kept.len()..].chars().next(), Some(' '), "{text}");
         assert!(
-            EcsError::Unreachable {
-                message: "connection refused".into()
-            }
-            .is_retryable()
+            text.chars().count() <= "InvalidParameterException: ".len() + MAX_MESSAGE_CHARS,
+            "{text}"
         );
+    }
+
+    #[test]
+    fn an_html_page_is_named_by_its_title_not_copied() {
+        let page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>awselb/2.0</center>\r\n</body>\r\n</html>\r\n";
+        let error = EcsError::foreign_answer(502, Some(page.as_bytes()));
+        let contract = error.clone().into_platform("task 1");
+        assert_eq!(contract.kind(), ErrorKind::Unavailable);
+        let text = contract.to_string();
+        assert!(
+            text.starts_with(
+                "aws: task 1 unavailable: HTTP 502: the endpoint answered with an HTML page titled \"502 Bad Gateway\", not with an ECS answer"
+            ),
+            "{text}"
+        );
+        assert!(!text.contains('<'), "{text}");
+        assert!(!text.contains("awselb"), "{text}");
+        let not_found = EcsError::foreign_answer(404, Some(b"<h1>Not Found</h1>"));
+        assert_eq!(not_found.into_platform("task").kind(), ErrorKind::Rejected);
     }
 }

@@ -4,10 +4,12 @@
 //!
 //! - **Deploy** is one `RunTask` per bot with the bot's environment (from
 //!   [`platform_core::bot_environment`]) as a container override, awsvpc
-//!   networking, `startedBy` and tags naming the installation, bot and
-//!   attempt, and a client token derived from bot id and attempt, so a
-//!   repeated deploy after a crash returns the task already started instead
-//!   of a second one. A RunTask that starts nothing fails with ECS's reason.
+//!   networking, `startedBy` (`ECS_STARTED_BY`) and [`tags`] naming the
+//!   installation, bot and attempt, and a [`client_token`] derived from the
+//!   installation id, bot id and attempt, so a repeated deploy after a crash
+//!   returns the task already started instead of a second one, and two
+//!   installations sharing a cluster never get each other's task. A RunTask
+//!   that starts nothing fails with ECS's reason.
 //! - **Status** of many bots comes from `DescribeTasks`, 100 tasks per call.
 //!   `MISSING` is `unknown`, never an error; a stopped task keeps its
 //!   `stopCode`, `stoppedReason` and container exit codes as the reason. The
@@ -15,9 +17,20 @@
 //!   task's network interface is attached.
 //! - **Stop** and **cleanup** are `StopTask`; a task ECS does not know, or
 //!   one already stopped, is success.
+//! - **Marked bots** (for the orphan sweep) are `ListTasks` by `startedBy`
+//!   with desired status RUNNING, then `DescribeTasks` with their tags:
+//!   only tasks tagged with this installation's id are listed.
+//! - **Setup checks** (`doctor`) describe each task definition
+//!   (`DescribeTaskDefinition`: ACTIVE, awsvpc, Fargate-compatible, has the
+//!   bot container) and try the sweep's listing; subnets and security
+//!   groups would need the EC2 API and are reported as not checked.
+//! - **Could not connect is not maybe started**: a connection that was
+//!   never made (refused, a name that does not resolve, a failed TLS
+//!   handshake) is [`platform_core::Error::Unreachable`]; one that broke
+//!   after the request may have gone out stays `Unavailable` or `Timeout`.
 //! - **Throttling**: calls are paced under ECS's per-account token buckets
 //!   (RunTask on Fargate spaced to at most 20 per second, RunTask and
-//!   StopTask sharing the modify bucket, DescribeTasks the read bucket), and
+//!   StopTask sharing the modify bucket, the reads the read bucket), and
 //!   throttling, server errors and timeouts are retried with backoff by
 //!   [`platform_core::retry()`].
 //!
@@ -37,8 +50,12 @@ pub mod capacity;
 mod client;
 pub mod config;
 mod error;
+mod listing;
+mod marks;
 mod pacer;
+mod reason;
 mod service;
+mod setup;
 mod status;
 mod task_ref;
 
@@ -48,7 +65,8 @@ use platform_core::{AutoSelect, PlatformContext, PlatformDescriptor, PlatformSer
 
 pub use capacity::{CapacityProviderShare, CapacityProviderStrategy};
 pub use config::{AwsConfig, BotTaskTarget, StaticCredentials};
-pub use service::{AwsEcsPlatform, DESCRIBE_TASKS_BATCH, tags};
+pub use marks::{MAX_CLIENT_TOKEN_LEN, client_token, tags};
+pub use service::{AwsEcsPlatform, DESCRIBE_TASKS_BATCH};
 
 /// The platform's registered name.
 pub const PLATFORM_NAME: &str = "aws";
@@ -66,7 +84,8 @@ pub const DESCRIPTOR: PlatformDescriptor = PlatformDescriptor {
     },
     build: |context: PlatformContext| {
         Box::pin(async move {
-            let platform = AwsEcsPlatform::from_env(context.env.as_ref()).await?;
+            let platform =
+                AwsEcsPlatform::from_env(context.env.as_ref(), context.installation).await?;
             Ok(Arc::new(platform) as Arc<dyn PlatformService>)
         })
     },

@@ -6,14 +6,16 @@ use std::fmt;
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
 use platform_core::{
-    BotDeploymentConfig, BotId, BotStatus, DeployResult, EnvLookup, Error, PlatformId,
-    PlatformService, Result, RetryPolicy, bot_environment, retry,
+    BotDeploymentConfig, BotId, BotStatus, DeployResult, EnvLookup, Error, InstallationId,
+    MarkedBot, PlatformId, PlatformService, Result, RetryPolicy, SetupCheck, bot_environment,
+    retry,
 };
 
 use crate::PLATFORM_NAME;
 use crate::client::{ClusterState, EcsClient, Launch, LaunchRequest, load_sdk_config};
 use crate::config::AwsConfig;
 use crate::error::{EcsError, refused_launch};
+use crate::marks::{client_token, task_tags};
 use crate::status::{connection_url, failure_status, task_status};
 use crate::task_ref::{TaskRef, cluster_name, parse_task_ref};
 
@@ -22,20 +24,7 @@ pub const DESCRIBE_TASKS_BATCH: usize = 100;
 
 /// How many DescribeTasks calls of one status read are in flight at once;
 /// the pacer spaces them further when the read bucket runs low.
-const DESCRIBE_CONCURRENCY: usize = 4;
-
-/// Tag keys put on every task, so an operator (or a sweep) can tell which
-/// bot and attempt a task belongs to.
-pub mod tags {
-    /// The installation (`ECS_STARTED_BY`).
-    pub const STARTED_BY: &str = "meeboter:started-by";
-    /// The Meeboter bot id.
-    pub const BOT_ID: &str = "meeboter:bot-id";
-    /// The deploy attempt of the bot.
-    pub const ATTEMPT: &str = "meeboter:attempt";
-    /// `zoom`, `teams` or `meet`.
-    pub const MEETING_PLATFORM: &str = "meeboter:meeting-platform";
-}
+pub(crate) const DESCRIBE_CONCURRENCY: usize = 4;
 
 /// The `stoppedReason` ECS keeps on tasks stopped by `stop_bot`.
 const STOP_REASON: &str = "Stopped by meeboter-deploy: the bot was asked to stop";
@@ -48,16 +37,21 @@ const CLEANUP_REASON: &str = "Stopped by meeboter-deploy: cleanup after the bot 
 /// Build it from the environment with [`AwsEcsPlatform::from_env`] (what the
 /// registry does), or from a validated [`AwsConfig`] and an explicit SDK
 /// configuration with [`AwsEcsPlatform::with_ecs_config`] (tests, embedding).
+/// Each takes the [`InstallationId`] of the database whose bots it runs:
+/// it goes into every task's client token and tags, and the platform lists
+/// only tasks that carry it.
 pub struct AwsEcsPlatform {
-    config: AwsConfig,
-    ecs: EcsClient,
-    retry: RetryPolicy,
+    pub(crate) config: AwsConfig,
+    pub(crate) installation: InstallationId,
+    pub(crate) ecs: EcsClient,
+    pub(crate) retry: RetryPolicy,
 }
 
 impl fmt::Debug for AwsEcsPlatform {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AwsEcsPlatform")
             .field("config", &self.config)
+            .field("installation", &self.installation)
             .field("retry", &self.retry)
             .finish_non_exhaustive()
     }
@@ -65,30 +59,36 @@ impl fmt::Debug for AwsEcsPlatform {
 
 impl AwsEcsPlatform {
     /// Reads the configuration from `env` (every problem at once) and builds
-    /// the ECS client: Region and endpoint override from `env`, static
-    /// credentials from `env` when given, otherwise the default AWS
-    /// credential chain.
-    pub async fn from_env(env: &dyn EnvLookup) -> Result<Self> {
+    /// the ECS client for the bots of `installation`: Region and endpoint
+    /// override from `env`, static credentials from `env` when given,
+    /// otherwise the default AWS credential chain.
+    pub async fn from_env(env: &dyn EnvLookup, installation: InstallationId) -> Result<Self> {
         let config = AwsConfig::from_env(env)?;
-        Ok(Self::from_config(config).await)
+        Ok(Self::from_config(config, installation).await)
     }
 
     /// Builds the ECS client for a validated configuration, as
     /// [`from_env`](Self::from_env) does.
-    pub async fn from_config(config: AwsConfig) -> Self {
+    pub async fn from_config(config: AwsConfig, installation: InstallationId) -> Self {
         let ecs = load_sdk_config(&config).await;
-        Self::with_ecs_config(config, ecs)
+        Self::with_ecs_config(config, installation, ecs)
     }
 
-    /// Uses an explicit SDK configuration (credentials, Region, endpoint):
-    /// for tests against a local server and for embedding. Its retry and
-    /// timeout settings are replaced by this platform's: SDK retries off
-    /// (retries are this platform's, see [`with_retry_policy`](Self::with_retry_policy)),
+    /// Uses an explicit SDK configuration (credentials, Region, endpoint,
+    /// and optionally an HTTP client): for tests against a local server and
+    /// for embedding. Its retry and timeout settings are replaced by this
+    /// platform's: SDK retries off (retries are this platform's, see
+    /// [`with_retry_policy`](Self::with_retry_policy)),
     /// `config.request_timeout` per request.
-    pub fn with_ecs_config(config: AwsConfig, ecs: aws_sdk_ecs::Config) -> Self {
+    pub fn with_ecs_config(
+        config: AwsConfig,
+        installation: InstallationId,
+        ecs: aws_sdk_ecs::Config,
+    ) -> Self {
         let client = EcsClient::new(ecs, config.api_rate_percent, config.request_timeout);
         Self {
             config,
+            installation,
             ecs: client,
             retry: RetryPolicy::default(),
         }
@@ -106,11 +106,16 @@ impl AwsEcsPlatform {
         &self.config
     }
 
-    /// The RunTask idempotency token of `bot`'s `attempt`:
-    /// `<ECS_STARTED_BY>-<bot id>-<attempt>`, at most 64 characters. ECS
-    /// scopes tokens to a cluster and keeps them 24 hours.
+    /// The installation whose bots this platform runs.
+    pub fn installation(&self) -> &InstallationId {
+        &self.installation
+    }
+
+    /// The RunTask idempotency token of `bot`'s `attempt` (see
+    /// [`client_token`](crate::client_token)): the same on every retry of
+    /// the attempt, different in every other installation.
     pub fn client_token(&self, bot: BotId, attempt: u32) -> String {
-        format!("{}-{bot}-{attempt}", self.config.started_by)
+        client_token(&self.installation, bot, attempt)
     }
 
     /// The cluster to address for a task: the one in its ARN, else the
@@ -193,7 +198,7 @@ impl AwsEcsPlatform {
         let resource = format!("{} tasks in cluster {}", chunk.len(), cluster_name(cluster));
         let arns: Vec<String> = chunk.iter().map(|id| id.as_str().to_owned()).collect();
         let answer = retry(&self.retry, &resource, |_| async {
-            match self.ecs.describe_tasks(cluster, &arns).await {
+            match self.ecs.describe_tasks(cluster, &arns, false).await {
                 Ok(answer) => Ok(Ok(answer)),
                 // An answer, not a failure to ask: ECS knows none of these
                 // tasks. Unknown, so the other clusters' bots still get
@@ -247,7 +252,7 @@ impl AwsEcsPlatform {
 }
 
 /// The task id of a task ARN (or the id itself).
-fn task_id(arn: &str) -> &str {
+pub(crate) fn task_id(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
@@ -263,13 +268,13 @@ impl PlatformService for AwsEcsPlatform {
         let resource = format!("task for bot {bot} (attempt {attempt})");
         let environment = bot_environment(config);
         let client_token = self.client_token(bot, attempt);
-        let tags = [
-            (tags::STARTED_BY, self.config.started_by.clone()),
-            (tags::BOT_ID, bot.to_string()),
-            (tags::ATTEMPT, attempt.to_string()),
-            (tags::MEETING_PLATFORM, meeting_platform.as_str().to_owned()),
-        ]
-        .map(|(key, value)| (key.to_owned(), value));
+        let tags = task_tags(
+            &self.installation,
+            &self.config.started_by,
+            bot,
+            attempt,
+            meeting_platform,
+        );
         let request = LaunchRequest {
             cluster: &self.config.cluster,
             target: self.config.target(meeting_platform),
@@ -405,5 +410,13 @@ impl PlatformService for AwsEcsPlatform {
                 ),
             }),
         }
+    }
+
+    async fn list_marked_bots(&self) -> Result<Vec<MarkedBot>> {
+        self.list_marked_tasks().await
+    }
+
+    async fn check_setup(&self) -> Vec<SetupCheck> {
+        self.setup_checks().await
     }
 }

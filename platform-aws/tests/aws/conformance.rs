@@ -11,13 +11,13 @@ use platform_core::{ErrorKind, InMemorySlotStore, PlatformContext, PlatformServi
 use wiremock::MockServer;
 
 use crate::support::mini_ecs::MiniEcs;
-use crate::support::{bot, env, platform, task_arn};
+use crate::support::{INSTALLATION, bot, env, installation, platform, task_arn};
 
 async fn built_from_env(server: &MockServer) -> Arc<dyn PlatformService> {
     let context = PlatformContext::new(
         Arc::new(env(&server.uri())),
         Arc::new(InMemorySlotStore::new()),
-        test_installation(),
+        installation(INSTALLATION),
     );
     (DESCRIPTOR.build)(context)
         .await
@@ -46,8 +46,8 @@ async fn the_conformance_suite_passes_and_leaves_no_task_running() {
         Vec::<String>::new(),
         "tasks left running"
     );
-    // Six bots, one of them deployed twice with the same attempt.
-    assert_eq!(ecs.tasks_started(), 6);
+    // Seven bots, one of them deployed twice with the same attempt.
+    assert_eq!(ecs.tasks_started(), 7);
 }
 
 #[tokio::test]
@@ -116,14 +116,10 @@ async fn reachability_is_one_cluster_read() {
     let context = PlatformContext::new(
         Arc::new(other),
         Arc::new(InMemorySlotStore::new()),
-        test_installation(),
+        installation(INSTALLATION),
     );
     let aws = (DESCRIPTOR.build)(context).await.unwrap();
     let error = aws.check_reachable().await.unwrap_err();
     assert_eq!(error.kind(), ErrorKind::NotFound);
     assert!(error.to_string().contains("cluster nope"), "{error}");
-}
-
-fn test_installation() -> platform_core::InstallationId {
-    platform_core::InstallationId::new("test0001").unwrap()
 }

@@ -47,13 +47,14 @@ async fn deploy_sends_exactly_the_run_task_request_for_the_bot() {
             },
             "startedBy": "meeboter-deploy",
             "tags": [
+                {"key": "meeboter:installation", "value": "test0001"},
                 {"key": "meeboter:started-by", "value": "meeboter-deploy"},
                 {"key": "meeboter:bot-id", "value": "42"},
                 {"key": "meeboter:attempt", "value": "1"},
                 {"key": "meeboter:meeting-platform", "value": "zoom"}
             ],
             "propagateTags": "TASK_DEFINITION",
-            "clientToken": "meeboter-deploy-42-1"
+            "clientToken": "meeboter-test0001-42-1"
         })))
         .respond_with(ecs_ok(json!({"tasks": [task_json(&arn, "PROVISIONING", None)], "failures": []})))
         .expect(1)
@@ -85,7 +86,8 @@ async fn each_meeting_platform_uses_its_task_definition_and_container() {
                 let body: serde_json::Value = request.body_json().unwrap();
                 body["taskDefinition"] == task_definition
                     && body["overrides"]["containerOverrides"][0]["name"] == container
-                    && body["tags"][3]["value"] == platform.as_str()
+                    && body["tags"][4]
+                        == json!({"key": "meeboter:meeting-platform", "value": platform.as_str()})
             })
             .respond_with(ecs_ok(
                 json!({"tasks": [task_json(&task_arn(7), "PROVISIONING", None)]}),

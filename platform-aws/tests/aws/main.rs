@@ -2,9 +2,14 @@
 //! (`X-Amz-Target` routing, ECS's response and error shapes).
 
 mod conformance;
+mod connection;
 mod deploy;
+mod installation;
+mod listing;
+mod reasons;
 mod registry;
 mod secrets;
+mod setup_checks;
 mod status;
 mod stop;
 mod support;

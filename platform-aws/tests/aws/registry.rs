@@ -5,6 +5,8 @@ use std::sync::Arc;
 use platform_aws::{DESCRIPTOR, PLATFORM_NAME};
 use platform_core::{Detection, Error, InMemorySlotStore, MapEnv, PlatformContext, Registry};
 
+use crate::support::{INSTALLATION, installation};
+
 #[test]
 fn registered_as_aws_with_its_feature() {
     let registry = Registry::global().unwrap();
@@ -59,7 +61,7 @@ async fn building_from_an_incomplete_environment_lists_every_problem() {
     let context = PlatformContext::new(
         Arc::new(env),
         Arc::new(InMemorySlotStore::new()),
-        test_installation(),
+        installation(INSTALLATION),
     );
     let Err(Error::Config { platform, problems }) = (DESCRIPTOR.build)(context).await else {
         panic!("expected a config error");
@@ -77,8 +79,4 @@ async fn building_from_an_incomplete_environment_lists_every_problem() {
             "ECS_BOT_PORT"
         ]
     );
-}
-
-fn test_installation() -> platform_core::InstallationId {
-    platform_core::InstallationId::new("test0001").unwrap()
 }

@@ -59,7 +59,7 @@ async fn secrets_stay_out_of_logs_errors_and_debug_output() {
     ecs_call("RunTask")
         .and(|request: &wiremock::Request| {
             request.body_json::<serde_json::Value>().unwrap()["clientToken"]
-                == "meeboter-deploy-1-1"
+                == "meeboter-test0001-1-1"
         })
         .respond_with(ecs_ok(
             json!({"tasks": [task_json(&task_arn(1), "PROVISIONING", None)]}),

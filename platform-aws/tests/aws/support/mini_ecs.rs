@@ -1,7 +1,9 @@
 //! A small stateful ECS behind wiremock, for the conformance suite: RunTask
-//! with client-token idempotency, DescribeTasks that is eventually
-//! consistent and walks tasks through their lifecycle, StopTask, and
-//! DescribeClusters.
+//! with client-token idempotency and tags, DescribeTasks that is eventually
+//! consistent, walks tasks through their lifecycle and answers tags only
+//! when asked (`include: ["TAGS"]`), ListTasks with its `startedBy` and
+//! `desiredStatus` filters and pages, StopTask, DescribeClusters and
+//! DescribeTaskDefinition, in ECS's wire format.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -24,10 +26,14 @@ struct MiniTask {
     ip: String,
     stopped_reason: Option<String>,
     started_by: String,
+    /// `[{"key": …, "value": …}]`, as RunTask was given them.
+    tags: Value,
 }
 
 impl MiniTask {
-    fn to_json(&self) -> Value {
+    /// The task as ECS describes it; its tags only when asked for, as
+    /// DescribeTasks does without `include: ["TAGS"]`.
+    fn to_json(&self, with_tags: bool) -> Value {
         let ip =
             (self.describes > 0 || self.last_status != "PROVISIONING").then_some(self.ip.as_str());
         let mut task = task_json(&self.arn, self.last_status, ip);
@@ -40,17 +46,82 @@ impl MiniTask {
         if let Some(reason) = &self.stopped_reason {
             task["stoppedReason"] = json!(reason);
         }
+        match task.as_object_mut() {
+            Some(fields) if !with_tags => {
+                fields.remove("tags");
+            }
+            _ => task["tags"] = self.tags.clone(),
+        }
         task
     }
+}
+
+/// A task definition the mini-ECS knows, by `family:revision`.
+#[derive(Clone, Debug)]
+struct MiniTaskDefinition {
+    family: String,
+    revision: u32,
+    body: Value,
+}
+
+/// The task definitions of the test environment (`support::env`): Fargate,
+/// awsvpc, ACTIVE, with the default bot container names.
+fn default_task_definitions() -> Vec<MiniTaskDefinition> {
+    [
+        ("meeboter-zoom", 3, "zoom-bot"),
+        ("meeboter-teams", 5, "teams-bot"),
+        ("meeboter-meet", 2, "meet-bot"),
+    ]
+    .into_iter()
+    .map(|(family, revision, container)| MiniTaskDefinition {
+        family: family.to_owned(),
+        revision,
+        body: task_definition_json(family, revision, container),
+    })
+    .collect()
+}
+
+/// A task definition as DescribeTaskDefinition answers it.
+pub fn task_definition_json(family: &str, revision: u32, container: &str) -> Value {
+    json!({
+        "taskDefinitionArn": format!("arn:aws:ecs:{REGION}:{ACCOUNT}:task-definition/{family}:{revision}"),
+        "containerDefinitions": [{
+            "name": container,
+            "image": format!("ghcr.io/meeboter/{container}:1.8.0"),
+            "cpu": 0,
+            "portMappings": [{"containerPort": 8080, "hostPort": 8080, "protocol": "tcp"}],
+            "essential": true,
+            "environment": [],
+            "mountPoints": [],
+            "volumesFrom": [],
+            "logConfiguration": {"logDriver": "awslogs", "options": {"awslogs-group": "/ecs/meeboter", "awslogs-region": REGION, "awslogs-stream-prefix": "bot"}}
+        }],
+        "family": family,
+        "executionRoleArn": format!("arn:aws:iam::{ACCOUNT}:role/ecsTaskExecutionRole"),
+        "networkMode": "awsvpc",
+        "revision": revision,
+        "volumes": [],
+        "status": "ACTIVE",
+        "requiresAttributes": [{"name": "com.amazonaws.ecs.capability.logging-driver.awslogs"}, {"name": "ecs.capability.task-eni"}],
+        "placementConstraints": [],
+        "compatibilities": ["EC2", "FARGATE"],
+        "requiresCompatibilities": ["FARGATE"],
+        "cpu": "1024",
+        "memory": "2048",
+        "registeredAt": 1_764_000_000.0,
+        "registeredBy": format!("arn:aws:iam::{ACCOUNT}:user/operator")
+    })
 }
 
 #[derive(Default)]
 struct State {
     tasks: BTreeMap<String, MiniTask>,
+    task_definitions: Vec<MiniTaskDefinition>,
     /// client token → (task ARN, the request it came with)
     tokens: HashMap<String, (String, Value)>,
     next_task: u64,
     run_task_calls: u32,
+    list_tasks_calls: u32,
     failing_run_tasks: VecDeque<(u16, &'static str, &'static str)>,
 }
 
@@ -62,9 +133,83 @@ pub struct MiniEcs {
 }
 
 impl MiniEcs {
-    /// An empty ECS with the test cluster.
+    /// An ECS with the test cluster, the test environment's task
+    /// definitions, and no task.
     pub fn new() -> Self {
-        Self::default()
+        let ecs = Self::default();
+        ecs.state.lock().unwrap().task_definitions = default_task_definitions();
+        ecs
+    }
+
+    /// Registers (or replaces) a task definition revision.
+    pub fn register_task_definition(&self, family: &str, revision: u32, body: Value) {
+        let mut state = self.state.lock().unwrap();
+        state
+            .task_definitions
+            .retain(|d| !(d.family == family && d.revision == revision));
+        state.task_definitions.push(MiniTaskDefinition {
+            family: family.to_owned(),
+            revision,
+            body,
+        });
+    }
+
+    /// Forgets every revision of a task definition family.
+    pub fn delete_task_definition_family(&self, family: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .task_definitions
+            .retain(|d| d.family != family);
+    }
+
+    /// Starts a task the way someone else would (another installation, an
+    /// older version, an operator): RUNNING at once, with these `startedBy`
+    /// and tags. Returns its ARN.
+    pub fn start_task_directly(&self, started_by: &str, tags: &[(&str, &str)]) -> String {
+        let mut state = self.state.lock().unwrap();
+        state.next_task += 1;
+        let n = state.next_task;
+        let task = MiniTask {
+            arn: task_arn(0xec5_0000 + n),
+            last_status: "RUNNING",
+            desired_status: "RUNNING",
+            describes: 1,
+            ip: format!("10.0.{}.{}", n / 250, n % 250 + 1),
+            stopped_reason: None,
+            started_by: started_by.to_owned(),
+            tags: Value::Array(
+                tags.iter()
+                    .map(|(key, value)| json!({"key": key, "value": value}))
+                    .collect(),
+            ),
+        };
+        let arn = task.arn.clone();
+        state.tasks.insert(arn.clone(), task);
+        arn
+    }
+
+    /// How many ListTasks requests arrived.
+    pub fn list_tasks_calls(&self) -> u32 {
+        self.state.lock().unwrap().list_tasks_calls
+    }
+
+    /// The tags of a task, as `key=value`.
+    pub fn tags_of(&self, arn: &str) -> Vec<String> {
+        let state = self.state.lock().unwrap();
+        state.tasks[arn]
+            .tags
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|t| {
+                format!(
+                    "{}={}",
+                    t["key"].as_str().unwrap_or_default(),
+                    t["value"].as_str().unwrap_or_default()
+                )
+            })
+            .collect()
     }
 
     /// Serves every ECS call on `server`.
@@ -135,6 +280,34 @@ impl MiniEcs {
                 "Specifying both a launch type and capacity provider strategy is not supported.",
             );
         }
+        let Some(definition) = find_task_definition(
+            &state.task_definitions,
+            body["taskDefinition"].as_str().unwrap_or_default(),
+        ) else {
+            return ecs_error(400, "ClientException", "TaskDefinition not found.");
+        };
+        let containers: Vec<&str> = definition.body["containerDefinitions"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["name"].as_str())
+            .collect();
+        for wanted in body["overrides"]["containerOverrides"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o["name"].as_str())
+        {
+            if !containers.contains(&wanted) {
+                return ecs_error(
+                    400,
+                    "InvalidParameterException",
+                    &format!(
+                        "Override for container named {wanted} is not a container in the TaskDefinition."
+                    ),
+                );
+            }
+        }
         let Some(token) = body["clientToken"].as_str() else {
             return ecs_error(
                 400,
@@ -152,7 +325,7 @@ impl MiniEcs {
                 return ResponseTemplate::new(400)
                     .set_body_raw(conflict.to_string(), "application/x-amz-json-1.1");
             }
-            let task = state.tasks[arn].to_json();
+            let task = state.tasks[arn].to_json(true);
             return ecs_ok(json!({"tasks": [task], "failures": []}));
         }
         state.next_task += 1;
@@ -165,8 +338,9 @@ impl MiniEcs {
             ip: format!("10.0.{}.{}", n / 250, n % 250 + 1),
             stopped_reason: None,
             started_by: body["startedBy"].as_str().unwrap_or_default().to_owned(),
+            tags: body.get("tags").cloned().unwrap_or_else(|| json!([])),
         };
-        let answer = task.to_json();
+        let answer = task.to_json(true);
         state
             .tokens
             .insert(token.to_owned(), (task.arn.clone(), body.clone()));
@@ -176,6 +350,9 @@ impl MiniEcs {
 
     fn describe_tasks(&self, body: &Value) -> ResponseTemplate {
         let mut state = self.state.lock().unwrap();
+        let with_tags = body["include"]
+            .as_array()
+            .is_some_and(|fields| fields.iter().any(|f| f == "TAGS"));
         let asked: Vec<String> = body["tasks"]
             .as_array()
             .map(|a| {
@@ -211,7 +388,7 @@ impl MiniEcs {
                 "STOPPING" => "STOPPED",
                 other => other,
             };
-            tasks.push(task.to_json());
+            tasks.push(task.to_json(with_tags));
         }
         ecs_ok(json!({"tasks": tasks, "failures": failures}))
     }
@@ -232,7 +409,89 @@ impl MiniEcs {
             task.describes = 0;
             task.stopped_reason = body["reason"].as_str().map(str::to_owned);
         }
-        ecs_ok(json!({"task": task.to_json()}))
+        ecs_ok(json!({"task": task.to_json(false)}))
+    }
+
+    /// ListTasks of the test cluster: `startedBy` (which ECS wants as the
+    /// only filter besides the desired status), `desiredStatus` (RUNNING
+    /// when not given), pages of `maxResults` (1 to 100, default 100) with
+    /// an opaque `nextToken`.
+    fn list_tasks(&self, body: &Value) -> ResponseTemplate {
+        let mut state = self.state.lock().unwrap();
+        state.list_tasks_calls += 1;
+        if body["cluster"] != json!(CLUSTER) {
+            return ecs_error(400, "ClusterNotFoundException", "Cluster not found.");
+        }
+        let started_by = body["startedBy"].as_str();
+        if started_by.is_some()
+            && ["family", "serviceName", "containerInstance"]
+                .iter()
+                .any(|other| body.get(*other).is_some())
+        {
+            return ecs_error(
+                400,
+                "InvalidParameterException",
+                "startedBy must be the only filter when it is specified.",
+            );
+        }
+        let desired = body["desiredStatus"].as_str().unwrap_or("RUNNING");
+        if !["RUNNING", "PENDING", "STOPPED"].contains(&desired) {
+            return ecs_error(400, "InvalidParameterException", "Invalid desiredStatus.");
+        }
+        let page_size = match body.get("maxResults") {
+            None => 100,
+            Some(n) => match n.as_u64() {
+                Some(n @ 1..=100) => n as usize,
+                _ => {
+                    return ecs_error(
+                        400,
+                        "InvalidParameterException",
+                        "maxResults must be between 1 and 100.",
+                    );
+                }
+            },
+        };
+        let start = match body["nextToken"].as_str() {
+            None => 0,
+            Some(token) => match token
+                .strip_prefix("mini-ecs-page-")
+                .and_then(|n| n.parse().ok())
+            {
+                Some(start) => start,
+                None => return ecs_error(400, "InvalidParameterException", "Invalid nextToken."),
+            },
+        };
+        let matching: Vec<String> = state
+            .tasks
+            .values_mut()
+            .filter(|t| t.desired_status == desired)
+            .filter(|t| started_by.is_none_or(|s| s == t.started_by))
+            .map(|t| {
+                // Listed, so visible from now on.
+                t.describes = t.describes.max(1);
+                t.arn.clone()
+            })
+            .collect();
+        let page: Vec<&String> = matching.iter().skip(start).take(page_size).collect();
+        let mut answer = json!({"taskArns": page});
+        if start + page_size < matching.len() {
+            answer["nextToken"] = json!(format!("mini-ecs-page-{}", start + page_size));
+        }
+        ecs_ok(answer)
+    }
+
+    /// DescribeTaskDefinition by `family`, `family:revision` or ARN.
+    fn describe_task_definition(&self, body: &Value) -> ResponseTemplate {
+        let state = self.state.lock().unwrap();
+        let asked = body["taskDefinition"].as_str().unwrap_or_default();
+        match find_task_definition(&state.task_definitions, asked) {
+            Some(definition) => ecs_ok(json!({"taskDefinition": definition.body, "tags": []})),
+            None => ecs_error(
+                400,
+                "ClientException",
+                "Unable to describe task definition.",
+            ),
+        }
     }
 
     fn describe_clusters(body: &Value) -> ResponseTemplate {
@@ -259,6 +518,29 @@ impl MiniEcs {
     }
 }
 
+/// The task definition `asked` names: `family` (its latest ACTIVE
+/// revision), `family:revision`, or an ARN ending in either.
+fn find_task_definition<'a>(
+    definitions: &'a [MiniTaskDefinition],
+    asked: &str,
+) -> Option<&'a MiniTaskDefinition> {
+    let name = asked
+        .rsplit_once(":task-definition/")
+        .map_or(asked, |(_, name)| name);
+    match name.split_once(':') {
+        Some((family, revision)) => {
+            let revision: u32 = revision.parse().ok()?;
+            definitions
+                .iter()
+                .find(|d| d.family == family && d.revision == revision)
+        }
+        None => definitions
+            .iter()
+            .filter(|d| d.family == name && d.body["status"] == "ACTIVE")
+            .max_by_key(|d| d.revision),
+    }
+}
+
 impl Respond for MiniEcs {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = request.body_json().unwrap_or(Value::Null);
@@ -267,6 +549,8 @@ impl Respond for MiniEcs {
             "DescribeTasks" => self.describe_tasks(&body),
             "StopTask" => self.stop_task(&body),
             "DescribeClusters" => Self::describe_clusters(&body),
+            "ListTasks" => self.list_tasks(&body),
+            "DescribeTaskDefinition" => self.describe_task_definition(&body),
             other => ecs_error(
                 400,
                 "UnknownOperationException",

@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
 use platform_aws::{AwsConfig, AwsEcsPlatform};
-use platform_core::{BotDeploymentConfig, BotId, MapEnv, MeetingPlatform, MeetingUrl, RetryPolicy};
+use platform_core::{
+    BotDeploymentConfig, BotId, InstallationId, MapEnv, MeetingPlatform, MeetingUrl, RetryPolicy,
+};
 use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
@@ -60,10 +62,35 @@ pub fn quick_retries() -> RetryPolicy {
     }
 }
 
+/// The installation id the tests' platforms run under, unless a test
+/// names another.
+pub const INSTALLATION: &str = "test0001";
+
+/// An installation id.
+pub fn installation(id: &str) -> InstallationId {
+    InstallationId::new(id).expect("test installation id is valid")
+}
+
 /// The platform, configured by `env`, talking to `server`.
 pub fn platform_with(server: &MockServer, env: &MapEnv) -> AwsEcsPlatform {
+    platform_of(server, env, installation(INSTALLATION))
+}
+
+/// The platform of `installation`, configured by `env`, talking to
+/// `server`.
+pub fn platform_of(
+    server: &MockServer,
+    env: &MapEnv,
+    installation: InstallationId,
+) -> AwsEcsPlatform {
+    platform_at(&server.uri(), env, installation)
+}
+
+/// The platform of `installation`, configured by `env`, talking to
+/// whatever listens at `endpoint`.
+pub fn platform_at(endpoint: &str, env: &MapEnv, installation: InstallationId) -> AwsEcsPlatform {
     let config = AwsConfig::from_env(env).expect("test environment is valid");
-    AwsEcsPlatform::with_ecs_config(config, ecs_config(&server.uri()))
+    AwsEcsPlatform::with_ecs_config(config, installation, ecs_config(endpoint))
         .with_retry_policy(quick_retries())
 }
 
