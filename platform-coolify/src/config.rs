@@ -158,6 +158,11 @@ const fn image_spec(platform: MeetingPlatform) -> &'static EnvVarSpec {
     }
 }
 
+/// The variable that caps `platform`'s slots (`COOLIFY_POOL_MAX_ZOOM`).
+pub fn pool_max_variable(platform: MeetingPlatform) -> &'static str {
+    pool_max_spec(platform).name
+}
+
 /// The pool-maximum spec of each meeting platform.
 pub(crate) const fn pool_max_spec(platform: MeetingPlatform) -> &'static EnvVarSpec {
     match platform {

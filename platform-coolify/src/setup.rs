@@ -10,7 +10,7 @@ use crate::PLATFORM;
 use crate::client::{CoolifyClient, VersionAnswer};
 use crate::config::{
     COOLIFY_API_KEY, COOLIFY_API_URL, COOLIFY_ENVIRONMENT_NAME, COOLIFY_PROJECT_UUID,
-    COOLIFY_SERVER_UUID, CoolifyConfig, image_variable, pool_max_spec,
+    COOLIFY_SERVER_UUID, CoolifyConfig, image_variable, pool_max_variable,
 };
 use crate::error::{ApiError, Failure};
 use crate::naming::SlotName;
@@ -352,7 +352,7 @@ fn meeting_platform_check(
     installation: &InstallationId,
 ) -> SetupCheck {
     let max = *config.pool_max.get(platform);
-    let max_variable = pool_max_spec(platform).name;
+    let max_variable = pool_max_variable(platform);
     let image_variable = image_variable(platform);
     let slot_count = match slots {
         1 => "1 slot".to_owned(),

@@ -23,7 +23,7 @@ async fn deploy_within(
         platform.deploy_bot(&zoom_bot(bot), 1),
     )
     .await
-    .expect("the deploy ended instead of creating slots without end")
+    .expect("the deploy kept going for 20 s: it must stop instead of creating slots without end")
 }
 
 async fn mount_create(coolify: &TestCoolify, answer: impl Respond + 'static, times: u64) {
