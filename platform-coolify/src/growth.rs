@@ -20,7 +20,7 @@ use crate::config::COOLIFY_POOL_CREATIONS_PER_MINUTE;
 /// Most slot applications one deploy creates. One is what a deploy needs;
 /// the second covers a slot that a concurrent deploy took first, or one
 /// that turned out broken.
-pub(crate) const MAX_CREATIONS_PER_DEPLOY: u32 = 2;
+pub const MAX_CREATIONS_PER_DEPLOY: u32 = 2;
 
 const WINDOW: Duration = Duration::from_secs(60);
 

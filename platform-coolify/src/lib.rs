@@ -170,6 +170,7 @@ use platform_core::{AutoSelect, PlatformContext, PlatformDescriptor, PlatformSer
 
 pub use claim::SlotClaim;
 pub use config::{BotImage, CoolifyConfig, Pacing, PerMeetingPlatform};
+pub use growth::MAX_CREATIONS_PER_DEPLOY;
 pub use naming::{SLOT_NAME_PREFIX, SlotName};
 pub use service::CoolifyPlatform;
 
