@@ -243,3 +243,74 @@ async fn a_repeated_deploy_of_a_bot_that_ended_returns_it_and_starts_nothing() {
     assert_eq!(status.kind, StatusKind::Stopped, "{status}");
     platform.cleanup(&first.identifier).await.unwrap();
 }
+
+/// A bot deployed before installation ids existed: its identifier, record
+/// and marker carry none. It keeps working through its identifier, and is
+/// never listed as this (or any) installation's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bot_deployed_before_installation_ids_is_still_run_through_its_identifier() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = platform(dir.path());
+    let key = InstanceKey::without_installation(BotId(17), 1);
+    let process = spawn_marked(&mut platform, &key, 45_683);
+    let record =
+        BotRecord::intent(&key, dead_writer(), proc_table::boot_id(), 45_683).spawned(process);
+    platform.state.replace(&record).unwrap();
+    assert!(dir.path().join("state/bots/bot-17-attempt-1.json").exists());
+    let id = LocalBotId {
+        process,
+        instance: key.clone(),
+    }
+    .to_platform_id();
+    assert_eq!(
+        id.as_str(),
+        format!("{}:{}:17-1", process.pid, process.start_ticks)
+    );
+
+    let status = platform.get_bot_status(&id).await.unwrap();
+    assert_eq!(status.kind, StatusKind::Running, "{status}");
+    assert_eq!(
+        status.connection_url.as_deref(),
+        Some("http://127.0.0.1:45683")
+    );
+    assert!(platform.list_marked_bots().await.unwrap().is_empty());
+    assert!(
+        platform.live_processes().is_empty(),
+        "not this installation's"
+    );
+
+    platform.stop_bot(&id).await.unwrap();
+    platform.cleanup(&id).await.unwrap();
+    assert_eq!(proc_table::liveness(process), Liveness::Gone);
+    assert_eq!(platform.state.read(&key).unwrap(), None);
+}
+
+/// A deploy that crashed between spawn and record left an intent and a
+/// running bot: the listing finds the bot by its marker, and the sweep's
+/// stop and cleanup end it and remove the abandoned intent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bot_of_an_interrupted_deploy_is_listed_by_its_marker_and_swept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = platform(dir.path());
+    let key = platform.key(BotId(18), 3);
+    let intent = BotRecord::intent(&key, dead_writer(), proc_table::boot_id(), 45_684);
+    assert!(platform.state.create(&intent).unwrap());
+    let orphan = spawn_marked(&mut platform, &key, 45_684);
+
+    let listed = platform.list_marked_bots().await.unwrap();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!((listed[0].bot, listed[0].attempt), (BotId(18), Some(3)));
+    let id = LocalBotId::parse(&listed[0].identifier).unwrap();
+    assert_eq!(id.process, orphan);
+    assert!(listed[0].description.contains("no record"), "{listed:?}");
+
+    platform.stop_bot(&listed[0].identifier).await.unwrap();
+    platform.cleanup(&listed[0].identifier).await.unwrap();
+    assert!(!proc_table::liveness(orphan).is_alive());
+    assert_eq!(
+        platform.state.read(&key).unwrap(),
+        None,
+        "the intent is gone"
+    );
+    assert!(platform.list_marked_bots().await.unwrap().is_empty());
+}
