@@ -139,7 +139,8 @@ impl FromStr for BotState {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
-            .find(|state| state.as_str().eq_ignore_ascii_case(s.trim()))
+            // Exactly as documented (the OpenAPI enum), nothing looser.
+            .find(|state| state.as_str() == s)
             .ok_or_else(|| UnknownBotState {
                 given: s.chars().take(64).collect(),
             })

@@ -149,6 +149,23 @@ pub fn registry() -> ServiceResult<Registry> {
     })
 }
 
+/// Every platform name a bot may be recorded under, as the API accepts it
+/// in filters: this project's own platforms (compiled in or not, so bots
+/// recorded by another build stay listable) and every plugin compiled in.
+/// Sorted.
+pub fn known_platform_names() -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = platform_core::registry::FIRST_PARTY_PLATFORMS
+        .iter()
+        .map(|(name, _)| *name)
+        .collect();
+    if let Ok(registry) = Registry::global() {
+        names.extend(registry.names());
+    }
+    names.sort_unstable();
+    names.dedup();
+    names
+}
+
 /// Lists the compiled-in platforms and what `env` would choose.
 pub fn listing(env: &dyn EnvLookup) -> ServiceResult<PlatformListing> {
     let registry = registry()?;

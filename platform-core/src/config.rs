@@ -252,10 +252,12 @@ impl BotDeploymentConfig {
 
 fn check_password(password: &SecretString) -> Result<(), FieldError> {
     let p = password.expose();
-    if p.len() > MAX_MEETING_PASSWORD_LEN || p.chars().any(char::is_control) {
+    if p.chars().count() > MAX_MEETING_PASSWORD_LEN || p.chars().any(char::is_control) {
         return Err(FieldError::new(
             "meeting_password",
-            format!("must be at most {MAX_MEETING_PASSWORD_LEN} bytes without control characters"),
+            format!(
+                "must be at most {MAX_MEETING_PASSWORD_LEN} characters without control characters"
+            ),
         ));
     }
     Ok(())
@@ -335,12 +337,76 @@ pub struct BotDeploymentInput {
 #[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct AutomaticLeaveInput {
-    /// Waiting-room timeout in seconds.
+    /// Waiting-room timeout in seconds, 1 to 86400; default 300.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub waiting_room_timeout: Option<u64>,
-    /// No-one-joined timeout in seconds.
+    /// No-one-joined timeout in seconds, 1 to 86400; default 300.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub no_one_joined_timeout: Option<u64>,
-    /// Everyone-left timeout in seconds.
+    /// Everyone-left timeout in seconds, 1 to 86400; default 60.
+    #[serde(default, deserialize_with = "whole_number")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 86400))]
     pub everyone_left_timeout: Option<u64>,
+}
+
+/// A whole number as JSON Schema means it: `3460` and `3460.0` alike (a
+/// client that writes every number as a float sends the latter), never
+/// `3460.5`, a negative number or one past `u64`.
+fn whole_number<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<u64>, D::Error> {
+    struct WholeNumber;
+
+    impl serde::de::Visitor<'_> for WholeNumber {
+        type Value = Option<u64>;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a whole number of seconds")
+        }
+
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_u64<E: serde::de::Error>(self, n: u64) -> Result<Self::Value, E> {
+            Ok(Some(n))
+        }
+
+        fn visit_i64<E: serde::de::Error>(self, n: i64) -> Result<Self::Value, E> {
+            u64::try_from(n).map(Some).map_err(|_| {
+                E::invalid_value(
+                    serde::de::Unexpected::Signed(n),
+                    &"a whole number of seconds, 1 or more",
+                )
+            })
+        }
+
+        fn visit_f64<E: serde::de::Error>(self, n: f64) -> Result<Self::Value, E> {
+            // 2^64 as a float: the first value past u64::MAX.
+            const PAST_U64: f64 = 18_446_744_073_709_551_616.0;
+            if n.fract() == 0.0 && (0.0..PAST_U64).contains(&n) {
+                #[allow(
+                    clippy::cast_possible_truncation,
+                    clippy::cast_sign_loss,
+                    reason = "checked above: a whole number within u64"
+                )]
+                Ok(Some(n as u64))
+            } else {
+                Err(E::invalid_value(
+                    serde::de::Unexpected::Float(n),
+                    &"a whole number of seconds",
+                ))
+            }
+        }
+    }
+
+    deserializer.deserialize_any(WholeNumber)
 }
 
 impl BotDeploymentInput {
@@ -411,6 +477,28 @@ impl BotDeploymentInput {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn whole_numbers_may_be_written_with_a_zero_fraction() {
+        let parse = |json: &str| serde_json::from_str::<AutomaticLeaveInput>(json);
+        let leave =
+            parse(r#"{"waiting_room_timeout": 3460.0, "everyone_left_timeout": 60}"#).unwrap();
+        assert_eq!(leave.waiting_room_timeout, Some(3460));
+        assert_eq!(leave.everyone_left_timeout, Some(60));
+        assert_eq!(leave.no_one_joined_timeout, None);
+        assert_eq!(
+            parse(r#"{"waiting_room_timeout": null}"#).unwrap(),
+            AutomaticLeaveInput::default()
+        );
+        for bad in [
+            r#"{"waiting_room_timeout": 3460.5}"#,
+            r#"{"waiting_room_timeout": -1}"#,
+            r#"{"waiting_room_timeout": 1e30}"#,
+            r#"{"waiting_room_timeout": "300"}"#,
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
+    }
+
     use super::*;
 
     fn input(platform: &str, url: &str) -> BotDeploymentInput {

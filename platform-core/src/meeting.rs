@@ -75,10 +75,13 @@ pub struct UnknownMeetingPlatform {
 impl FromStr for MeetingPlatform {
     type Err = UnknownMeetingPlatform;
 
+    /// Exactly `zoom`, `teams` or `meet`, as the API documents them: a
+    /// client generated from the OpenAPI document sends nothing else, and a
+    /// name the document refuses must not be accepted either.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Self::ALL
             .into_iter()
-            .find(|p| p.as_str().eq_ignore_ascii_case(s.trim()))
+            .find(|p| p.as_str() == s)
             .ok_or_else(|| UnknownMeetingPlatform {
                 given: s.chars().take(64).collect(),
             })
@@ -394,8 +397,10 @@ mod tests {
 
     #[test]
     fn meeting_platform_names() {
-        assert_eq!("ZOOM".parse::<MeetingPlatform>().unwrap(), Zoom);
-        assert_eq!(" meet ".parse::<MeetingPlatform>().unwrap(), Meet);
+        assert_eq!("zoom".parse::<MeetingPlatform>().unwrap(), Zoom);
+        assert_eq!("meet".parse::<MeetingPlatform>().unwrap(), Meet);
+        assert!("ZOOM".parse::<MeetingPlatform>().is_err());
+        assert!(" meet ".parse::<MeetingPlatform>().is_err());
         let err = "webex".parse::<MeetingPlatform>().unwrap_err();
         assert_eq!(
             err.to_string(),

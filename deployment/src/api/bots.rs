@@ -4,7 +4,7 @@ use axum::Json;
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use platform_core::{AutomaticLeaveInput, BotDeploymentInput, SecretString};
+use platform_core::{AutomaticLeaveInput, BotDeploymentInput, MeetingPlatform, SecretString};
 use serde::Deserialize;
 
 use super::errors::{ApiError, ErrorBody};
@@ -26,18 +26,32 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 #[serde(deny_unknown_fields)]
 pub struct CreateBotRequest {
     /// `zoom`, `teams` or `meet`.
-    #[schema(example = "zoom")]
+    #[schema(value_type = MeetingPlatform, example = "zoom")]
     pub meeting_platform: String,
-    /// The invite link: https, on a host of that meeting platform.
-    #[schema(example = "https://us02web.zoom.us/j/81234567890?pwd=abc123")]
+    /// The invite link: https, on a host of that meeting platform (a Zoom
+    /// link on zoom.us, a Teams link on teams.microsoft.com or
+    /// teams.live.com, a Meet link on meet.google.com), with the default
+    /// port and no credentials.
+    #[schema(
+        example = "https://us02web.zoom.us/j/81234567890?pwd=abc123",
+        pattern = "^https://",
+        max_length = 2048
+    )]
     pub meeting_url: String,
-    /// The meeting password, if any. Never shown again.
+    /// The meeting password, if any (at most 256 characters, no control
+    /// characters). Never shown again.
     #[serde(default)]
-    #[schema(value_type = Option<String>, format = Password)]
+    #[schema(value_type = Option<String>, format = Password, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$")]
     pub meeting_password: Option<SecretString>,
-    /// The name the bot shows in the meeting (1 to 100 characters);
-    /// default `Meeboter`.
+    /// The name the bot shows in the meeting (1 to 100 characters, no
+    /// control characters, no whitespace at either end); default
+    /// `Meeboter`.
     #[serde(default)]
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x20\\x7F-\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000]([^\\x00-\\x1F\\x7F-\\x9F]*[^\\x00-\\x20\\x7F-\\xA0\\u1680\\u2000-\\u200A\\u2028\\u2029\\u202F\\u205F\\u3000])?$"
+    )]
     pub display_name: Option<String>,
     /// Whether the bot records; default false.
     #[serde(default)]
@@ -86,7 +100,7 @@ impl CreateBotRequest {
     tag = "bots",
     request_body = CreateBotRequest,
     params(
-        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; makes the create safe to retry"),
+        ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; makes the create safe to retry", min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7E]{1,255}$"),
     ),
     responses(
         (status = 201, description = "Created (and deployed unless `deploy` was false); `Location` names the bot", body = Bot),
@@ -149,7 +163,7 @@ pub async fn create_bot(
     post,
     path = "/v1/bots/{id}/deploy",
     tag = "bots",
-    params(("id" = u64, Path, description = "The bot's id", minimum = 1)),
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1, maximum = 9_223_372_036_854_775_807_f64)),
     responses(
         (status = 200, description = "The bot, deploying or running (a deploy the platform did not confirm yet stays deploying, with the reason, and the reconciler finishes it)", body = Bot),
         (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
@@ -174,7 +188,7 @@ pub async fn deploy_bot(
     post,
     path = "/v1/bots/{id}/stop",
     tag = "bots",
-    params(("id" = u64, Path, description = "The bot's id", minimum = 1)),
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1, maximum = 9_223_372_036_854_775_807_f64)),
     responses(
         (status = 200, description = "The bot, stopped (or stopping, with the reason, when the platform has not confirmed yet; the reconciler repeats the stop)", body = Bot),
         (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
@@ -197,7 +211,7 @@ pub async fn stop_bot(
     get,
     path = "/v1/bots/{id}",
     tag = "bots",
-    params(("id" = u64, Path, description = "The bot's id", minimum = 1)),
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1, maximum = 9_223_372_036_854_775_807_f64)),
     responses(
         (status = 200, description = "The bot and its history", body = BotDetails),
         (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
@@ -242,7 +256,7 @@ pub async fn list_bots(
     get,
     path = "/v1/bots/{id}/status",
     tag = "bots",
-    params(("id" = u64, Path, description = "The bot's id", minimum = 1)),
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1, maximum = 9_223_372_036_854_775_807_f64)),
     responses(
         (status = 200, description = "The bot and the platform's answer (`platform_error` says why there is none)", body = LiveStatus),
         (status = 400, description = "`invalid_bot_id`", body = ErrorBody),

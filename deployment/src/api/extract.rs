@@ -206,7 +206,8 @@ pub struct ListBotsParams {
     /// Only bots in this state.
     #[param(inline)]
     pub status: Option<BotState>,
-    /// Only bots on this platform (`local`, `coolify`, `aws`).
+    /// Only bots on this platform (one of the names the OpenAPI document
+    /// lists: this project's platforms and any plugin compiled in).
     pub platform: Option<String>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
@@ -253,17 +254,13 @@ impl ListBotsParams {
                     ),
                 },
                 "platform" => {
-                    let valid = !value.is_empty()
-                        && value.len() <= 64
-                        && value
-                            .bytes()
-                            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-                    if valid {
+                    let known = crate::platforms::known_platform_names();
+                    if known.contains(&value.as_ref()) {
                         params.platform = Some(value.into_owned());
                     } else {
                         problem(
                             "platform",
-                            "must be a platform name such as local, coolify or aws".into(),
+                            format!("is not a platform; allowed: {}", known.join(", ")),
                         );
                     }
                 }

@@ -51,6 +51,29 @@ impl Modify for Description {
     }
 }
 
+/// Lists the platform names the `platform` filter accepts, which depend on
+/// the plugins compiled in, as the parameter's enum.
+struct PlatformNames;
+
+impl Modify for PlatformNames {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        use utoipa::openapi::schema::{Object, Schema, Type};
+        let names = crate::platforms::known_platform_names();
+        for item in openapi.paths.paths.values_mut() {
+            for operation in [item.get.as_mut()].into_iter().flatten() {
+                for parameter in operation.parameters.iter_mut().flatten() {
+                    if parameter.name == "platform" {
+                        let mut object = Object::with_type(Type::String);
+                        object.enum_values = Some(names.iter().map(|n| (*n).into()).collect());
+                        parameter.schema = Some(RefOr::T(Schema::Object(object)));
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The document's derivation: every handler and the types they use.
 #[derive(OpenApi)]
 #[openapi(
@@ -70,7 +93,7 @@ impl Modify for Description {
         metrics::metrics,
     ),
     components(schemas(ErrorBody, ErrorDetail, FieldProblem)),
-    modifiers(&BearerScheme, &Description),
+    modifiers(&BearerScheme, &Description, &PlatformNames),
     tags(
         (name = "bots", description = "Create, deploy, stop and inspect meeting bots"),
         (name = "service", description = "The platforms and pools of this service"),

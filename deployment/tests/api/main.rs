@@ -16,6 +16,7 @@ mod common;
 mod support;
 
 mod auth;
+mod contract;
 mod errors;
 mod idempotency;
 mod lifecycle;
