@@ -9,9 +9,7 @@ use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::Failure;
 
 use crate::PLATFORM_NAME;
-use crate::reason::{
-    MAX_MESSAGE_CHARS, causes, connection_failure, describe_foreign_body, one_line,
-};
+use crate::reason::{MAX_MESSAGE_CHARS, causes, describe_causes, describe_foreign_body, one_line};
 
 /// An ECS call's failure, as this crate tells them apart.
 ///
@@ -189,6 +187,15 @@ impl EcsError {
     /// empty body. Named by its HTTP status and what the body looks like,
     /// never copied.
     fn foreign_answer(http_status: u16, body: Option<&[u8]>) -> Self {
+        // A successful answer is never quoted: a RunTask answer echoes the
+        // bot's environment.
+        if http_status < 300 {
+            return Self::Unexpected {
+                message: format!(
+                    "ECS answered HTTP {http_status} with a body this client could not read"
+                ),
+            };
+        }
         let looks = describe_foreign_body(body.unwrap_or_default());
         let message = format!(
             "the endpoint answered with {looks}, not with an ECS answer (a proxy or load balancer \
@@ -220,8 +227,8 @@ impl EcsError {
             SdkError::TimeoutError(_) => Self::TimedOut { after: timeout },
             SdkError::DispatchFailure(dispatch) => {
                 let detail = match dispatch.as_connector_error() {
-                    Some(connector) => connection_failure(connector),
-                    None => connection_failure(&error),
+                    Some(connector) => describe_causes(connector),
+                    None => describe_causes(&error),
                 };
                 let before_sending = dispatch
                     .as_connector_error()
@@ -248,7 +255,7 @@ impl EcsError {
             _ => Self::Unexpected {
                 message: format!(
                     "the request could not be built: {}",
-                    connection_failure(&error)
+                    describe_causes(&error)
                 ),
             },
         };

@@ -54,6 +54,9 @@ pub(crate) fn describe_foreign_body(body: &[u8]) -> String {
             None => "an HTML page".to_owned(),
         };
     }
+    if text.starts_with(['{', '[']) {
+        return "a JSON body without an error code".to_owned();
+    }
     format!("\"{}\"", one_line(text, 120))
 }
 
@@ -124,11 +127,11 @@ const WRAPPER_TEXTS: &[&str] = &[
     "unhandled error",
 ];
 
-/// What a connection failure was, from its causes: the texts that say
-/// something (`tcp connect error: connection refused`), without the
+/// What a failure to send a request was, from its causes: the texts that
+/// say something (`tcp connect error: connection refused`), without the
 /// wrappers around them, repeats, or the `(os error 111)` that
 /// `std::io::Error` adds; one line of at most [`MAX_MESSAGE_CHARS`].
-pub(crate) fn connection_failure(error: &(dyn StdError + 'static)) -> String {
+pub(crate) fn describe_causes(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
     for cause in causes(error) {
         let text = cause.to_string();
@@ -244,7 +247,7 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_failure_reads_as_its_causes() {
+    fn a_failure_reads_as_its_causes() {
         let refused = io::Error::from_raw_os_error(111);
         let error = Layer(
             "dispatch failure",
@@ -260,14 +263,14 @@ mod tests {
             ))),
         );
         assert_eq!(
-            connection_failure(&error),
+            describe_causes(&error),
             "tcp connect error: connection refused"
         );
         let wrapped = io::Error::other(Layer("tls handshake eof", None));
         let error = Layer("client error (Connect)", Some(Box::new(wrapped)));
-        assert_eq!(connection_failure(&error), "tls handshake eof");
+        assert_eq!(describe_causes(&error), "tls handshake eof");
         assert_eq!(
-            connection_failure(&Layer("dispatch failure", None)),
+            describe_causes(&Layer("dispatch failure", None)),
             "the connection failed and gave no reason"
         );
     }

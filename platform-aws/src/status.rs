@@ -4,6 +4,8 @@
 use aws_sdk_ecs::types::{Container, Failure, Task, TaskStopCode};
 use platform_core::{BotStatus, StatusKind};
 
+use crate::reason::{MAX_MESSAGE_CHARS, one_line};
+
 /// The attachment type of a task's awsvpc network interface.
 const ENI_ATTACHMENT: &str = "ElasticNetworkInterface";
 /// The ENI attachment detail holding the task's private address.
@@ -49,10 +51,13 @@ pub(crate) fn task_status(task: &Task, bot_containers: &[&str], bot_port: u16) -
 /// another reason; either way unknown, never an error.
 pub(crate) fn failure_status(failure: &Failure) -> BotStatus {
     let reason = failure.reason().unwrap_or("MISSING");
-    let status = BotStatus::unknown(match failure.detail() {
-        Some(detail) if !detail.is_empty() => format!("{reason}: {detail}"),
-        _ => reason.to_owned(),
-    });
+    let status = BotStatus::unknown(one_line(
+        &match failure.detail() {
+            Some(detail) if !detail.is_empty() => format!("{reason}: {detail}"),
+            _ => reason.to_owned(),
+        },
+        MAX_MESSAGE_CHARS,
+    ));
     status.with_raw(reason)
 }
 
@@ -119,7 +124,7 @@ fn stopped_kind(task: &Task, bot_containers: &[&str]) -> StatusKind {
 }
 
 /// `stopCode: stoppedReason; <container> exited with code N: reason`, from
-/// whatever ECS said.
+/// whatever ECS said, on one line of at most a few hundred characters.
 fn reason(task: &Task, kind: StatusKind, bot_containers: &[&str]) -> Option<String> {
     let mut parts = Vec::new();
     let stop_code = task.stop_code().map(TaskStopCode::as_str);
@@ -146,7 +151,7 @@ fn reason(task: &Task, kind: StatusKind, bot_containers: &[&str]) -> Option<Stri
     if parts.is_empty() {
         None
     } else {
-        Some(parts.join("; "))
+        Some(one_line(&parts.join("; "), MAX_MESSAGE_CHARS))
     }
 }
 
@@ -380,5 +385,28 @@ mod tests {
             failure_status(&other).reason.as_deref(),
             Some("INACTIVE: cluster is inactive")
         );
+    }
+
+    #[test]
+    fn a_long_stop_reason_is_one_line_cut_at_a_word() {
+        let pull = "CannotPullContainerError: pull image manifest has been retried 7 time(s): \
+                    failed to resolve ref ghcr.io/meeboter/zoom-bot:1.8.0:\n failed to do request: \
+                    Head \"https://ghcr.io/v2/meeboter/zoom-bot/manifests/1.8.0\": dial tcp: lookup \
+                    ghcr.io on 10.0.0.2:53: read udp 10.0.1.23:45127->10.0.0.2:53: i/o timeout";
+        let stopped = task("STOPPED")
+            .desired_status("STOPPED")
+            .stop_code(TaskStopCode::TaskFailedToStart)
+            .stopped_reason(pull)
+            .containers(container("zoom-bot", None, Some(pull)))
+            .build();
+        let status = task_status(&stopped, BOTS, 8080);
+        let reason = status.reason.unwrap();
+        assert!(reason.chars().count() <= MAX_MESSAGE_CHARS, "{reason}");
+        assert!(!reason.contains('\n'), "{reason}");
+        assert!(
+            reason.starts_with("TaskFailedToStart: CannotPullContainerError"),
+            "{reason}"
+        );
+        assert!(reason.ends_with('…'), "{reason}");
     }
 }

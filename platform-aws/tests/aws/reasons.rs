@@ -51,3 +51,27 @@ async fn a_load_balancers_error_page_becomes_one_short_sentence() {
         assert!(text.chars().count() <= 400, "{text}");
     }
 }
+
+#[tokio::test]
+async fn an_answer_that_cannot_be_read_is_never_quoted() {
+    // A RunTask answer echoes the bot's environment; one the client cannot
+    // read must not carry it into an error.
+    let server = MockServer::start().await;
+    ecs_call("RunTask")
+        .respond_with(ResponseTemplate::new(200).set_body_raw(
+            r#"{"tasks": [{"taskArn": 7, "overrides": {"containerOverrides": [{"environment": [{"name": "MEETING_URL", "value": "https://us02web.zoom.us/j/81?pwd=zoomPasscode1"}"#,
+            "application/x-amz-json-1.1",
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let error = platform(&server)
+        .with_retry_policy(RetryPolicy::no_retry())
+        .deploy_bot(&bot(1, MeetingPlatform::Zoom), 1)
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(!text.contains("zoomPasscode"), "{text}");
+    assert!(!text.contains("MEETING_URL"), "{text}");
+    assert!(text.chars().count() <= 400, "{text}");
+}
