@@ -27,10 +27,18 @@ use crate::config::{AwsConfig, BotTaskTarget};
 use crate::error::EcsError;
 use crate::pacer::Pacer;
 
-/// The longest wait for a connection, whatever the request time limit:
-/// ECS endpoints answer a TCP handshake in milliseconds, and a hung connect
-/// should be retried rather than waited out.
+/// The longest wait for a connection (TCP and TLS handshakes), whatever
+/// the request time limit: ECS endpoints answer a handshake in
+/// milliseconds, and a hung connect should be retried rather than waited
+/// out.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The wait for a connection under a request time limit of `timeout`: at
+/// most half of it, so a connection that never comes is reported as such
+/// (nothing was sent) before the request's own limit makes it ambiguous.
+fn connect_timeout(timeout: Duration) -> Duration {
+    (timeout / 2).min(MAX_CONNECT_TIMEOUT)
+}
 
 /// ECS cuts `StopTask` reasons at 255 characters.
 const MAX_STOP_REASON: usize = 255;
@@ -154,7 +162,7 @@ impl EcsClient {
             .retry_config(RetryConfig::disabled())
             .timeout_config(
                 TimeoutConfig::builder()
-                    .connect_timeout(timeout.min(MAX_CONNECT_TIMEOUT))
+                    .connect_timeout(connect_timeout(timeout))
                     .operation_attempt_timeout(timeout)
                     .operation_timeout(timeout)
                     .build(),

@@ -166,7 +166,8 @@ pub const AWS_ACCESS_KEY_ID: EnvVarSpec = EnvVarSpec::optional(
     "AWS_ACCESS_KEY_ID",
     "Access key id of static credentials, with `AWS_SECRET_ACCESS_KEY`. Unset: the default AWS \
      credential chain (profile, web identity, ECS task role, EC2 instance role). The credentials need \
-     `ecs:RunTask`, `ecs:StopTask`, `ecs:DescribeTasks`, `ecs:DescribeClusters`, `ecs:TagResource` and \
+     `ecs:RunTask`, `ecs:StopTask`, `ecs:DescribeTasks`, `ecs:ListTasks` (the orphan sweep), \
+     `ecs:DescribeClusters`, `ecs:DescribeTaskDefinition` (`doctor`), `ecs:TagResource` and \
      `iam:PassRole` for the task definitions' roles.",
 );
 

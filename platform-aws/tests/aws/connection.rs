@@ -16,6 +16,22 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// A loopback port that accepts each connection and then says nothing,
+/// holding it open for a minute.
+async fn silent_port() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                drop(socket);
+            });
+        }
+    });
+    port
+}
+
 /// A loopback port that accepts each connection, reads what arrives for a
 /// moment, then drops it without an answer.
 async fn dropping_port() -> u16 {
@@ -107,6 +123,25 @@ async fn a_failed_tls_handshake_is_unreachable() {
 
     let error = aws
         .deploy_bot(&bot(3, MeetingPlatform::Zoom), 1)
+        .await
+        .unwrap_err();
+
+    assert_eq!(error.kind(), ErrorKind::Unreachable, "{error}");
+    assert!(error.nothing_started());
+    assert_readable(&error);
+}
+
+#[tokio::test]
+async fn a_tls_handshake_that_never_finishes_is_unreachable_not_a_timeout() {
+    // The connection is given up at half the request's time limit, inside
+    // the handshake: provably before anything was sent.
+    let endpoint = format!("https://127.0.0.1:{}", silent_port().await);
+    let env = env(&endpoint).with("ECS_REQUEST_TIMEOUT", "2");
+    let aws = platform_at(&endpoint, &env, installation(INSTALLATION))
+        .with_retry_policy(RetryPolicy::no_retry());
+
+    let error = aws
+        .deploy_bot(&bot(5, MeetingPlatform::Zoom), 1)
         .await
         .unwrap_err();
 
