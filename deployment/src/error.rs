@@ -27,6 +27,11 @@ pub enum ServiceError {
         /// What is wrong and what is allowed.
         message: String,
     },
+    /// An idempotency key that is not 1 to 255 visible ASCII characters.
+    #[error(
+        "the idempotency key must be 1 to 255 visible ASCII characters (no spaces, no control characters)"
+    )]
+    InvalidIdempotencyKey,
     /// No bot has this id.
     #[error("bot {0} does not exist")]
     BotNotFound(BotId),
@@ -152,6 +157,7 @@ impl ServiceError {
                 }
             }
             Self::InvalidQuery { .. } => "invalid_query",
+            Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::BotNotFound(_) => "bot_not_found",
             Self::IllegalTransition(_) => "illegal_transition",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
@@ -173,7 +179,9 @@ impl ServiceError {
     /// The class the code belongs to.
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::InvalidRequest(_) | Self::InvalidQuery { .. } => ErrorClass::InvalidInput,
+            Self::InvalidRequest(_) | Self::InvalidQuery { .. } | Self::InvalidIdempotencyKey => {
+                ErrorClass::InvalidInput
+            }
             Self::BotNotFound(_) => ErrorClass::NotFound,
             Self::IllegalTransition(_)
             | Self::IdempotencyConflict { .. }

@@ -34,6 +34,39 @@ pub fn is_capped(target: &str, level: &Level) -> bool {
 
 use crate::settings::LogFormat;
 
+/// Writes a notice for the operator on standard error, outside the log
+/// filter (the address `serve` listens on, a generated token): a plain
+/// paragraph in human format, or one JSON object on one line in JSON
+/// format, shaped like the log lines around it, so a log collector reading
+/// standard error never meets a line that is not JSON.
+pub fn notice(format: LogFormat, level: Level, text: &str, fields: &[(&str, &str)]) {
+    match format {
+        LogFormat::Human => eprintln!("{text}"),
+        LogFormat::Json => {
+            let timestamp = time::OffsetDateTime::now_utc()
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_default();
+            let mut values = serde_json::Map::new();
+            values.insert("message".into(), one_paragraph(text).into());
+            for (key, value) in fields {
+                values.insert((*key).into(), (*value).into());
+            }
+            let line = serde_json::json!({
+                "timestamp": timestamp,
+                "level": level.as_str(),
+                "fields": values,
+                "target": "meeboter_deploy",
+            });
+            eprintln!("{line}");
+        }
+    }
+}
+
+/// A multi-line notice as one line.
+fn one_paragraph(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
 /// Installs the global subscriber. `level` is an `EnvFilter` directive
 /// (`info`, `warn,deployment=debug`); an invalid one falls back to `info`
 /// with a warning. Calling it twice keeps the first subscriber.

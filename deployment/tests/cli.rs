@@ -685,3 +685,99 @@ fn a_full_machine_answers_pool_exhausted_with_a_retry_hint_and_keeps_the_bot_pen
     assert_eq!(machine.json(&["stop", &id]).0, 0);
     assert!(machine.wait_for_no_bot_process().is_empty());
 }
+
+#[test]
+fn what_the_command_line_left_out_is_named_as_its_flag() {
+    let machine = Machine::new();
+    let out = machine.run(&["deploy", "--meeting-platform", "zoom"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert!(text.contains("--meeting-url"), "{text}");
+    assert!(text.contains("MEEBOTER_MEETING_URL"), "{text}");
+    let out = machine.run(&["deploy", "--meeting-url", ZOOM]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--meeting-platform"),
+        "{}",
+        stderr(&out)
+    );
+
+    let (code, body) = machine.json(&[
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        ZOOM,
+        "--idempotency-key",
+        "a b",
+    ]);
+    assert_eq!(code, 2);
+    assert_eq!(body["error"]["code"], "invalid_idempotency_key", "{body}");
+}
+
+#[test]
+fn a_log_level_that_is_not_a_level_is_a_configuration_error() {
+    let machine = Machine::new();
+    let out = machine
+        .command(&["list"])
+        .env("LOG_LEVEL", "warning")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stderr(&out).contains("LOG_LEVEL"), "{}", stderr(&out));
+    assert!(!machine.db_path().exists());
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_the_command_quietly() {
+    let machine = Machine::new();
+    let mut child = machine
+        .command(&["--json", "platforms"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before the command writes (`| head -0`, or a
+    // pager quit early).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("panicked"), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("Broken pipe"), "{}", stderr(&out));
+}
+
+#[test]
+fn history_times_are_rfc3339_and_listed_reasons_end_at_a_word() {
+    let machine = Machine::new();
+    let (code, bot) = machine.json(&[
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        ZOOM,
+        "--no-deploy",
+    ]);
+    assert_eq!(code, 0, "{bot}");
+    let id = bot["id"].to_string();
+    let out = machine.run(&["stop", &id]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = machine.run(&["status", &id]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let history: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.contains("history:"))
+        .skip(1)
+        .collect();
+    assert!(!history.is_empty(), "{text}");
+    for line in history {
+        let at = line.split_whitespace().next().unwrap();
+        assert!(
+            time::OffsetDateTime::parse(at, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{at} is not RFC 3339: {text}"
+        );
+    }
+    let out = machine.run(&["list"]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // "stopped before it was deployed" fits; the column keeps whole words.
+    assert!(text.contains("stopped before it was deployed"), "{text}");
+}

@@ -9,8 +9,8 @@ use async_trait::async_trait;
 use platform_core::bot_env::{self, names};
 use platform_core::{
     BotDeploymentConfig, BotStatus, DeployResult, Error, InstallationId, MarkedBot,
-    PlatformContext, PlatformId, PlatformService, Result, RetryPolicy, SetupCheck, Slot, SlotState,
-    SlotStore, StatusKind, bot_environment,
+    MeetingPlatform, PlatformContext, PlatformId, PlatformService, Result, RetryPolicy, SetupCheck,
+    Slot, SlotState, SlotStore, StatusKind, bot_environment,
 };
 
 use crate::claim::SlotClaim;
@@ -594,6 +594,30 @@ fn is_claim_deployment(
 impl PlatformService for CoolifyPlatform {
     fn platform_name(&self) -> &'static str {
         PLATFORM
+    }
+
+    fn describe_pool(&self) -> Option<String> {
+        let per_platform: Vec<String> = MeetingPlatform::ALL
+            .into_iter()
+            .map(|platform| {
+                let max = *self.config.pool_max.get(platform);
+                let limit = format!("{}={max}", crate::config::pool_max_variable(platform));
+                match (max, self.config.images.get(platform)) {
+                    (0, _) => format!("{platform}: off ({limit})"),
+                    (_, Some(_)) => format!("{platform}: up to {max} slots ({limit})"),
+                    (_, None) => format!(
+                        "{platform}: cannot grow, {} is not set; only slots already in the project run {platform} bots",
+                        crate::config::image_variable(platform)
+                    ),
+                }
+            })
+            .collect();
+        Some(format!(
+            "the warm pool has no slots yet; a deploy that finds no idle slot creates one (at most {} per deploy and {} a minute), so the pool grows with use — {}",
+            crate::growth::MAX_CREATIONS_PER_DEPLOY,
+            self.config.pool_creations_per_minute,
+            per_platform.join("; ")
+        ))
     }
 
     async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {

@@ -39,6 +39,7 @@ pub mod installation;
 pub mod meeting;
 pub mod pacing;
 pub mod platform;
+pub mod reason;
 pub mod registry;
 pub mod retry;
 pub mod secret;

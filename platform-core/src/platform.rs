@@ -270,6 +270,14 @@ pub trait PlatformService: Send + Sync {
         })
     }
 
+    /// How the platform's warm pool grows, in a sentence for an operator
+    /// who finds it empty (`meeboter-deploy pool`): which variables bound
+    /// it and when slots are made. `None` (the default) for a platform
+    /// that starts each bot on demand.
+    fn describe_pool(&self) -> Option<String> {
+        None
+    }
+
     /// Checks what a deploy will need beyond reaching the platform (task
     /// definitions, images, networks, pools, templates), for `doctor`,
     /// which calls it only once [`check_reachable`](Self::check_reachable)

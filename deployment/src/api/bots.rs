@@ -125,13 +125,7 @@ pub async fn create_bot(
         None => None,
         Some(value) => {
             let key = value.to_str().unwrap_or("\u{0}");
-            Some(idempotency_key(key, &body.raw).map_err(|_| {
-                ApiError::new(
-                    StatusCode::BAD_REQUEST,
-                    "invalid_idempotency_key",
-                    "the Idempotency-Key header must be 1 to 255 visible ASCII characters (no spaces)",
-                )
-            })?)
+            Some(idempotency_key(key, &body.raw)?)
         }
     };
     let (input, deploy) = body.value.into_input();

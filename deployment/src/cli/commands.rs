@@ -18,9 +18,14 @@ use crate::store::Store;
 use crate::{platforms, telemetry};
 
 pub(super) async fn run(cli: Cli) -> ExitCode {
-    let printer = Printer { json: cli.json };
     let env = ProcessEnv;
     let settings = ServiceSettings::load(&env);
+    let printer = Printer {
+        json: cli.json,
+        log_format: settings
+            .as_ref()
+            .map_or(crate::settings::LogFormat::Human, |s| s.log_format),
+    };
     // One-shot commands print their result; their progress logs would only
     // bury it, so they log warnings only unless LOG_LEVEL asks for more.
     // Long-running ones (the reconciler, the stand-in bot) log at LOG_LEVEL.
@@ -212,8 +217,10 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
     let meeting_url = args
         .meeting_url
         .clone()
-        .or_else(|| MEETING_URL_ENV.lookup(&env).map(|(_, url)| url))
-        .unwrap_or_default();
+        .or_else(|| MEETING_URL_ENV.lookup(&env).map(|(_, url)| url));
+    let url_missing = meeting_url.is_none();
+    let platform_missing = args.meeting_platform.is_none();
+    let meeting_url = meeting_url.unwrap_or_default();
     let password = if args.password_stdin {
         let mut line = String::new();
         std::io::stdin()
@@ -243,10 +250,24 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
             everyone_left_timeout: args.everyone_left_timeout,
         },
     };
-    // Check before anything is opened or written.
+    // Check before anything is opened or written. What the command line
+    // left out is named as the flag (or variable) that gives it.
     input
         .validate(platform_core::BotId(0))
-        .map_err(ServiceError::InvalidRequest)?;
+        .map_err(|mut invalid| {
+            for error in &mut invalid.errors {
+                if error.field == "meeting_url" && url_missing {
+                    error.message = format!(
+                        "is missing: pass --meeting-url <invite link>, or set {} (which keeps a passcode in the link out of the process list)",
+                        MEETING_URL_ENV.name
+                    );
+                } else if error.field == "meeting_platform" && platform_missing {
+                    error.message =
+                        "is missing: pass --meeting-platform zoom, teams or meet".into();
+                }
+            }
+            ServiceError::InvalidRequest(invalid)
+        })?;
     let idempotency = match &args.idempotency_key {
         Some(key) => {
             // The request as the key's fingerprint sees it: every field,

@@ -1,18 +1,26 @@
 //! How command results look: text for people, JSON for scripts.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 
+use platform_core::reason::one_line;
 use serde::Serialize;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
 
 use crate::ReconcileReport;
 use crate::bot::{Bot, HistoryEntry};
 use crate::error::ServiceError;
 use crate::platforms::{AutoDetection, Choice, PlatformListing};
 use crate::service::{BotPage, LiveStatus, PoolSummary};
+use crate::settings::LogFormat;
 
 /// Prints results as text or JSON.
 pub(super) struct Printer {
     pub(super) json: bool,
+    /// How standard error is written (`LOG_FORMAT`): errors in JSON format
+    /// are JSON lines too.
+    pub(super) log_format: LogFormat,
 }
 
 impl Printer {
@@ -20,11 +28,11 @@ impl Printer {
     pub(super) fn print<T: Serialize>(&self, value: &T, human: impl FnOnce(&T) -> String) {
         if self.json {
             match serde_json::to_string_pretty(value) {
-                Ok(text) => println!("{text}"),
+                Ok(text) => write_stdout(&format!("{text}\n")),
                 Err(e) => eprintln!("error: cannot render the result as JSON: {e}"),
             }
         } else {
-            print!("{}", human(value));
+            write_stdout(&human(value));
         }
     }
 
@@ -46,7 +54,19 @@ impl Printer {
                     "fields": fields,
                 }
             });
-            println!("{body:#}");
+            write_stdout(&format!("{body:#}\n"));
+        } else if self.log_format == LogFormat::Json {
+            let after = error.retry_after().map(|d| d.as_secs().to_string());
+            let mut fields = vec![("code", error.code())];
+            if let Some(after) = &after {
+                fields.push(("retry_after_secs", after.as_str()));
+            }
+            crate::telemetry::notice(
+                self.log_format,
+                tracing::Level::ERROR,
+                &error.to_string(),
+                &fields,
+            );
         } else {
             eprintln!("error[{}]: {error}", error.code());
             if let Some(after) = error.retry_after() {
@@ -54,6 +74,56 @@ impl Printer {
             }
         }
     }
+}
+
+/// Writes a command's result on standard output. A reader that went away
+/// (`meeboter-deploy list | head`) ends the command quietly, as Unix tools
+/// do, instead of a panic about a broken pipe.
+pub(super) fn write_stdout(text: &str) {
+    let mut stdout = std::io::stdout().lock();
+    let written = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush());
+    match written {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {
+            std::process::exit(i32::from(super::exit::OK));
+        }
+        Err(error) => eprintln!("error: cannot write the result: {error}"),
+    }
+}
+
+/// A time as RFC 3339 (`2026-12-01T09:30:00.123Z`), as the API shows it.
+pub(super) fn rfc3339(at: &OffsetDateTime) -> String {
+    at.format(&Rfc3339).unwrap_or_else(|_| at.to_string())
+}
+
+/// Lines whose columns are as wide as their widest cell (an ECS task ARN
+/// is 90 characters, a local identifier 30), two spaces apart; the last
+/// column is left as it is.
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let columns = header.len();
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row).take(columns - 1) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let mut out = String::new();
+    let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
+    for row in std::iter::once(&header).chain(rows) {
+        let mut line = String::new();
+        for (i, cell) in row.iter().enumerate() {
+            if i + 1 < columns {
+                let pad = widths[i].saturating_sub(cell.chars().count());
+                let _ = write!(line, "{cell}{}  ", " ".repeat(pad));
+            } else {
+                line.push_str(cell);
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+    out
 }
 
 fn or_dash(value: Option<&str>) -> &str {
@@ -111,7 +181,10 @@ pub(super) fn one_status(live: &LiveStatus, history: &[HistoryEntry]) -> String 
         let _ = writeln!(
             out,
             "    {}  {from} -> {}  (attempt {}) {}",
-            entry.at, entry.to, entry.attempt, entry.reason
+            rfc3339(&entry.at),
+            entry.to,
+            entry.attempt,
+            entry.reason
         );
     }
     out
@@ -121,44 +194,47 @@ pub(super) fn statuses(statuses: &[LiveStatus]) -> String {
     if statuses.is_empty() {
         return "no active bots\n".into();
     }
-    let mut out = format!(
-        "{:>8}  {:<10} {:<40} {}\n",
-        "BOT", "STATUS", "PLATFORM ID", "PLATFORM SAYS"
-    );
-    for live in statuses {
-        let says = match (&live.platform_status, &live.platform_error) {
-            (Some(status), _) => status.to_string(),
-            (None, Some(error)) => format!("(could not ask: {error})"),
-            (None, None) => "-".into(),
-        };
-        let _ = writeln!(
-            out,
-            "{:>8}  {:<10} {:<40} {says}",
-            live.bot.id,
-            live.bot.status,
-            or_dash(live.bot.platform_id.as_deref())
-        );
-    }
-    out
+    let rows: Vec<Vec<String>> = statuses
+        .iter()
+        .map(|live| {
+            let says = match (&live.platform_status, &live.platform_error) {
+                (Some(status), _) => status.to_string(),
+                (None, Some(error)) => format!("(could not ask: {error})"),
+                (None, None) => "-".into(),
+            };
+            vec![
+                live.bot.id.to_string(),
+                live.bot.status.to_string(),
+                or_dash(live.bot.platform_id.as_deref()).to_owned(),
+                says,
+            ]
+        })
+        .collect();
+    table(&["BOT", "STATUS", "PLATFORM ID", "PLATFORM SAYS"], &rows)
 }
 
+/// The widest a reason gets in a listing; the whole reason is in `status`.
+const LISTED_REASON_CHARS: usize = 40;
+
 pub(super) fn page(page: &BotPage) -> String {
-    let mut out = format!(
-        "{:>8}  {:<10} {:<8} {:<6} {:<30} {}\n",
-        "BOT", "STATUS", "PLATFORM", "MEET", "REASON", "MEETING URL"
+    let rows: Vec<Vec<String>> = page
+        .bots
+        .iter()
+        .map(|bot| {
+            vec![
+                bot.id.to_string(),
+                bot.status.to_string(),
+                bot.platform.clone(),
+                bot.meeting_platform.as_str().to_owned(),
+                one_line(or_dash(bot.reason.as_deref()), LISTED_REASON_CHARS),
+                bot.meeting_url.clone(),
+            ]
+        })
+        .collect();
+    let mut out = table(
+        &["BOT", "STATUS", "PLATFORM", "MEET", "REASON", "MEETING URL"],
+        &rows,
     );
-    for bot in &page.bots {
-        let reason: String = or_dash(bot.reason.as_deref()).chars().take(30).collect();
-        let _ = writeln!(
-            out,
-            "{:>8}  {:<10} {:<8} {:<6} {reason:<30} {}",
-            bot.id,
-            bot.status,
-            bot.platform,
-            bot.meeting_platform.as_str(),
-            bot.meeting_url
-        );
-    }
     if let Some(cursor) = &page.next_cursor {
         let _ = writeln!(out, "more: --cursor {cursor}");
     }
@@ -181,12 +257,18 @@ pub(super) fn pool(summary: &PoolSummary) -> String {
             counts.join(", ")
         }
     );
-    if summary.pools.is_empty() {
-        let _ = writeln!(
-            out,
-            "no warm pool ({} starts each bot on demand)",
-            summary.platform
-        );
+    match (&summary.pool_note, summary.pools.is_empty()) {
+        (Some(note), true) => {
+            let _ = writeln!(out, "{note}");
+        }
+        (None, true) => {
+            let _ = writeln!(
+                out,
+                "no warm pool ({} starts each bot on demand)",
+                summary.platform
+            );
+        }
+        _ => {}
     }
     for pool in &summary.pools {
         let _ = writeln!(out, "pool {}:", pool.pool);

@@ -4,15 +4,17 @@
 use std::sync::Arc;
 
 use platform_core::{ConfigProblem, ProcessEnv};
+use tracing::Level;
 
 use crate::api::{self, ServeOptions, TokenChoice};
 use crate::error::ServiceError;
-use crate::settings::{LISTEN_ADDR, ServiceSettings};
+use crate::settings::{LISTEN_ADDR, LogFormat, ServiceSettings};
 use crate::startup::open_service;
+use crate::telemetry;
 
 /// Prints the OpenAPI document on standard output.
 pub(super) fn openapi() {
-    println!("{}", api::openapi_json_text());
+    super::output::write_stdout(&format!("{}\n", api::openapi_json_text()));
 }
 
 /// Runs the API until SIGTERM or SIGINT.
@@ -43,16 +45,35 @@ pub(super) async fn serve(settings: &ServiceSettings) -> Result<(), ServiceError
         TokenChoice::Generated(token, value) => {
             // Printed once, on standard error only, never logged: the
             // operator copies it from here.
-            eprintln!(
-                "\nAPI_TOKEN is not set, so this run uses a generated token (valid until the service stops):\n\n    {}\n\nSend it with every request: -H 'Authorization: Bearer <token>'. Set API_TOKEN to choose your own.\n",
-                value.expose()
-            );
+            let format = settings.log_format;
+            match format {
+                LogFormat::Human => telemetry::notice(
+                    format,
+                    Level::WARN,
+                    &format!(
+                        "\nAPI_TOKEN is not set, so this run uses a generated token (valid until the service stops):\n\n    {}\n\nSend it with every request: -H 'Authorization: Bearer <token>'. Set API_TOKEN to choose your own.\n",
+                        value.expose()
+                    ),
+                    &[],
+                ),
+                LogFormat::Json => telemetry::notice(
+                    format,
+                    Level::WARN,
+                    "API_TOKEN is not set, so this run uses the generated token in api_token (valid until the service stops); send it as Authorization: Bearer <token>, or set API_TOKEN to choose your own",
+                    &[("api_token", value.expose())],
+                ),
+            }
             token
         }
     };
-    eprintln!(
-        "meeboter-deploy: listening on http://{address} (platform {}); stop with Ctrl-C or SIGTERM",
-        service.platform_name()
+    telemetry::notice(
+        settings.log_format,
+        Level::INFO,
+        &format!(
+            "meeboter-deploy: listening on http://{address} (platform {}); stop with Ctrl-C or SIGTERM",
+            service.platform_name()
+        ),
+        &[("address", &address.to_string())],
     );
     tracing::info!(%address, platform = service.platform_name(), "API listening");
     let options = ServeOptions {

@@ -36,13 +36,9 @@ pub struct CreatedBot {
 pub fn idempotency_key(key: &str, body: &[u8]) -> ServiceResult<IdempotencyKey> {
     let valid = !key.is_empty() && key.len() <= 255 && key.bytes().all(|b| b.is_ascii_graphic());
     if !valid {
-        return Err(ServiceError::InvalidQuery {
-            parameter: "idempotency key",
-            message: "must be 1 to 255 visible ASCII characters (no spaces)".into(),
-        });
+        return Err(ServiceError::InvalidIdempotencyKey);
     }
-    let digest = Sha256::digest(body);
-    let fingerprint = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let fingerprint = format!("{:x}", Sha256::digest(body));
     Ok(IdempotencyKey {
         key: key.to_owned(),
         fingerprint,
@@ -109,7 +105,10 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a.fingerprint, c.fingerprint);
         assert_eq!(a.fingerprint.len(), 64);
-        assert!(idempotency_key("", b"").is_err());
+        assert_eq!(
+            idempotency_key("", b"").unwrap_err().code(),
+            "invalid_idempotency_key"
+        );
         assert!(idempotency_key("has space", b"").is_err());
         assert!(idempotency_key(&"k".repeat(256), b"").is_err());
     }

@@ -41,6 +41,9 @@ pub struct PoolSummary {
     pub pools: Vec<PoolView>,
     /// How many of this platform's bots are in each state.
     pub bots_by_status: BTreeMap<BotState, u64>,
+    /// How the platform's pool grows, for a pool with no slots yet (`None`
+    /// for a platform without a warm pool).
+    pub pool_note: Option<String>,
 }
 
 impl BotService {
@@ -105,6 +108,7 @@ impl BotService {
             .into_iter()
             .collect();
         Ok(PoolSummary {
+            pool_note: self.platform().describe_pool(),
             platform: self.platform_name(),
             pools,
             bots_by_status,

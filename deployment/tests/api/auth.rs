@@ -180,3 +180,35 @@ fn serve_refuses_a_public_address_without_a_token_and_opens_nothing() {
     assert!(stderr.contains("at least 16 characters"), "{stderr}");
     assert!(!stderr.contains("short-tok"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_json_logs_every_line_on_standard_error_is_json() {
+    let mut serve = ServeProcess::start(&[("LOG_FORMAT", "json")]);
+    let lines: Vec<serde_json::Value> = serve
+        .stderr
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let token = lines
+        .iter()
+        .find_map(|line| line["fields"]["api_token"].as_str())
+        .expect("the generated token is in its own field")
+        .to_owned();
+    let platforms = client()
+        .get(serve.url("/v1/platforms"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    expect_json(platforms, 200).await;
+    serve.terminate();
+    assert_eq!(serve.wait_exit(), Some(0), "{}", serve.stderr_text());
+    for line in serve.stderr.lock().unwrap().iter() {
+        assert!(
+            serde_json::from_str::<serde_json::Value>(line).is_ok(),
+            "not JSON: {line}"
+        );
+    }
+}

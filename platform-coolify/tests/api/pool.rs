@@ -423,3 +423,19 @@ async fn a_retired_slot_leaves_the_pool_and_coolify_but_a_held_one_stays() {
     assert_eq!(slots.len(), 1);
     coolify.server.verify().await;
 }
+
+#[tokio::test]
+async fn an_empty_pool_says_how_it_grows() {
+    let coolify = TestCoolify::start().await;
+    let mut config = coolify.config();
+    config.pool_max.zoom = 7;
+    config.pool_max.teams = 0;
+    config.images.meet = None;
+    let platform = coolify.platform_with(config).await.unwrap();
+    let note = platform.describe_pool().expect("Coolify has a warm pool");
+    assert!(note.contains("no slots yet"), "{note}");
+    assert!(note.contains("creates one"), "{note}");
+    assert!(note.contains("zoom: up to 7 slots (COOLIFY_POOL_MAX_ZOOM=7)"), "{note}");
+    assert!(note.contains("teams: off (COOLIFY_POOL_MAX_TEAMS=0)"), "{note}");
+    assert!(note.contains("COOLIFY_BOT_IMAGE_MEET is not set"), "{note}");
+}
