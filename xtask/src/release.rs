@@ -57,7 +57,7 @@ pub fn run() -> Result<(), String> {
         }
         let bytes =
             fs::read(&shipped).map_err(|e| format!("cannot read {}: {e}", shipped.display()))?;
-        let digest = hex(&Sha256::digest(&bytes));
+        let digest = format!("{:x}", Sha256::digest(&bytes));
         rows.push((shipped, bytes.len(), digest, platforms.join(", ")));
     }
 
@@ -107,11 +107,4 @@ fn file_name(path: &Path) -> String {
     path.file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
 }

@@ -215,28 +215,33 @@ fn open_error(target: &str, error: sqlx::Error) -> StoreError {
     }
 }
 
-/// The URL with any password replaced by `***`.
+/// The URL with any password replaced by `***` and its query (which may
+/// carry `password=…` or a TLS key path) dropped, read by the `url` crate so
+/// a password holding `/`, `?`, `#` or `@` is hidden whole.
 pub(crate) fn redact_url(url: &str) -> String {
-    // scheme://user:password@host/… → scheme://user:***@host/…
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    let Some((userinfo, host)) = authority.rsplit_once('@') else {
-        return url.split('?').next().unwrap_or(url).to_owned();
-    };
-    let user = userinfo.split(':').next().unwrap_or_default();
-    let shown_user = if userinfo.contains(':') {
-        format!("{user}:***")
-    } else {
-        user.to_owned()
-    };
-    // Query parameters may carry a password too (`?password=…`): drop them.
-    let path = path.split('?').next().unwrap_or_default();
-    format!("{scheme}://{shown_user}@{host}{path}")
+    match url::Url::parse(url) {
+        // `sqlite:bots.db` has no authority: nothing to hide but a query.
+        Ok(mut parsed) => {
+            if parsed.password().is_some() {
+                let _ = parsed.set_password(Some("***"));
+            }
+            parsed.set_query(None);
+            parsed.set_fragment(None);
+            parsed.to_string()
+        }
+        // Not a URL the database driver could use either; show only its
+        // scheme so nothing in it can leak.
+        Err(_) => match url.split_once(':') {
+            Some((scheme, _))
+                if scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '+') =>
+            {
+                format!("{scheme}:…")
+            }
+            _ => "the database URL".to_owned(),
+        },
+    }
 }
 
 #[cfg(test)]
@@ -258,5 +263,22 @@ mod tests {
             "postgres://h/db"
         );
         assert_eq!(redact_url("sqlite:meeboter.db"), "sqlite:meeboter.db");
+        // Passwords with URL delimiters in them, percent-encoded as they
+        // must be in a URL, are hidden whole.
+        for url in [
+            "postgres://app:p%2Fss%3Fw%23rd@db:5432/meeboter",
+            "postgres://app:a%40b@db/meeboter?sslmode=require",
+            "postgresql://app:hunter2@[::1]:5432/meeboter",
+        ] {
+            let shown = redact_url(url);
+            assert!(shown.contains("app:***@"), "{shown}");
+            for secret in ["p%2Fss", "w%23rd", "a%40b", "hunter2"] {
+                assert!(!shown.contains(secret), "{shown}");
+            }
+        }
+        // A password written raw, delimiters and all, is not a URL the
+        // driver accepts either; nothing of it shows.
+        let shown = redact_url("postgres://app:pa/ss?word@db/meeboter");
+        assert!(!shown.contains("ss?word"), "{shown}");
     }
 }
