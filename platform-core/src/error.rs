@@ -150,8 +150,9 @@ pub enum Error {
     },
     /// A retryable error kept coming back until the retry policy gave up.
     #[error(
-        "{platform}: gave up on {resource} after {attempts} attempts in {}: {last}",
-        humanize(*.elapsed)
+        "{platform}: gave up on {resource} after {attempts} attempts in {}: {}",
+        humanize(*.elapsed),
+        without_platform(.last)
     )]
     RetriesExhausted {
         /// The platform.
@@ -345,6 +346,17 @@ impl Error {
     }
 }
 
+/// The last error of a retry loop, without the platform name its own
+/// message starts with (the outer message already says it once).
+fn without_platform(last: &Error) -> String {
+    let text = last.to_string();
+    let prefix = format!("{}: ", last.platform());
+    match text.strip_prefix(&prefix) {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    }
+}
+
 fn fmt_after(after: &Option<Duration>) -> String {
     after
         .map(|d| format!(" (retry after {})", humanize(d)))
@@ -402,9 +414,9 @@ mod tests {
         };
         assert!(wrapped.is_retryable());
         assert_eq!(wrapped.kind(), ErrorKind::Throttled);
-        assert!(
-            wrapped.to_string().contains("after 5 attempts in 7.3 s"),
-            "{wrapped}"
+        assert_eq!(
+            wrapped.to_string(),
+            "coolify: gave up on application abc after 5 attempts in 7.3 s: throttled on application abc (retry after 2 s): Too Many Attempts."
         );
         let capacity = Error::Capacity {
             platform: "aws",

@@ -387,10 +387,11 @@ impl Store {
     /// Entering a terminal state erases the meeting URL and password.
     pub async fn transition(&self, t: &Transition<'_>) -> Result<Option<BotRecord>, StoreError> {
         let now = now_ms();
+        let reason = readable(t.reason);
         let record = in_transaction!(self, |tx| {
             let record: Option<BotRecord> = sqlx::query_as(TRANSITION)
                 .bind(t.to.as_str())
-                .bind(t.reason)
+                .bind(&reason)
                 .bind(t.connection_url)
                 .bind(t.cleanup_pending)
                 .bind(t.to.is_terminal())
@@ -407,7 +408,7 @@ impl Store {
                     .bind(db_id(t.bot))
                     .bind(t.from.as_str())
                     .bind(t.to.as_str())
-                    .bind(t.reason)
+                    .bind(&reason)
                     .bind(i64::from(t.attempt))
                     .bind(now)
                     .execute(&mut *tx)
@@ -452,12 +453,13 @@ impl Store {
         attempt: u32,
         reason: &str,
     ) -> Result<Option<BotRecord>, StoreError> {
+        let reason = readable(reason);
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "UPDATE bots SET reason = $1, updated_at = $2 WHERE id = $3 AND status = $4 \
                  AND attempt = $5 RETURNING *",
             )
-            .bind(reason)
+            .bind(&reason)
             .bind(now_ms())
             .bind(db_id(bot))
             .bind(status.as_str())
@@ -582,4 +584,14 @@ impl Store {
 
 fn secs_i64(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_secs()).unwrap_or(i64::MAX)
+}
+
+/// The most characters a bot's reason keeps: a sentence or two with the
+/// provider's code and message, never a page.
+pub const MAX_REASON_CHARS: usize = 500;
+
+/// A reason as it is recorded: one line, cut at a word (see
+/// [`platform_core::reason::one_line`]).
+fn readable(reason: &str) -> String {
+    platform_core::reason::one_line(reason, MAX_REASON_CHARS)
 }
