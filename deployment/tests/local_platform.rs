@@ -30,10 +30,12 @@ pub fn processes_with_marker(marker: &str) -> Vec<u32> {
         };
         // A zombie has an empty environment; it holds nothing but a pid
         // slot, and is reported by its state.
-        let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+        // Read as bytes: the name line may hold half a character, cut by
+        // the kernel at 15 bytes, which would make a text read fail.
+        let status = std::fs::read(entry.path().join("status")).unwrap_or_default();
         let zombie = status
-            .lines()
-            .any(|l| l.starts_with("State:") && l.contains('Z'));
+            .split(|b| *b == b'\n')
+            .any(|l| l.starts_with(b"State:") && l.contains(&b'Z'));
         let environ = std::fs::read(entry.path().join("environ")).unwrap_or_default();
         let has_marker = environ.split(|b| *b == 0).any(|var| {
             var.starts_with(b"MEEBOTER_LOCAL_INSTANCE=")
@@ -47,10 +49,13 @@ pub fn processes_with_marker(marker: &str) -> Vec<u32> {
 }
 
 fn is_our_child(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+    std::fs::read(format!("/proc/{pid}/stat"))
         .ok()
         .and_then(|stat| {
-            let after = stat.rsplit_once(')')?.1.to_owned();
+            // After the name's closing parenthesis, which the name itself
+            // may contain, all fields are ASCII.
+            let close = stat.iter().rposition(|b| *b == b')')?;
+            let after = String::from_utf8_lossy(&stat[close + 1..]).into_owned();
             after.split_whitespace().nth(1)?.parse::<u32>().ok()
         })
         .is_some_and(|ppid| ppid == std::process::id())
