@@ -27,11 +27,11 @@ use crate::PLATFORM;
 use crate::config::CoolifyConfig;
 use crate::error::{ApiError, Failure};
 use crate::pacer::Pacer;
-use crate::reason::{io_phrase, looks_like_html, one_line};
 use crate::wire::{
     Application, BulkEnv, Created, Deployment, DeploymentPage, EnvItem, EnvVar, Environment,
     ErrorBody, NewDockerImageApplication, Project, Rename, Server, StartAnswer,
 };
+use platform_core::reason::{looks_like_html, one_line, without_os_error};
 
 /// How much of a plain-text error body is kept in a message.
 const MAX_PLAIN_ERROR_CHARS: usize = 200;
@@ -562,7 +562,10 @@ fn summarise_transport(error: &reqwest::Error, base: &Url) -> String {
         causes.push(cause.to_string());
         source = cause.source();
     }
-    let root = causes.last().map(|c| io_phrase(c)).unwrap_or_default();
+    let root = causes
+        .last()
+        .map(|c| without_os_error(c))
+        .unwrap_or_default();
     let all = causes.join(" ").to_ascii_lowercase();
     let with_root = |text: String| {
         if root.is_empty() {

@@ -18,7 +18,7 @@ use std::time::Duration;
 use platform_core::Error;
 
 use crate::PLATFORM;
-use crate::reason::{MAX_MESSAGE_CHARS, one_line};
+use platform_core::reason::{MAX_MESSAGE_CHARS, one_line};
 
 /// One failed API call.
 #[derive(Debug)]

@@ -157,7 +157,6 @@ mod ledger;
 mod naming;
 mod pacer;
 mod pool;
-mod reason;
 mod retrying;
 mod service;
 mod setup;

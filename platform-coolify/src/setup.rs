@@ -14,9 +14,9 @@ use crate::config::{
 };
 use crate::error::{ApiError, Failure};
 use crate::naming::SlotName;
-use crate::reason::{looks_like_html, one_line};
 use crate::retrying::idempotent;
 use crate::wire::{Application, ErrorBody};
+use platform_core::reason::{looks_like_html, one_line};
 
 /// What answered `GET /version` at the configured URL.
 #[derive(Debug)]

@@ -435,7 +435,13 @@ async fn an_empty_pool_says_how_it_grows() {
     let note = platform.describe_pool().expect("Coolify has a warm pool");
     assert!(note.contains("no slots yet"), "{note}");
     assert!(note.contains("creates one"), "{note}");
-    assert!(note.contains("zoom: up to 7 slots (COOLIFY_POOL_MAX_ZOOM=7)"), "{note}");
-    assert!(note.contains("teams: off (COOLIFY_POOL_MAX_TEAMS=0)"), "{note}");
+    assert!(
+        note.contains("zoom: up to 7 slots (COOLIFY_POOL_MAX_ZOOM=7)"),
+        "{note}"
+    );
+    assert!(
+        note.contains("teams: off (COOLIFY_POOL_MAX_TEAMS=0)"),
+        "{note}"
+    );
     assert!(note.contains("COOLIFY_BOT_IMAGE_MEET is not set"), "{note}");
 }
