@@ -4,7 +4,7 @@
 //!   A name that is not compiled in is an error that lists what is and which
 //!   cargo feature adds the missing one.
 //! - `auto` (the default) checks the detectable platforms in order (Coolify,
-//!   then AWS). A platform whose marker variables are all set is chosen. One
+//!   then AWS, then Kubernetes). A platform whose marker variables are all set is chosen. One
 //!   whose markers are only partly set is an error naming the missing ones:
 //!   never a silent fall-through to the next. When nothing is configured and
 //!   a fallback platform (local) is compiled in, it is chosen with a warning;
@@ -21,7 +21,7 @@ use crate::settings::{EnvLookup, EnvVarSpec};
 pub const DEPLOYMENT_PLATFORM: EnvVarSpec = EnvVarSpec::with_default(
     "DEPLOYMENT_PLATFORM",
     "auto",
-    "Which platform runs the bots: coolify, aws, local, or auto (Coolify if configured, else AWS if configured, else local).",
+    "Which platform runs the bots: coolify, aws, kubernetes, local, or auto (Coolify if configured, else AWS if configured, else Kubernetes when running in a cluster or K8S_NAMESPACE is set, else local).",
 );
 
 /// How the platform was chosen.
@@ -178,7 +178,9 @@ pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection
         .platforms()
         .iter()
         .filter_map(|d| match d.auto {
-            AutoSelect::Detect { order, .. } => Some((order, *d)),
+            AutoSelect::Detect { order, .. } | AutoSelect::DetectAny { order, .. } => {
+                Some((order, *d))
+            }
             _ => None,
         })
         .collect();
@@ -187,7 +189,15 @@ pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection
     for (index, (_, descriptor)) in detectable.iter().enumerate() {
         match descriptor.detect(env) {
             Detection::Configured => {
-                let markers = descriptor.marker_names().join(" and ");
+                let markers = match descriptor.auto {
+                    AutoSelect::DetectAny { markers, .. } => markers
+                        .iter()
+                        .filter(|m| m.is_set(env))
+                        .map(|m| m.name)
+                        .collect::<Vec<_>>()
+                        .join(" and "),
+                    _ => descriptor.marker_names().join(" and "),
+                };
                 let warnings = detectable[index + 1..]
                     .iter()
                     .filter(|(_, other)| other.detect(env) == Detection::Configured)
