@@ -178,6 +178,7 @@ pub const ENV_SPECS: &[EnvVarSpec] = &[
     K8S_IMAGE_PULL_GRACE,
     K8S_REQUEST_TIMEOUT,
     KUBECONFIG,
+    KUBERNETES_SERVICE_HOST,
 ];
 
 /// The variables whose presence, any one of them, makes
