@@ -62,7 +62,7 @@ async fn cleanup_waits_until_the_pod_is_gone() {
         .identifier;
     platform.stop_bot(&id).await.unwrap();
     platform.cleanup(&id).await.unwrap();
-    assert_eq!(cluster.api.pod(&"bots", &pod_name(4, 1)), None);
+    assert_eq!(cluster.api.pod("bots", &pod_name(4, 1)), None);
     assert!(
         cluster.api.calls("GET pod") >= 2,
         "it looked until the pod was gone"
