@@ -13,7 +13,7 @@ use std::time::Duration;
 use http::{Method, Request};
 use k8s_openapi::List;
 use k8s_openapi::api::core::v1::Pod;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
@@ -49,8 +49,9 @@ impl KubeApi {
         }
     }
 
-    /// `POST /api/v1/namespaces/{ns}/pods`.
-    pub(crate) async fn create_pod(&self, namespace: &str, pod: &Value) -> Result<Pod, ApiError> {
+    /// `POST /api/v1/namespaces/{ns}/pods`. The answer (the pod, with the
+    /// bot's secrets in its environment) is not kept.
+    pub(crate) async fn create_pod(&self, namespace: &str, pod: &Value) -> Result<(), ApiError> {
         let body = serde_json::to_vec(pod).map_err(|e| ApiError::Unexpected {
             message: format!("the pod did not serialise: {e}"),
         })?;
@@ -59,7 +60,9 @@ impl KubeApi {
             pods_path(namespace),
             query(&[("fieldManager", FIELD_MANAGER)])
         );
-        self.send(Method::POST, &uri, body).await
+        self.send::<IgnoredAny>(Method::POST, &uri, body)
+            .await
+            .map(|_| ())
     }
 
     /// `GET /api/v1/namespaces/{ns}/pods/{name}`; `None` when there is no
@@ -101,7 +104,7 @@ impl KubeApi {
             "propagationPolicy": "Background",
         });
         let body = serde_json::to_vec(&body).unwrap_or_default();
-        match self.send::<Value>(Method::DELETE, &uri, body).await {
+        match self.send::<IgnoredAny>(Method::DELETE, &uri, body).await {
             Ok(_) => Ok(true),
             Err(ApiError::NotFound { .. }) => Ok(false),
             Err(error) => Err(error),

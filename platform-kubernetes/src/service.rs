@@ -37,13 +37,20 @@ const LIST_RESTARTS: u32 = 3;
 /// again without grace: the kubelet needs a moment to report the kill.
 pub const FORCE_DELETE_AFTER: Duration = Duration::from_secs(2);
 
-/// Longest one cleanup call waits for its pod to go, so it stays well
-/// within the service's platform call timeout; a pod still terminating then
-/// is confirmed by the next call.
-const CLEANUP_WAIT: Duration = Duration::from_secs(45);
+/// Longest one cleanup call waits for its pod to go. A bot leaves its
+/// meeting within seconds of SIGTERM, so most cleanups see the pod gone
+/// well before; one still terminating then (a bot using its whole grace, a
+/// lost node) is confirmed by the next call, so a stop request is never
+/// held for the whole grace and stays within the service's call timeout.
+const CLEANUP_WAIT: Duration = Duration::from_secs(20);
 
-/// How often cleanup looks whether its pod is gone.
-const CLEANUP_POLL: Duration = Duration::from_millis(500);
+/// The first wait between two looks whether the pod is gone; each wait
+/// doubles, up to [`CLEANUP_POLL_MAX`], so a hundred bots stopped at once
+/// do not spend the API budget that deploys need.
+const CLEANUP_POLL: Duration = Duration::from_millis(250);
+
+/// The longest wait between two looks.
+const CLEANUP_POLL_MAX: Duration = Duration::from_secs(4);
 
 /// Runs each meeting bot as one Kubernetes pod, from the operator's pod
 /// template for its meeting platform.
@@ -505,7 +512,8 @@ impl PlatformService for KubernetesPlatform {
                             .into(),
                 });
             }
-            tokio::time::sleep(CLEANUP_POLL).await;
+            tokio::time::sleep(poll.min(deadline.saturating_duration_since(Instant::now()))).await;
+            poll = (poll * 2).min(CLEANUP_POLL_MAX);
         }
     }
 
