@@ -483,8 +483,8 @@ impl PlatformService for KubernetesPlatform {
             return Ok(());
         };
         let id = pod.to_string();
-        let deadline =
-            Instant::now() + CLEANUP_WAIT.min(self.config.stop_grace + Duration::from_secs(15));
+        let deadline = Instant::now() + CLEANUP_WAIT;
+        let mut poll = CLEANUP_POLL;
         loop {
             let Some(found) = self.get(&pod).await? else {
                 self.capacity.release(&id);
