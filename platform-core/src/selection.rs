@@ -89,10 +89,13 @@ pub enum SelectionError {
         missing: Vec<&'static str>,
     },
     /// `auto` found nothing configured and there is no fallback.
-    #[error("DEPLOYMENT_PLATFORM=auto: no platform is configured. {}", describe_needs(.needs))]
+    #[error("DEPLOYMENT_PLATFORM=auto: no platform is configured. {}", describe_needs(.needs, .any_of))]
     NothingConfigured {
         /// What each compiled-in platform needs.
         needs: Vec<(&'static str, Vec<&'static str>)>,
+        /// The platforms of `needs` for which any one of the variables is
+        /// enough.
+        any_of: Vec<&'static str>,
     },
 }
 
@@ -110,7 +113,7 @@ fn list_or_none(names: &[&'static str]) -> String {
     }
 }
 
-fn describe_needs(needs: &[(&'static str, Vec<&'static str>)]) -> String {
+fn describe_needs(needs: &[(&'static str, Vec<&'static str>)], any_of: &[&'static str]) -> String {
     if needs.is_empty() {
         return "This binary has no platform compiled in; rebuild with `--features all-platforms`."
             .into();
@@ -120,6 +123,8 @@ fn describe_needs(needs: &[(&'static str, Vec<&'static str>)]) -> String {
         .map(|(name, vars)| {
             if vars.is_empty() {
                 format!("{name} must be chosen with DEPLOYMENT_PLATFORM={name}")
+            } else if any_of.contains(name) {
+                format!("{name} needs {}", vars.join(" or "))
             } else {
                 format!("{name} needs {}", vars.join(" and "))
             }
@@ -190,13 +195,18 @@ pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection
         match descriptor.detect(env) {
             Detection::Configured => {
                 let markers = match descriptor.auto {
-                    AutoSelect::DetectAny { markers, .. } => markers
-                        .iter()
-                        .filter(|m| m.is_set(env))
-                        .map(|m| m.name)
-                        .collect::<Vec<_>>()
-                        .join(" and "),
-                    _ => descriptor.marker_names().join(" and "),
+                    AutoSelect::DetectAny { markers, .. } => {
+                        let set: Vec<&str> = markers
+                            .iter()
+                            .filter(|m| m.is_set(env))
+                            .map(|m| m.name)
+                            .collect();
+                        match set.as_slice() {
+                            [one] => format!("{one} is"),
+                            many => format!("{} are", many.join(" and ")),
+                        }
+                    }
+                    _ => format!("{} are", descriptor.marker_names().join(" and ")),
                 };
                 let warnings = detectable[index + 1..]
                     .iter()
@@ -211,7 +221,7 @@ pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection
                 return Ok(Selection {
                     descriptor,
                     selected_by: SelectedBy::Detected,
-                    reason: format!("auto-detected: {markers} are set"),
+                    reason: format!("auto-detected: {markers} set"),
                     warnings,
                 });
             }
@@ -266,6 +276,12 @@ pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection
             .platforms()
             .iter()
             .map(|d| (d.name, d.marker_names()))
+            .collect(),
+        any_of: registry
+            .platforms()
+            .iter()
+            .filter(|d| matches!(d.auto, AutoSelect::DetectAny { .. }))
+            .map(|d| d.name)
             .collect(),
     })
 }

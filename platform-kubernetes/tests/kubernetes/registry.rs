@@ -84,6 +84,16 @@ fn auto_picks_kubernetes_after_configured_platforms_and_before_the_fallback() {
 
     let chosen = select_platform(&registry, &MapEnv::new()).unwrap();
     assert_eq!(chosen.descriptor.name, "local");
+
+    // Alone, with nothing set: either variable is enough, and the error says so.
+    let alone = Registry::from_descriptors([&DESCRIPTOR]).unwrap();
+    let error = select_platform(&alone, &MapEnv::new()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("kubernetes needs KUBERNETES_SERVICE_HOST or K8S_NAMESPACE."),
+        "{error}"
+    );
 }
 
 #[test]
