@@ -26,6 +26,7 @@
 //! | `coolify` | Coolify warm slot pool |
 //! | `aws` | AWS ECS Fargate tasks |
 //! | `local` | local child processes |
+//! | `kubernetes` | Kubernetes pods |
 //! | `all-platforms` (default) | all of the above |
 
 // Force-link each enabled platform plugin so its registration reaches the
@@ -35,6 +36,8 @@
 use platform_aws as _;
 #[cfg(feature = "coolify")]
 use platform_coolify as _;
+#[cfg(feature = "kubernetes")]
+use platform_kubernetes as _;
 #[cfg(feature = "local")]
 use platform_local as _;
 
@@ -75,4 +78,6 @@ pub const ENABLED_FEATURES: &[&str] = &[
     "aws",
     #[cfg(feature = "local")]
     "local",
+    #[cfg(feature = "kubernetes")]
+    "kubernetes",
 ];

@@ -25,6 +25,13 @@ pub enum AutoDetection {
         /// Markers often set for other reasons.
         ambient: Vec<&'static str>,
     },
+    /// Chosen when any one of its markers is set.
+    DetectAny {
+        /// Position in the detection order.
+        order: u16,
+        /// The variables any one of which means "configured".
+        markers: Vec<&'static str>,
+    },
     /// Chosen, with a warning, when nothing else is configured.
     Fallback,
     /// Only chosen by name.
@@ -57,6 +64,10 @@ impl PlatformInfo {
                 order,
                 markers: markers.iter().map(|m| m.name).collect(),
                 ambient: ambient.to_vec(),
+            },
+            AutoSelect::DetectAny { order, markers } => AutoDetection::DetectAny {
+                order,
+                markers: markers.iter().map(|m| m.name).collect(),
             },
             AutoSelect::Fallback => AutoDetection::Fallback,
             AutoSelect::Never => AutoDetection::Never,

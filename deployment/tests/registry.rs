@@ -11,6 +11,7 @@ fn each_enabled_feature_registers_its_platform() {
         ("coolify", cfg!(feature = "coolify")),
         ("aws", cfg!(feature = "aws")),
         ("local", cfg!(feature = "local")),
+        ("kubernetes", cfg!(feature = "kubernetes")),
     ];
     for (name, enabled) in expected {
         assert_eq!(

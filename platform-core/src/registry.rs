@@ -74,6 +74,16 @@ pub enum AutoSelect {
         /// configured rather than partly configured.
         ambient: &'static [&'static str],
     },
+    /// Chosen when any one of its `markers` is set, each a sign on its own
+    /// (Kubernetes: `KUBERNETES_SERVICE_HOST`, set in every pod, or
+    /// `K8S_NAMESPACE`); never partly configured. Checked in the same
+    /// ascending `order` as [`Detect`](Self::Detect) (Kubernetes 30).
+    DetectAny {
+        /// Position in the auto-detection order.
+        order: u16,
+        /// The variables any one of which means "this platform is configured".
+        markers: &'static [EnvVarSpec],
+    },
     /// Chosen, with a warning, when no detectable platform is configured
     /// (the local platform).
     Fallback,
@@ -130,6 +140,13 @@ pub enum Detection {
 impl PlatformDescriptor {
     /// Looks at `env` to tell whether this platform is configured.
     pub fn detect(&self, env: &dyn EnvLookup) -> Detection {
+        if let AutoSelect::DetectAny { markers, .. } = self.auto {
+            return if markers.iter().any(|m| m.is_set(env)) {
+                Detection::Configured
+            } else {
+                Detection::NotConfigured
+            };
+        }
         let AutoSelect::Detect {
             markers, ambient, ..
         } = self.auto
@@ -152,7 +169,9 @@ impl PlatformDescriptor {
     /// The variables `auto` looks for, by name.
     pub fn marker_names(&self) -> Vec<&'static str> {
         match self.auto {
-            AutoSelect::Detect { markers, .. } => markers.iter().map(|m| m.name).collect(),
+            AutoSelect::Detect { markers, .. } | AutoSelect::DetectAny { markers, .. } => {
+                markers.iter().map(|m| m.name).collect()
+            }
             _ => Vec::new(),
         }
     }
@@ -185,8 +204,12 @@ macro_rules! register_platform {
 /// Platforms this project ships, with the `deployment` feature that brings
 /// each in: used to tell an operator how to get a platform that is not
 /// compiled into their binary.
-pub const FIRST_PARTY_PLATFORMS: &[(&str, &str)] =
-    &[("aws", "aws"), ("coolify", "coolify"), ("local", "local")];
+pub const FIRST_PARTY_PLATFORMS: &[(&str, &str)] = &[
+    ("aws", "aws"),
+    ("coolify", "coolify"),
+    ("kubernetes", "kubernetes"),
+    ("local", "local"),
+];
 
 /// Two plugins registered under one name.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]

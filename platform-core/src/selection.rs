@@ -4,7 +4,7 @@
 //!   A name that is not compiled in is an error that lists what is and which
 //!   cargo feature adds the missing one.
 //! - `auto` (the default) checks the detectable platforms in order (Coolify,
-//!   then AWS). A platform whose marker variables are all set is chosen. One
+//!   then AWS, then Kubernetes). A platform whose marker variables are all set is chosen. One
 //!   whose markers are only partly set is an error naming the missing ones:
 //!   never a silent fall-through to the next. When nothing is configured and
 //!   a fallback platform (local) is compiled in, it is chosen with a warning;
@@ -21,7 +21,7 @@ use crate::settings::{EnvLookup, EnvVarSpec};
 pub const DEPLOYMENT_PLATFORM: EnvVarSpec = EnvVarSpec::with_default(
     "DEPLOYMENT_PLATFORM",
     "auto",
-    "Which platform runs the bots: coolify, aws, local, or auto (Coolify if configured, else AWS if configured, else local).",
+    "Which platform runs the bots: coolify, aws, kubernetes, local, or auto (Coolify if configured, else AWS if configured, else Kubernetes when running in a cluster or K8S_NAMESPACE is set, else local).",
 );
 
 /// How the platform was chosen.
@@ -89,10 +89,13 @@ pub enum SelectionError {
         missing: Vec<&'static str>,
     },
     /// `auto` found nothing configured and there is no fallback.
-    #[error("DEPLOYMENT_PLATFORM=auto: no platform is configured. {}", describe_needs(.needs))]
+    #[error("DEPLOYMENT_PLATFORM=auto: no platform is configured. {}", describe_needs(.needs, .any_of))]
     NothingConfigured {
         /// What each compiled-in platform needs.
         needs: Vec<(&'static str, Vec<&'static str>)>,
+        /// The platforms of `needs` for which any one of the variables is
+        /// enough.
+        any_of: Vec<&'static str>,
     },
 }
 
@@ -110,7 +113,7 @@ fn list_or_none(names: &[&'static str]) -> String {
     }
 }
 
-fn describe_needs(needs: &[(&'static str, Vec<&'static str>)]) -> String {
+fn describe_needs(needs: &[(&'static str, Vec<&'static str>)], any_of: &[&'static str]) -> String {
     if needs.is_empty() {
         return "This binary has no platform compiled in; rebuild with `--features all-platforms`."
             .into();
@@ -120,6 +123,8 @@ fn describe_needs(needs: &[(&'static str, Vec<&'static str>)]) -> String {
         .map(|(name, vars)| {
             if vars.is_empty() {
                 format!("{name} must be chosen with DEPLOYMENT_PLATFORM={name}")
+            } else if any_of.contains(name) {
+                format!("{name} needs {}", vars.join(" or "))
             } else {
                 format!("{name} needs {}", vars.join(" and "))
             }
@@ -178,7 +183,9 @@ pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection
         .platforms()
         .iter()
         .filter_map(|d| match d.auto {
-            AutoSelect::Detect { order, .. } => Some((order, *d)),
+            AutoSelect::Detect { order, .. } | AutoSelect::DetectAny { order, .. } => {
+                Some((order, *d))
+            }
             _ => None,
         })
         .collect();
@@ -187,7 +194,20 @@ pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection
     for (index, (_, descriptor)) in detectable.iter().enumerate() {
         match descriptor.detect(env) {
             Detection::Configured => {
-                let markers = descriptor.marker_names().join(" and ");
+                let markers = match descriptor.auto {
+                    AutoSelect::DetectAny { markers, .. } => {
+                        let set: Vec<&str> = markers
+                            .iter()
+                            .filter(|m| m.is_set(env))
+                            .map(|m| m.name)
+                            .collect();
+                        match set.as_slice() {
+                            [one] => format!("{one} is"),
+                            many => format!("{} are", many.join(" and ")),
+                        }
+                    }
+                    _ => format!("{} are", descriptor.marker_names().join(" and ")),
+                };
                 let warnings = detectable[index + 1..]
                     .iter()
                     .filter(|(_, other)| other.detect(env) == Detection::Configured)
@@ -201,7 +221,7 @@ pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection
                 return Ok(Selection {
                     descriptor,
                     selected_by: SelectedBy::Detected,
-                    reason: format!("auto-detected: {markers} are set"),
+                    reason: format!("auto-detected: {markers} set"),
                     warnings,
                 });
             }
@@ -256,6 +276,12 @@ pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection
             .platforms()
             .iter()
             .map(|d| (d.name, d.marker_names()))
+            .collect(),
+        any_of: registry
+            .platforms()
+            .iter()
+            .filter(|d| matches!(d.auto, AutoSelect::DetectAny { .. }))
+            .map(|d| d.name)
             .collect(),
     })
 }

@@ -76,12 +76,20 @@ fn an_explicit_name_picks_that_platform() {
 
 #[test]
 fn an_unknown_name_lists_what_is_compiled_in() {
-    let env = MapEnv::from([("DEPLOYMENT_PLATFORM", "kubernetes")]);
+    let env = MapEnv::from([("DEPLOYMENT_PLATFORM", "nomad")]);
     let err = select_platform(&all(), &env).unwrap_err();
     assert!(matches!(err, SelectionError::Unknown { .. }));
     assert_eq!(
         err.to_string(),
-        "DEPLOYMENT_PLATFORM=\"kubernetes\" is not a known platform; this binary accepts: aws, coolify, local, auto"
+        "DEPLOYMENT_PLATFORM=\"nomad\" is not a known platform; this binary accepts: aws, coolify, local, auto"
+    );
+    // Kubernetes is ours: the error says which feature brings it.
+    let env = MapEnv::from([("DEPLOYMENT_PLATFORM", "kubernetes")]);
+    let err = select_platform(&all(), &env).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("rebuild with `cargo build -p deployment --features kubernetes`"),
+        "{err}"
     );
 }
 

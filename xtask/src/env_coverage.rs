@@ -20,6 +20,7 @@ const SHIPPED_CRATES: &[&str] = &[
     "platform-coolify",
     "platform-aws",
     "platform-local",
+    "platform-kubernetes",
     "deployment",
 ];
 

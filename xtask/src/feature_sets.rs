@@ -19,24 +19,53 @@ pub const FEATURE_SETS: &[FeatureSet] = &[
         name: "coolify",
         features: &["coolify"],
         platforms: &["coolify"],
-        forbidden: &["aws-", "platform-aws", "platform-local"],
+        forbidden: &[
+            "aws-",
+            "platform-aws",
+            "platform-local",
+            "platform-kubernetes",
+            "kube",
+            "kube-",
+            "k8s-openapi",
+        ],
     },
     FeatureSet {
         name: "aws",
         features: &["aws"],
         platforms: &["aws"],
-        forbidden: &["platform-coolify", "platform-local"],
+        forbidden: &[
+            "platform-coolify",
+            "platform-local",
+            "platform-kubernetes",
+            "kube",
+            "kube-",
+            "k8s-openapi",
+        ],
     },
     FeatureSet {
         name: "local",
         features: &["local"],
         platforms: &["local"],
-        forbidden: &["aws-", "platform-aws", "platform-coolify"],
+        forbidden: &[
+            "aws-",
+            "platform-aws",
+            "platform-coolify",
+            "platform-kubernetes",
+            "kube",
+            "kube-",
+            "k8s-openapi",
+        ],
+    },
+    FeatureSet {
+        name: "kubernetes",
+        features: &["kubernetes"],
+        platforms: &["kubernetes"],
+        forbidden: &["aws-", "platform-aws", "platform-coolify", "platform-local"],
     },
     FeatureSet {
         name: "all",
         features: &["all-platforms"],
-        platforms: &["aws", "coolify", "local"],
+        platforms: &["aws", "coolify", "kubernetes", "local"],
         forbidden: &[],
     },
 ];
@@ -95,5 +124,11 @@ mod tests {
         assert_eq!(violations(&names, &["hyper"]), ["hyper"]);
         assert_eq!(violations(&names, &["platform-aws"]), Vec::<String>::new());
         assert_eq!(violations(&names, &["platform-local"]), ["platform-local"]);
+        let names =
+            crate_names("kube v5.0.0\nkube-core v5.0.0\nkubectl-like v1.0\nk8s-openapi v0.29.0\n");
+        assert_eq!(
+            violations(&names, &["kube", "kube-", "k8s-openapi"]),
+            ["k8s-openapi", "kube", "kube-core"]
+        );
     }
 }

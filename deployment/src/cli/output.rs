@@ -339,6 +339,12 @@ pub(super) fn platforms(listing: &PlatformListing) -> String {
                     markers.join(" and ")
                 )
             }
+            AutoDetection::DetectAny { order, markers } => {
+                format!(
+                    "auto-detected (order {order}) when any of {} is set",
+                    markers.join(", ")
+                )
+            }
             AutoDetection::Fallback => {
                 "auto's fallback when no cloud platform is configured".into()
             }
