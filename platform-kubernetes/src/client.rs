@@ -17,7 +17,7 @@ use serde::de::{DeserializeOwned, IgnoredAny};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
-use crate::pacing::Pacer;
+use platform_core::pacing::TokenBucket;
 
 /// The field manager the API server records for what this service writes.
 pub const FIELD_MANAGER: &str = "meeboter-deploy";
@@ -34,7 +34,10 @@ pub(crate) struct PodPage {
 #[derive(Clone)]
 pub(crate) struct KubeApi {
     client: kube::Client,
-    pacer: std::sync::Arc<Pacer>,
+    /// `K8S_API_QPS`: one bucket for every call (the API server meters a
+    /// client as a whole, not per verb), holding one second's worth, so no
+    /// second sees more than the rate and a lone call never waits.
+    pacer: std::sync::Arc<TokenBucket>,
     timeout: Duration,
 }
 
@@ -44,7 +47,11 @@ impl KubeApi {
     pub(crate) fn new(client: kube::Client, qps: u32, timeout: Duration) -> Self {
         Self {
             client,
-            pacer: std::sync::Arc::new(Pacer::per_second(qps)),
+            pacer: std::sync::Arc::new(TokenBucket::new(
+                "Kubernetes API",
+                f64::from(qps.max(1)),
+                f64::from(qps.max(1)),
+            )),
             timeout,
         }
     }

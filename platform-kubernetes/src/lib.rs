@@ -45,7 +45,6 @@ mod connect;
 mod deletions;
 mod error;
 pub mod names;
-mod pacing;
 pub mod pod_manifest;
 pub mod quantity;
 mod service;

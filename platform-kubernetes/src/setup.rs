@@ -29,8 +29,10 @@ pub(crate) async fn check_setup(platform: &KubernetesPlatform, api: &KubeApi) ->
     let config = platform.config();
     let namespace = &config.namespace;
     let mut checks = Vec::new();
+    // doctor has reached the API server already; this line says which
+    // namespace the bots go to and why, and guards the checks below.
     let reach = format!(
-        "Kubernetes API server, namespace {namespace} (from {})",
+        "namespace {namespace} (from {}) answers",
         config.namespace_source
     );
     let reachable = match platform.check_reachable().await {
