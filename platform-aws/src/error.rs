@@ -9,7 +9,9 @@ use aws_sdk_ecs::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_ecs::types::Failure;
 
 use crate::PLATFORM_NAME;
-use crate::reason::{MAX_MESSAGE_CHARS, causes, describe_causes, describe_foreign_body, one_line};
+use platform_core::reason::{
+    MAX_MESSAGE_CHARS, causes, describe_causes, describe_foreign_body, one_line,
+};
 
 /// An ECS call's failure, as this crate tells them apart.
 ///

@@ -53,7 +53,6 @@ mod error;
 mod listing;
 mod marks;
 mod pacer;
-mod reason;
 mod service;
 mod setup;
 mod status;

@@ -4,7 +4,7 @@
 use aws_sdk_ecs::types::{Container, Failure, Task, TaskStopCode};
 use platform_core::{BotStatus, StatusKind};
 
-use crate::reason::{MAX_MESSAGE_CHARS, one_line};
+use platform_core::reason::{MAX_MESSAGE_CHARS, one_line};
 
 /// The attachment type of a task's awsvpc network interface.
 const ENI_ATTACHMENT: &str = "ElasticNetworkInterface";
