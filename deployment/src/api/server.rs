@@ -46,6 +46,13 @@ pub async fn serve(
         let interval = options.reconcile_interval;
         async move { service.run_reconciler(interval, stopped).await }
     });
+    // Heartbeats are buffered in memory and written every few seconds; the
+    // flusher writes what is left when the service stops.
+    let mut flusher = tokio::spawn({
+        let service = service.clone();
+        let stopped = stop.stopped();
+        async move { service.run_heartbeat_flusher(stopped).await }
+    });
     let mut server = tokio::spawn(
         axum::serve(listener, app)
             .with_graceful_shutdown(stop.stopped())
@@ -82,6 +89,13 @@ pub async fn serve(
     {
         tracing::warn!("the reconciler pass did not end within the shutdown grace; stopping it");
         reconciler.abort();
+    }
+    if tokio::time::timeout(options.shutdown_grace, &mut flusher)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the last heartbeats were not written within the shutdown grace");
+        flusher.abort();
     }
     tracing::info!("stopped; running bots keep running and are picked up at the next start");
     outcome
