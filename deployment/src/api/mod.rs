@@ -8,6 +8,8 @@
 //! | `POST` | `/v1/bots/{id}/deploy` | deploy a pending bot |
 //! | `POST` | `/v1/bots/{id}/stop` | stop a bot |
 //! | `GET` | `/v1/bots/{id}/status` | a bot with what its platform says now |
+//! | `GET` | `/v1/bots/{id}/webhooks` | a bot's webhook deliveries and their attempts |
+//! | `POST` | `/v1/webhooks/{delivery}/retry` | send a pending or failed webhook again now |
 //! | `GET` | `/v1/platforms` | compiled-in platforms and the active one |
 //! | `GET` | `/v1/pool` | warm-pool slots and bots by status |
 //! | `GET` | `/openapi.json` | this API's OpenAPI 3 document |
@@ -32,6 +34,7 @@ pub mod routes;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod webhooks;
 
 pub use auth::{ApiToken, TokenChoice, choose_token};
 pub use errors::{ApiError, ErrorBody};

@@ -14,7 +14,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::errors::ApiError;
 use super::state::ApiState;
-use super::{auth, bots, health, metrics, openapi, platforms, pool, request_log};
+use super::{auth, bots, health, metrics, openapi, platforms, pool, request_log, webhooks};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,6 +76,18 @@ pub fn routes() -> Vec<(Route, MethodRouter<ApiState>)> {
             "/v1/bots/{id}/status",
             Bearer,
             get(bots::bot_status),
+        ),
+        route(
+            Method::GET,
+            "/v1/bots/{id}/webhooks",
+            Bearer,
+            get(webhooks::bot_webhooks),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhooks/{delivery}/retry",
+            Bearer,
+            post(webhooks::retry_delivery),
         ),
         route(
             Method::GET,

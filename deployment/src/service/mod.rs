@@ -29,6 +29,7 @@ mod pool;
 mod query;
 mod readiness;
 mod stop;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -82,6 +83,18 @@ pub struct ServiceOptions {
     /// retries within minutes; keeping keys for ever would only grow the
     /// table.
     pub idempotency_key_ttl: Duration,
+    /// Which per-bot webhook receivers a create accepts.
+    pub webhooks: WebhookPolicy,
+}
+
+/// Which `webhook_url`s a create accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WebhookPolicy {
+    /// Whether webhooks are signed (`WEBHOOK_SECRET` is set); without it a
+    /// `webhook_url` is refused.
+    pub enabled: bool,
+    /// `WEBHOOK_ALLOW_PRIVATE`: http and private addresses are accepted.
+    pub allow_private: bool,
 }
 
 impl Default for ServiceOptions {
@@ -95,6 +108,7 @@ impl Default for ServiceOptions {
             orphan_slot_grace: Duration::from_secs(60),
             orphan_sweep_interval: Duration::from_secs(600),
             idempotency_key_ttl: Duration::from_secs(24 * 60 * 60),
+            webhooks: WebhookPolicy::default(),
         }
     }
 }

@@ -15,12 +15,17 @@
 
 mod bots;
 mod connect;
+pub(crate) mod outbox;
 mod rows;
 mod slots;
 
 use std::fmt;
 
 pub use bots::{CreateOutcome, IdempotencyKey, ListFilter, NewBot, Transition};
+pub use outbox::{
+    AfterAttempt, AttemptRecord, DESTINATION_BOT, DESTINATION_OPERATOR, DeliveryRecord,
+    OutboxSummary, RetryOutcome,
+};
 pub use rows::BotRecord;
 
 use platform_core::InstallationId;
@@ -50,6 +55,8 @@ pub struct Store {
     target: String,
     /// The installation id the schema was created with.
     installation: InstallationId,
+    /// Where webhook events go, and the delivery worker's wake-up.
+    outbox: outbox::Outbox,
 }
 
 impl fmt::Debug for Store {

@@ -51,6 +51,7 @@ async fn start(service: BotService, db: TestDb, state_dir: Option<tempfile::Temp
     let addr = listener.local_addr().unwrap();
     let stop = StopSignal::new();
     let options = ServeOptions {
+        webhook_worker: None,
         reconcile_interval: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(10),
         max_body_bytes: 8 * 1024,
