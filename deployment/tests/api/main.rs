@@ -22,3 +22,4 @@ mod idempotency;
 mod lifecycle;
 mod openapi;
 mod shutdown;
+mod webhooks;
