@@ -588,6 +588,10 @@ async fn no_secret_in_logs_or_debug_output() {
     let store = db.store().await;
     let fake = Arc::new(FakePlatform::new());
     let service = service_on(store.clone(), fake.clone());
+    // Another test's thread may have registered one of the service's log
+    // callsites at the very moment this subscriber was installed, caching it
+    // as disabled; recompute every callsite's interest now that it is.
+    tracing::callsite::rebuild_interest_cache();
     let bot = service
         .create_bot(create(zoom_input(70), true))
         .await
