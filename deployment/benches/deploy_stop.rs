@@ -81,6 +81,7 @@ fn main() {
                     input,
                     idempotency: None,
                     deploy: true,
+                    webhook_url: None,
                 })
                 .await
                 .expect("deploy")

@@ -120,6 +120,22 @@ pub enum ServiceError {
     /// The HTTP server of `serve` failed.
     #[error("the HTTP server stopped: {0}")]
     Server(String),
+    /// A bot's `webhook_url` is refused (form, or a private address).
+    #[error(transparent)]
+    InvalidWebhookUrl(#[from] crate::webhooks::DestinationError),
+    /// A bot asked for a `webhook_url` but this service signs no webhooks.
+    #[error(
+        "webhook_url cannot be used: this service has no WEBHOOK_SECRET to sign webhooks with; ask the operator to set it, or leave webhook_url out"
+    )]
+    WebhooksNotConfigured,
+    /// No webhook delivery has this id.
+    #[error("webhook delivery {0} does not exist")]
+    DeliveryNotFound(i64),
+    /// A delivered webhook is not sent again.
+    #[error(
+        "webhook delivery {0} was delivered already; only pending or failed deliveries are retried"
+    )]
+    DeliveryAlreadyDelivered(i64),
     /// `pool recover` named a slot that is not failed (or does not exist).
     #[error(
         "slot {slot} of the {pool} pool cannot be recovered: it is {state}; only a failed slot is returned to the pool (see `meeboter-deploy pool`)"
@@ -187,6 +203,10 @@ impl ServiceError {
             Self::Selection(_) => "platform_selection",
             Self::Server(_) => "server_error",
             Self::SlotNotRecoverable { .. } => "slot_not_recoverable",
+            Self::InvalidWebhookUrl(e) => e.code(),
+            Self::WebhooksNotConfigured => "webhooks_not_configured",
+            Self::DeliveryNotFound(_) => "delivery_not_found",
+            Self::DeliveryAlreadyDelivered(_) => "delivery_already_delivered",
         }
     }
 
@@ -222,6 +242,9 @@ impl ServiceError {
                 state: "unknown", ..
             } => ErrorClass::NotFound,
             Self::SlotNotRecoverable { .. } => ErrorClass::Conflict,
+            Self::InvalidWebhookUrl(_) | Self::WebhooksNotConfigured => ErrorClass::InvalidInput,
+            Self::DeliveryNotFound(_) => ErrorClass::NotFound,
+            Self::DeliveryAlreadyDelivered(_) => ErrorClass::Conflict,
         }
     }
 

@@ -59,6 +59,7 @@ pub mod sim_bot;
 pub mod startup;
 pub mod store;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use bot::{Bot, BotDetails, BotState, HistoryEntry, IllegalTransition};
 pub use error::{ErrorClass, ServiceError, ServiceResult};

@@ -276,13 +276,15 @@ pub struct MeetingEvent {
 }
 
 impl MeetingEvent {
-    /// The reason a bot that ended on this report is recorded with.
+    /// The report in words: the reason a bot that ended on it is recorded
+    /// with, and what its webhook event says.
     pub fn ending_reason(&self) -> String {
-        let code = self.sub_code.as_deref().unwrap_or("unspecified");
-        let said = match self.source {
+        let said = match (self.source, self.sub_code.as_deref()) {
             // The service's verdicts lead with their code: "heartbeat_timeout: …".
-            EventSource::Service => code.to_owned(),
-            EventSource::Bot => format!("the bot reported {} ({code})", self.status),
+            (EventSource::Service, Some(code)) => code.to_owned(),
+            (EventSource::Service, None) => format!("the service concluded {}", self.status),
+            (EventSource::Bot, Some(code)) => format!("the bot reported {} ({code})", self.status),
+            (EventSource::Bot, None) => format!("the bot reported {}", self.status),
         };
         match &self.message {
             Some(message) => format!("{said}: {message}"),

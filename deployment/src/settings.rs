@@ -198,6 +198,55 @@ pub fn check_log_level(value: &str) -> Result<(), String> {
         .map_err(|e| format!("is not a log filter: {e}"))
 }
 
+/// The operator's webhook receiver.
+pub const WEBHOOK_URL: EnvVarSpec = EnvVarSpec::optional(
+    "WEBHOOK_URL",
+    "Where every bot's status webhooks are sent (serve), signed by the Standard Webhooks specification (docs/WEBHOOKS.md): an http(s) URL the operator trusts, so it is not checked against private addresses. Requires WEBHOOK_SECRET. Bots may also name their own receiver (webhook_url on create). Secret because a receiver URL often carries a token.",
+)
+.kind(ValueKind::Url)
+.secret();
+
+/// The key webhooks are signed with.
+pub const WEBHOOK_SECRET: EnvVarSpec = EnvVarSpec::optional(
+    "WEBHOOK_SECRET",
+    "The Standard Webhooks signing secret: whsec_ followed by the base64 of 24 to 64 random bytes (echo whsec_$(openssl rand -base64 32)). Required by WEBHOOK_URL and by bots created with a webhook_url; receivers verify the webhook-signature header with it.",
+)
+.secret();
+
+/// The key being retired.
+pub const WEBHOOK_SECRET_PREVIOUS: EnvVarSpec = EnvVarSpec::optional(
+    "WEBHOOK_SECRET_PREVIOUS",
+    "While rotating WEBHOOK_SECRET: the old secret, same format. Every webhook then carries both signatures in its webhook-signature header, so receivers keep verifying until they have the new secret; unset it once they do.",
+)
+.secret();
+
+/// How long one delivery attempt may take.
+pub const WEBHOOK_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
+    "WEBHOOK_TIMEOUT",
+    "10",
+    "Seconds a webhook receiver has to answer one delivery attempt (connection included) before the attempt counts as failed and is retried on the schedule of docs/WEBHOOKS.md.",
+)
+.kind(ValueKind::Seconds { min: 1, max: 120 });
+
+/// How long a webhook is retried.
+pub const WEBHOOK_MAX_AGE: EnvVarSpec = EnvVarSpec::with_default(
+    "WEBHOOK_MAX_AGE",
+    "86400",
+    "Seconds after its event a webhook that no receiver accepted is given up and marked failed (GET /v1/bots/{id}/webhooks shows it; POST /v1/webhooks/{delivery}/retry sends it again). 24 hours by default: a receiver down for a night still gets everything.",
+)
+.kind(ValueKind::Seconds {
+    min: 60,
+    max: 604_800,
+});
+
+/// Whether bots' webhooks may go to private addresses.
+pub const WEBHOOK_ALLOW_PRIVATE: EnvVarSpec = EnvVarSpec::with_default(
+    "WEBHOOK_ALLOW_PRIVATE",
+    "false",
+    "Whether a bot's own webhook_url may be http or reach loopback, private, link-local (cloud metadata) or reserved addresses. Keep false wherever API clients are not fully trusted: true lets a client make this service call anything it can reach. For development and tests on one machine.",
+)
+.kind(ValueKind::Bool);
+
 /// Every variable of the service itself, in the order the docs list them.
 pub const SERVICE_ENV: &[EnvVarSpec] = &[
     DEPLOYMENT_PLATFORM,
@@ -217,6 +266,12 @@ pub const SERVICE_ENV: &[EnvVarSpec] = &[
     BOT_EVENTS_PER_MINUTE,
     LOG_FORMAT,
     LOG_LEVEL,
+    WEBHOOK_URL,
+    WEBHOOK_SECRET,
+    WEBHOOK_SECRET_PREVIOUS,
+    WEBHOOK_TIMEOUT,
+    WEBHOOK_MAX_AGE,
+    WEBHOOK_ALLOW_PRIVATE,
 ];
 
 impl ServiceSettings {
@@ -307,6 +362,8 @@ pub struct ServiceSettings {
     pub log_format: LogFormat,
     /// `LOG_LEVEL`.
     pub log_level: String,
+    /// `WEBHOOK_*`.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl ServiceSettings {
@@ -369,8 +426,9 @@ impl ServiceSettings {
                 ),
             ));
         }
-        match (values, listen_addr) {
-            (Some(values), Some(listen_addr)) if problems.is_empty() => {
+        let webhooks = crate::webhooks::WebhookSettings::load(env, &mut problems);
+        match (values, listen_addr, webhooks) {
+            (Some(values), Some(listen_addr), Some(webhooks)) if problems.is_empty() => {
                 // Every value below has a default in its spec and was
                 // checked by `load_env`; the defaults live in the specs alone.
                 let log_format = match values.require(&LOG_FORMAT)? {
@@ -396,6 +454,7 @@ impl ServiceSettings {
                     bot_events_per_minute: values.checked_integer(&BOT_EVENTS_PER_MINUTE)?,
                     log_format,
                     log_level: values.require(&LOG_LEVEL)?.trim().to_owned(),
+                    webhooks,
                 })
             }
             _ => Err(platform_core::Error::Config {

@@ -9,7 +9,7 @@ use platform_core::{EnvLookup, SlotStore};
 
 use crate::error::ServiceResult;
 use crate::platforms;
-use crate::service::{BotService, ServiceOptions};
+use crate::service::{BotService, ServiceOptions, WebhookPolicy};
 use crate::settings::ServiceSettings;
 use crate::store::Store;
 
@@ -20,7 +20,9 @@ pub async fn open_service(
     settings: &ServiceSettings,
     env: Arc<dyn EnvLookup>,
 ) -> ServiceResult<BotService> {
-    let store = Store::connect(settings.database_url.expose()).await?;
+    let store = Store::connect(settings.database_url.expose())
+        .await?
+        .with_operator_webhook(settings.webhooks.url.clone());
     let slots: Arc<dyn SlotStore> = Arc::new(store.clone());
     let installation = store.installation().clone();
     let platform = match platforms::build_platform(env, slots, installation).await {
@@ -54,6 +56,10 @@ pub fn options_from(settings: &ServiceSettings) -> ServiceOptions {
         leave_grace: settings.leave_grace,
         bot_protocol_required: settings.bot_protocol_required,
         bot_events_per_minute: settings.bot_events_per_minute,
+        webhooks: WebhookPolicy {
+            enabled: settings.webhooks.enabled(),
+            allow_private: settings.webhooks.allow_private,
+        },
         ..ServiceOptions::default()
     }
 }

@@ -256,6 +256,7 @@ async fn idempotency_keys_return_the_same_bot_or_conflict(store: Store) {
         input: zoom_input(n),
         idempotency: Some(idempotency_key("order-42", body).unwrap()),
         deploy: true,
+        webhook_url: None,
     };
     let first = service.create_bot(request(9, b"body-a")).await.unwrap();
     let again = service.create_bot(request(9, b"body-a")).await.unwrap();
@@ -279,6 +280,7 @@ async fn idempotency_keys_return_the_same_bot_or_conflict(store: Store) {
                 input: zoom_input(11),
                 idempotency: Some(idempotency_key("order-43", b"same").unwrap()),
                 deploy: false,
+                webhook_url: None,
             })
         })
         .collect();

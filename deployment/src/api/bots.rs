@@ -65,6 +65,19 @@ pub struct CreateBotRequest {
     #[serde(default = "deploy_by_default")]
     #[schema(default = true)]
     pub deploy: bool,
+    /// This bot's own webhook receiver, besides the operator's
+    /// `WEBHOOK_URL`: https, without credentials, reaching only public
+    /// addresses (checked now and at every delivery). Every event about the
+    /// bot is POSTed there, signed by the Standard Webhooks specification
+    /// (see the `WebhookEvent` schemas). Needs the service to have a
+    /// `WEBHOOK_SECRET`.
+    #[serde(default)]
+    #[schema(
+        example = "https://app.example.com/meeboter/webhooks",
+        max_length = 2048,
+        pattern = "^https?://"
+    )]
+    pub webhook_url: Option<String>,
 }
 
 fn deploy_by_default() -> bool {
@@ -72,7 +85,7 @@ fn deploy_by_default() -> bool {
 }
 
 impl CreateBotRequest {
-    fn into_input(self) -> (BotDeploymentInput, bool) {
+    fn into_input(self) -> (BotDeploymentInput, bool, Option<String>) {
         let input = BotDeploymentInput {
             meeting_platform: self.meeting_platform,
             meeting_url: self.meeting_url,
@@ -81,7 +94,7 @@ impl CreateBotRequest {
             recording_enabled: self.recording_enabled,
             automatic_leave: self.automatic_leave,
         };
-        (input, self.deploy)
+        (input, self.deploy, self.webhook_url)
     }
 }
 
@@ -110,7 +123,7 @@ impl CreateBotRequest {
         (status = 409, description = "`idempotency_conflict`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`invalid_body`, `invalid_meeting_url`, `unknown_meeting_platform`, `invalid_bot_config`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_meeting_url`, `unknown_meeting_platform`, `invalid_bot_config`, `invalid_webhook_url`, `webhook_url_forbidden`, `webhooks_not_configured`", body = ErrorBody),
         (status = 502, description = "`deploy_failed`: the platform refused the bot, which is now failed", body = ErrorBody),
         (status = 503, description = "`pool_exhausted` and other retryable errors, with `Retry-After`", body = ErrorBody),
     ),
@@ -128,13 +141,14 @@ pub async fn create_bot(
             Some(idempotency_key(key, &body.raw)?)
         }
     };
-    let (input, deploy) = body.value.into_input();
+    let (input, deploy, webhook_url) = body.value.into_input();
     let created = state
         .service()
         .create_bot(CreateBot {
             input,
             idempotency,
             deploy,
+            webhook_url,
         })
         .await?;
     let mut response = Json(&created.bot).into_response();

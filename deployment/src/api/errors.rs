@@ -40,6 +40,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the bot id in the path is not a whole number from 1 to 9223372036854775807",
     ),
     (
+        "invalid_delivery_id",
+        400,
+        "the webhook delivery id in the path is not a whole number from 1 to 9223372036854775807",
+    ),
+    (
         "invalid_idempotency_key",
         400,
         "the Idempotency-Key header is not 1 to 255 visible ASCII characters",
@@ -144,6 +149,27 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "invalid_bot_config",
         422,
         "another field of the bot request is invalid (see fields)",
+    ),
+    (
+        "invalid_webhook_url",
+        422,
+        "webhook_url is not an https URL without credentials (http only with WEBHOOK_ALLOW_PRIVATE=true)",
+    ),
+    (
+        "webhook_url_forbidden",
+        422,
+        "webhook_url reaches or resolves to a loopback, private, link-local (metadata) or reserved address",
+    ),
+    (
+        "webhooks_not_configured",
+        422,
+        "webhook_url was given but the service has no WEBHOOK_SECRET to sign webhooks with",
+    ),
+    ("delivery_not_found", 404, "no webhook delivery has this id"),
+    (
+        "delivery_already_delivered",
+        409,
+        "the webhook delivery was accepted already; it is not sent again",
     ),
     (
         "internal_error",
@@ -361,7 +387,9 @@ pub fn status_for(error: &ServiceError) -> StatusCode {
     match error.class() {
         ErrorClass::InvalidInput => match error {
             // Well-formed JSON whose values are wrong.
-            ServiceError::InvalidRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::InvalidRequest(_)
+            | ServiceError::InvalidWebhookUrl(_)
+            | ServiceError::WebhooksNotConfigured => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_REQUEST,
         },
         ErrorClass::NotFound => StatusCode::NOT_FOUND,

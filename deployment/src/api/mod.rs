@@ -12,6 +12,8 @@
 //! | `POST` | `/v1/bot/{id}/heartbeat` | the bot protocol (bot token): heartbeat, answered with leave |
 //! | `POST` | `/v1/bot/{id}/events` | the bot protocol (bot token): meeting-status report |
 //! | `GET` | `/v1/bot/{id}/config` | the bot protocol (bot token): the bot's own configuration |
+//! | `GET` | `/v1/bots/{id}/webhooks` | a bot's webhook deliveries and their attempts |
+//! | `POST` | `/v1/webhooks/{delivery}/retry` | send a pending or failed webhook again now |
 //! | `GET` | `/v1/platforms` | compiled-in platforms and the active one |
 //! | `GET` | `/v1/pool` | warm-pool slots and bots by status |
 //! | `GET` | `/openapi.json` | this API's OpenAPI 3 document |
@@ -37,6 +39,7 @@ pub mod routes;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod webhooks;
 
 pub use auth::{ApiToken, TokenChoice, choose_token};
 pub use errors::{ApiError, ErrorBody};

@@ -8,7 +8,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::errors::{ERROR_CODES, ErrorBody, ErrorDetail, FieldProblem};
-use super::{bot_protocol, bots, health, metrics, platforms, pool};
+use super::{bot_protocol, bots, health, metrics, platforms, pool, webhooks};
+use crate::webhooks::event::{
+    EndedData, MeetingStatusChangedData, StatusChangedData, WebhookEvent,
+};
 
 /// Declares the bearer scheme every protected route names.
 struct BearerScheme;
@@ -103,17 +106,27 @@ impl Modify for PlatformNames {
         bot_protocol::bot_config,
         platforms::list_platforms,
         pool::pool_summary,
+        webhooks::bot_webhooks,
+        webhooks::retry_delivery,
         openapi_json,
         health::healthz,
         health::readyz,
         metrics::metrics,
     ),
-    components(schemas(ErrorBody, ErrorDetail, FieldProblem)),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        FieldProblem,
+        WebhookEvent<StatusChangedData>,
+        WebhookEvent<MeetingStatusChangedData>,
+        WebhookEvent<EndedData>,
+    )),
     modifiers(&BearerScheme, &Description, &PlatformNames),
     tags(
         (name = "bots", description = "Create, deploy, stop and inspect meeting bots"),
         (name = "bot protocol", description = "What a bot calls with its own token: heartbeat, meeting-status events, its configuration"),
         (name = "service", description = "The platforms and pools of this service"),
+        (name = "webhooks", description = "Status webhooks: each bot's deliveries and their attempts, and sending one again. The bodies POSTed to receivers are the WebhookEvent schemas (type bot.status_changed, bot.meeting_status_changed or bot.ended), signed by the Standard Webhooks specification (webhook-id, webhook-timestamp, webhook-signature headers); see docs/WEBHOOKS.md"),
         (name = "health", description = "Liveness, readiness and metrics, open without a token"),
     )
 )]

@@ -14,7 +14,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::errors::ApiError;
 use super::state::ApiState;
-use super::{auth, bot_protocol, bots, health, metrics, openapi, platforms, pool, request_log};
+use super::{
+    auth, bot_protocol, bots, health, metrics, openapi, platforms, pool, request_log, webhooks,
+};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,6 +105,18 @@ pub fn routes() -> Vec<(Route, MethodRouter<ApiState>)> {
             "/v1/bot/{id}/config",
             Bot,
             get(bot_protocol::bot_config),
+        ),
+        route(
+            Method::GET,
+            "/v1/bots/{id}/webhooks",
+            Bearer,
+            get(webhooks::bot_webhooks),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhooks/{delivery}/retry",
+            Bearer,
+            post(webhooks::retry_delivery),
         ),
         route(
             Method::GET,

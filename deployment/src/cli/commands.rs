@@ -8,7 +8,7 @@ use platform_core::{AutomaticLeaveInput, BotDeploymentInput, EnvLookup, ProcessE
 use serde::Serialize;
 
 use super::output::{self, Printer};
-use super::{Cli, Command, DeployArgs, ListArgs, PoolAction, exit};
+use super::{Cli, Command, DeployArgs, ListArgs, PoolAction, WebhookAction, exit};
 use crate::error::ServiceError;
 use crate::service::{BotService, CreateBot, ListQuery, idempotency_key};
 use crate::settings::{LOG_LEVEL, MEETING_PASSWORD_ENV, MEETING_URL_ENV, ServiceSettings};
@@ -185,6 +185,21 @@ async fn run_with_service(
                 )
             });
         }
+        Command::Webhooks { id } => {
+            let webhooks = service.webhooks(id).await?;
+            printer.print(&webhooks, output::webhooks);
+        }
+        Command::Webhook {
+            action: WebhookAction::Retry { delivery },
+        } => {
+            let delivery = service.retry_webhook(delivery).await?;
+            printer.print(&delivery, |d| {
+                format!(
+                    "webhook delivery {} ({} of bot {} to {}) is due now\n",
+                    d.id, d.event_type, d.bot_id, d.url
+                )
+            });
+        }
         Command::Reconcile { once: true } => {
             let report = service.reconcile_once().await?;
             printer.print(&report, output::report);
@@ -280,7 +295,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
             // The request as the key's fingerprint sees it: every field,
             // the password only through the digest.
             let body = format!(
-                "{}\n{}\n{}\n{:?}\n{}\n{:?}\n{:?}\n{:?}",
+                "{}\n{}\n{}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n{:?}",
                 input.meeting_platform,
                 input.meeting_url,
                 input
@@ -293,6 +308,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
                 input.automatic_leave.waiting_room_timeout,
                 input.automatic_leave.no_one_joined_timeout,
                 input.automatic_leave.everyone_left_timeout,
+                args.webhook_url,
             );
             Some(idempotency_key(key, body.as_bytes())?)
         }
@@ -302,6 +318,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
         input,
         idempotency,
         deploy: !args.no_deploy,
+        webhook_url: args.webhook_url.clone(),
     })
 }
 

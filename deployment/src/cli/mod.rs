@@ -92,6 +92,18 @@ pub enum Command {
         #[command(subcommand)]
         action: Option<PoolAction>,
     },
+    /// Show a bot's webhook deliveries: each event, its receiver, state,
+    /// attempts (with their answers) and next try.
+    Webhooks {
+        /// The bot's id.
+        id: BotId,
+    },
+    /// Act on one webhook delivery (ids are shown by `webhooks`).
+    Webhook {
+        /// What to do.
+        #[command(subcommand)]
+        action: WebhookAction,
+    },
     /// Run the reconciler: sync statuses, finish work a crash left
     /// half-done, release what ended bots held. Runs until SIGTERM/SIGINT.
     Reconcile {
@@ -117,11 +129,22 @@ pub enum PoolAction {
     },
 }
 
+/// `webhook`'s actions.
+#[derive(Debug, Subcommand)]
+pub enum WebhookAction {
+    /// Send a pending or failed delivery again now; a failed one gets a
+    /// fresh WEBHOOK_MAX_AGE. A delivered one is refused (exit 4).
+    Retry {
+        /// The delivery's id.
+        delivery: i64,
+    },
+}
+
 /// `deploy`'s arguments.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// Deploy this existing pending bot instead of creating one.
-    #[arg(long, conflicts_with_all = ["meeting_platform", "meeting_url", "password_stdin", "display_name", "record", "no_deploy", "idempotency_key"])]
+    #[arg(long, conflicts_with_all = ["meeting_platform", "meeting_url", "password_stdin", "display_name", "record", "no_deploy", "idempotency_key", "webhook_url"])]
     pub bot: Option<BotId>,
     /// zoom, teams or meet.
     #[arg(long, required_unless_present = "bot")]
@@ -157,6 +180,9 @@ pub struct DeployArgs {
     /// same bot.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// The bot's own webhook receiver (https, public), besides WEBHOOK_URL.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
 }
 
 /// `list`'s arguments.

@@ -467,3 +467,32 @@ pub(super) fn doctor(report: &super::doctor::DoctorReport) -> String {
     );
     out
 }
+
+/// A bot's webhook deliveries, one line each, with the last attempt's
+/// answer.
+pub(super) fn webhooks(webhooks: &crate::webhooks::view::BotWebhooks) -> String {
+    if webhooks.deliveries.is_empty() {
+        return format!("bot {} has no webhook deliveries\n", webhooks.bot_id);
+    }
+    let mut out = format!(
+        "{:>6}  {:<27} {:<9} {:<10} {:>8}  {:<20}  {}\n",
+        "ID", "EVENT", "TO", "STATE", "ATTEMPTS", "NEXT TRY", "LAST ANSWER"
+    );
+    for d in &webhooks.deliveries {
+        let next = d
+            .next_attempt_at
+            .as_ref()
+            .map(rfc3339)
+            .unwrap_or_else(|| "-".into());
+        let last = match (&d.last_status_code, &d.last_error) {
+            (_, Some(error)) => error.clone(),
+            (Some(code), None) => code.to_string(),
+            (None, None) => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:>6}  {:<27} {:<9} {:<10} {:>8}  {:<20}  {}\n",
+            d.id, d.event_type, d.destination, d.state, d.attempts, next, last
+        ));
+    }
+    out
+}

@@ -88,10 +88,18 @@ pub(super) async fn serve(settings: &ServiceSettings) -> Result<(), ServiceError
         &[("address", &address.to_string())],
     );
     tracing::info!(%address, platform = service.platform_name(), "API listening");
+    let webhook_worker = match crate::webhooks::worker_for(&settings.webhooks, service.store()) {
+        Ok(worker) => worker,
+        Err(error) => {
+            service.store().close().await;
+            return Err(error);
+        }
+    };
     let options = ServeOptions {
         reconcile_interval: settings.reconcile_interval,
         shutdown_grace: settings.shutdown_grace,
         max_body_bytes: settings.api_max_body_bytes,
+        webhook_worker,
     };
     let served = api::serve(
         listener,

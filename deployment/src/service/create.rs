@@ -19,6 +19,8 @@ pub struct CreateBot {
     pub idempotency: Option<IdempotencyKey>,
     /// Whether to deploy it at once.
     pub deploy: bool,
+    /// The bot's own webhook receiver, besides the operator's.
+    pub webhook_url: Option<String>,
 }
 
 /// What [`BotService::create_bot`] did.
@@ -56,12 +58,17 @@ impl BotService {
             .input
             .validate(BotId(0))
             .map_err(ServiceError::InvalidRequest)?;
+        let webhook_url = match &request.webhook_url {
+            Some(url) => Some(self.check_webhook_url(url).await?),
+            None => None,
+        };
         let outcome = self
             .store_ref()
             .create_bot(
                 NewBot {
                     config: &config,
                     platform: self.platform_name(),
+                    webhook_url: webhook_url.as_deref(),
                 },
                 request.idempotency.as_ref(),
             )

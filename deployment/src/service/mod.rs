@@ -32,6 +32,7 @@ mod query;
 mod readiness;
 mod stop;
 mod watchdog;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -109,6 +110,18 @@ pub struct ServiceOptions {
     /// more than a quarter of the heartbeat timeout: the database's
     /// `last_heartbeat_at` may be this much behind the bot.
     pub heartbeat_flush_interval: Duration,
+    /// Which per-bot webhook receivers a create accepts.
+    pub webhooks: WebhookPolicy,
+}
+
+/// Which `webhook_url`s a create accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WebhookPolicy {
+    /// Whether webhooks are signed (`WEBHOOK_SECRET` is set); without it a
+    /// `webhook_url` is refused.
+    pub enabled: bool,
+    /// `WEBHOOK_ALLOW_PRIVATE`: http and private addresses are accepted.
+    pub allow_private: bool,
 }
 
 impl Default for ServiceOptions {
@@ -128,6 +141,7 @@ impl Default for ServiceOptions {
             bot_protocol_required: false,
             bot_events_per_minute: 120,
             heartbeat_flush_interval: Duration::from_secs(5),
+            webhooks: WebhookPolicy::default(),
         }
     }
 }

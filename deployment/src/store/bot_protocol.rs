@@ -5,17 +5,20 @@
 //! Every meeting-status change goes through [`Store::write_meeting_status`]:
 //! one transaction that checks the event id, moves the status with a
 //! compare-and-set, writes the history row and, when the meeting ended,
-//! records the stop in the lifecycle too. Anything that must happen with a
-//! meeting-status change (an outbox row announcing it) belongs in that
-//! transaction.
+//! records the stop in the lifecycle too; the webhook events announcing
+//! them (`bot.meeting_status_changed`, and `bot.status_changed` for the
+//! stop) are written to the outbox in the same transaction.
 
 use platform_core::BotId;
 
-use super::bots::{INSERT_HISTORY, db_id, readable};
+use super::bots::{INSERT_HISTORY, announce, db_id, readable};
+use super::outbox::write_events;
+use super::rows::timestamp;
 use super::rows::{BotRecord, MeetingHistoryRow};
 use super::{DbPool, Store, StoreError, in_transaction, is_unique_violation, now_ms, with_pool};
 use crate::bot::BotState;
 use crate::meeting::{MeetingEvent, MeetingHistoryEntry, MeetingStatus};
+use crate::webhooks::event::meeting_status_event;
 
 /// A token found by its digest, with the bot it belongs to.
 #[derive(Debug)]
@@ -116,6 +119,26 @@ const FLUSH_POSTGRES: &str = "UPDATE bots SET last_heartbeat_at = beat.at \
      FROM UNNEST($1::BIGINT[], $2::BIGINT[]) AS beat(id, at) \
      WHERE bots.id = beat.id AND (bots.last_heartbeat_at IS NULL OR bots.last_heartbeat_at < beat.at)";
 
+/// A meeting-status write that failed: a statement, or a row that cannot
+/// be read back into a bot.
+#[derive(Debug)]
+enum WriteError {
+    Sql(sqlx::Error),
+    Store(StoreError),
+}
+
+impl From<sqlx::Error> for WriteError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Sql(error)
+    }
+}
+
+impl From<StoreError> for WriteError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(error)
+    }
+}
+
 /// Heartbeats written per statement.
 const FLUSH_CHUNK: usize = 2_000;
 
@@ -159,20 +182,28 @@ impl Store {
         change: &MeetingChange<'_>,
     ) -> Result<MeetingWrite, StoreError> {
         match self.try_write_meeting_status(change).await {
-            Ok(write) => Ok(write),
+            Ok(write) => {
+                if matches!(write, MeetingWrite::Written { .. }) {
+                    self.wake_outbox();
+                }
+                Ok(write)
+            }
             // The same event id raced in twice and the other one won.
-            Err(e) if is_unique_violation(&e) => match self.get_bot(change.bot).await? {
-                Some(bot) => Ok(MeetingWrite::Duplicate(bot)),
-                None => Ok(MeetingWrite::Moved),
-            },
-            Err(e) => Err(e.into()),
+            Err(WriteError::Sql(e)) if is_unique_violation(&e) => {
+                match self.get_bot(change.bot).await? {
+                    Some(bot) => Ok(MeetingWrite::Duplicate(bot)),
+                    None => Ok(MeetingWrite::Moved),
+                }
+            }
+            Err(WriteError::Sql(e)) => Err(e.into()),
+            Err(WriteError::Store(e)) => Err(e),
         }
     }
 
     async fn try_write_meeting_status(
         &self,
         change: &MeetingChange<'_>,
-    ) -> Result<MeetingWrite, sqlx::Error> {
+    ) -> Result<MeetingWrite, WriteError> {
         let event = change.event;
         let now = now_ms();
         let message = event.message.as_deref().map(readable);
@@ -222,6 +253,14 @@ impl Store {
                             .bind(now)
                             .execute(&mut *tx)
                             .await?;
+                        let announced = meeting_status_event(
+                            &record.to_bot()?,
+                            Some(change.from.as_str()),
+                            event.status.as_str(),
+                            &event.ending_reason(),
+                            timestamp(now),
+                        );
+                        write_events!(self, tx, record.id, [&announced], now);
                         let live =
                             matches!(record.state(), Ok(BotState::Deploying | BotState::Running));
                         match change.stop {
@@ -251,6 +290,14 @@ impl Store {
                                             .bind(now)
                                             .execute(&mut *tx)
                                             .await?;
+                                        let events = announce(
+                                            &stopped,
+                                            record.state().ok(),
+                                            BotState::Stopping,
+                                            &reason,
+                                            now,
+                                        )?;
+                                        write_events!(self, tx, record.id, &events, now);
                                         MeetingWrite::Written {
                                             bot: stopped,
                                             stopping: true,

@@ -7,11 +7,13 @@
 
 use platform_core::{BotDeploymentConfig, BotId};
 
-use super::rows::{BotRecord, HistoryRow};
+use super::outbox::write_events;
+use super::rows::{BotRecord, HistoryRow, timestamp};
 use super::{Dialect, Store, StoreError, in_transaction, is_unique_violation, now_ms, with_pool};
 use crate::bot::{BotState, HistoryEntry};
 use crate::bot_protocol::BotToken;
 use crate::meeting::MeetingStatus;
+use crate::webhooks::event::{EncodedEvent, lifecycle_events};
 
 /// A bot to create, from a validated config.
 #[derive(Clone, Debug)]
@@ -20,6 +22,8 @@ pub struct NewBot<'a> {
     pub config: &'a BotDeploymentConfig,
     /// The platform that will run it.
     pub platform: &'a str,
+    /// The bot's own webhook receiver, already checked.
+    pub webhook_url: Option<&'a str>,
 }
 
 /// An idempotency key and the fingerprint of the request that came with it.
@@ -175,7 +179,12 @@ impl Store {
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<CreateOutcome, StoreError> {
         match self.try_create_bot(&new, idempotency).await {
-            Ok(outcome) => Ok(outcome),
+            Ok(outcome) => {
+                if matches!(outcome, CreateOutcome::Created(_)) {
+                    self.wake_outbox();
+                }
+                Ok(outcome)
+            }
             // Two requests with one new key raced and the other one won:
             // answer as it would have been answered a moment later.
             Err(e) if is_unique_violation(&e) => match idempotency {
@@ -241,6 +250,16 @@ impl Store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
+                    if let Some(url) = new.webhook_url {
+                        sqlx::query("INSERT INTO bot_webhook_urls (bot_id, url) VALUES ($1, $2)")
+                            .bind(record.id)
+                            .bind(url)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let events = announce(&record, None, BotState::Pending, "created", now)
+                        .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
+                    write_events!(self, tx, record.id, &events, now);
                     if let Some(key) = idempotency {
                         sqlx::query(
                             "INSERT INTO idempotency_keys (key, fingerprint, bot_id, created_at) \
@@ -395,7 +414,7 @@ impl Store {
         token: Option<&BotToken>,
     ) -> Result<Option<BotRecord>, StoreError> {
         let now = now_ms();
-        Ok(in_transaction!(self, |tx| {
+        let record = in_transaction!(self, |tx| {
             let record: Option<BotRecord> = sqlx::query_as(BEGIN_DEPLOY)
                 .bind(reason)
                 .bind(now)
@@ -429,9 +448,21 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                let events = announce(
+                    record,
+                    Some(BotState::Pending),
+                    BotState::Deploying,
+                    reason,
+                    now,
+                )?;
+                write_events!(self, tx, record.id, &events, now);
             }
             record
-        }))
+        });
+        if record.is_some() {
+            self.wake_outbox();
+        }
+        Ok(record)
     }
 
     /// Applies `t` if the bot is still in `t.from` at `t.attempt`, with its
@@ -465,7 +496,7 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
-            if record.is_some() {
+            if let Some(record) = &record {
                 sqlx::query(INSERT_HISTORY)
                     .bind(db_id(t.bot))
                     .bind(t.from.as_str())
@@ -475,9 +506,14 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                let events = announce(record, Some(t.from), t.to, &reason, now)?;
+                write_events!(self, tx, record.id, &events, now);
             }
             record
         });
+        if record.is_some() {
+            self.wake_outbox();
+        }
         if t.to.is_terminal() && record.is_some() {
             self.purge_erased().await;
         }
@@ -642,6 +678,19 @@ impl Store {
         });
         Ok(())
     }
+}
+
+/// The webhook events of one lifecycle transition, built from the bot as
+/// it is after the change (written in the same transaction).
+pub(super) fn announce(
+    record: &BotRecord,
+    from: Option<BotState>,
+    to: BotState,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<EncodedEvent>, StoreError> {
+    let bot = record.to_bot()?;
+    Ok(lifecycle_events(&bot, from, to, reason, timestamp(now)))
 }
 
 fn secs_i64(d: std::time::Duration) -> i64 {

@@ -16,6 +16,7 @@
 mod bot_protocol;
 mod bots;
 mod connect;
+pub(crate) mod outbox;
 mod rows;
 mod slots;
 
@@ -23,6 +24,10 @@ use std::fmt;
 
 pub use bot_protocol::{MeetingChange, MeetingWrite, StopOnEnding, TokenOwner, WatchCutoffs};
 pub use bots::{CreateOutcome, IdempotencyKey, ListFilter, NewBot, Transition};
+pub use outbox::{
+    AfterAttempt, AttemptRecord, DESTINATION_BOT, DESTINATION_OPERATOR, DeliveryRecord,
+    OutboxSummary, RetryOutcome,
+};
 pub use rows::BotRecord;
 pub(crate) use rows::timestamp;
 
@@ -53,6 +58,8 @@ pub struct Store {
     target: String,
     /// The installation id the schema was created with.
     installation: InstallationId,
+    /// Where webhook events go, and the delivery worker's wake-up.
+    outbox: outbox::Outbox,
 }
 
 impl fmt::Debug for Store {

@@ -23,3 +23,4 @@ mod idempotency;
 mod lifecycle;
 mod openapi;
 mod shutdown;
+mod webhooks;

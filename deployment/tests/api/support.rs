@@ -63,6 +63,7 @@ async fn start_on(
     let addr = listener.local_addr().unwrap();
     let stop = StopSignal::new();
     let options = ServeOptions {
+        webhook_worker: None,
         reconcile_interval: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(10),
         max_body_bytes: 8 * 1024,
@@ -259,8 +260,8 @@ pub struct ServeProcess {
     /// Every line it wrote on standard error so far.
     pub stderr: Arc<std::sync::Mutex<Vec<String>>>,
     /// Its working directory (database, local platform state), removed
-    /// when dropped.
-    _dir: tempfile::TempDir,
+    /// when dropped, unless the test owns it.
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// The command for `meeboter-deploy serve` in `dir`, with `extra` variables.
@@ -296,9 +297,17 @@ pub fn serve_command(dir: &std::path::Path, extra: &[(&str, &str)]) -> std::proc
 impl ServeProcess {
     /// Starts it and waits (at most 60 s) until it listens.
     pub fn start(extra: &[(&str, &str)]) -> Self {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
-        let mut child = serve_command(dir.path(), extra)
+        let mut serve = Self::start_in(dir.path(), extra);
+        serve._dir = Some(dir);
+        serve
+    }
+
+    /// Starts it in `dir`, which the test keeps (to start it again there
+    /// after a crash), and waits (at most 60 s) until it listens.
+    pub fn start_in(dir: &std::path::Path, extra: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut child = serve_command(dir, extra)
             .spawn()
             .expect("start meeboter-deploy serve");
         let stderr = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -330,7 +339,7 @@ impl ServeProcess {
             child,
             addr,
             stderr,
-            _dir: dir,
+            _dir: None,
         }
     }
 

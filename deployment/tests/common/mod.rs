@@ -159,6 +159,7 @@ pub fn create(input: BotDeploymentInput, deploy: bool) -> CreateBot {
         input,
         idempotency: None,
         deploy,
+        webhook_url: None,
     }
 }
 
@@ -188,3 +189,5 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+pub mod receiver;
