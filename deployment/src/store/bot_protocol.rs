@@ -11,8 +11,8 @@
 
 use platform_core::BotId;
 
-use super::bots::{INSERT_HISTORY, announce, db_id, readable};
-use super::outbox::write_events;
+use super::bots::{INSERT_HISTORY, db_id, readable};
+use super::outbox::{announce, write_events};
 use super::rows::timestamp;
 use super::rows::{BotRecord, MeetingHistoryRow};
 use super::{DbPool, Store, StoreError, in_transaction, is_unique_violation, now_ms, with_pool};

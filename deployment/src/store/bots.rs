@@ -7,13 +7,12 @@
 
 use platform_core::{BotDeploymentConfig, BotId};
 
-use super::outbox::write_events;
-use super::rows::{BotRecord, HistoryRow, timestamp};
+use super::outbox::{announce, write_events};
+use super::rows::{BotRecord, HistoryRow};
 use super::{Dialect, Store, StoreError, in_transaction, is_unique_violation, now_ms, with_pool};
 use crate::bot::{BotState, HistoryEntry};
 use crate::bot_protocol::BotToken;
 use crate::meeting::MeetingStatus;
-use crate::webhooks::event::{EncodedEvent, lifecycle_events};
 
 /// A bot to create, from a validated config.
 #[derive(Clone, Debug)]
@@ -678,19 +677,6 @@ impl Store {
         });
         Ok(())
     }
-}
-
-/// The webhook events of one lifecycle transition, built from the bot as
-/// it is after the change (written in the same transaction).
-pub(super) fn announce(
-    record: &BotRecord,
-    from: Option<BotState>,
-    to: BotState,
-    reason: &str,
-    now: i64,
-) -> Result<Vec<EncodedEvent>, StoreError> {
-    let bot = record.to_bot()?;
-    Ok(lifecycle_events(&bot, from, to, reason, timestamp(now)))
 }
 
 fn secs_i64(d: std::time::Duration) -> i64 {

@@ -12,6 +12,14 @@
 //! free again once the lease expires; the lease is longer than an attempt
 //! may last, so a live worker never loses a row it is still sending.
 //!
+//! # Every status change writes its events
+//!
+//! A store function that changes a bot's `status` (or its meeting status)
+//! builds the events with [`announce`] (or
+//! [`meeting_status_event`](crate::webhooks::event::meeting_status_event))
+//! from the row it wrote, and inserts them with [`write_events!`] inside
+//! the same `in_transaction!` block, before the commit.
+//!
 //! # Order per bot and receiver
 //!
 //! Only the oldest undelivered event of each (bot, receiver) pair can be
@@ -22,8 +30,10 @@ use std::sync::Arc;
 use platform_core::BotId;
 use tokio::sync::Notify;
 
-use super::rows::timestamp;
+use super::rows::{BotRecord, timestamp};
 use super::{Dialect, Store, StoreError, in_transaction, now_ms, with_pool};
+use crate::bot::BotState;
+use crate::webhooks::event::{EncodedEvent, lifecycle_events};
 
 /// Where events go besides a bot's own receiver, and how the process is
 /// told that new ones were written. Shared by every clone of a store.
@@ -187,6 +197,21 @@ pub(crate) const INSERT_BOT_DELIVERY: &str = "INSERT INTO webhook_deliveries \
      age_from, next_attempt_at, updated_at) \
      SELECT $1, bot_id, 'bot', url, $2, $3, 'pending', 0, $4, $4, $4, $4 \
      FROM bot_webhook_urls WHERE bot_id = $5";
+
+/// The webhook events of one lifecycle transition (`bot.status_changed`,
+/// and `bot.ended` when it ends the bot), built from the bot as it is after
+/// the change, at `now` (ms): what the transaction that writes the change
+/// writes with it.
+pub(crate) fn announce(
+    record: &BotRecord,
+    from: Option<BotState>,
+    to: BotState,
+    reason: &str,
+    now: i64,
+) -> Result<Vec<EncodedEvent>, StoreError> {
+    let bot = record.to_bot()?;
+    Ok(lifecycle_events(&bot, from, to, reason, timestamp(now)))
+}
 
 /// A new `webhook-id`: `msg_` and 32 hex digits (no `.`, as the
 /// specification requires of ids that are signed).

@@ -36,8 +36,9 @@ pub use secret::{Signer, SigningSecret};
 pub use sender::Sender;
 pub use worker::{DeliveryWorker, WorkerOptions};
 
-/// The webhook variables, loaded and checked.
-#[derive(Clone, Debug)]
+/// The webhook variables, loaded and checked. Its `Debug` shows the
+/// receiver without its query (which may hold a token) and no secret.
+#[derive(Clone)]
 pub struct WebhookSettings {
     /// `WEBHOOK_URL`.
     pub url: Option<String>,
@@ -49,6 +50,18 @@ pub struct WebhookSettings {
     pub max_age: Duration,
     /// `WEBHOOK_ALLOW_PRIVATE`.
     pub allow_private: bool,
+}
+
+impl std::fmt::Debug for WebhookSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebhookSettings")
+            .field("url", &self.url.as_deref().map(destination::shown))
+            .field("signer", &self.signer)
+            .field("timeout", &self.timeout)
+            .field("max_age", &self.max_age)
+            .field("allow_private", &self.allow_private)
+            .finish()
+    }
 }
 
 const TYPED: &[EnvVarSpec] = &[
@@ -188,7 +201,10 @@ mod tests {
         assert_eq!(settings.webhooks.max_age, Duration::from_secs(86_400));
         let secret = SigningSecret::random().expose();
         let env = MapEnv::from([
-            ("WEBHOOK_URL", "https://hooks.example.com/in"),
+            (
+                "WEBHOOK_URL",
+                "https://hooks.example.com/in?token=tok-s3cret",
+            ),
             ("WEBHOOK_SECRET", secret.as_str()),
             ("WEBHOOK_TIMEOUT", "3"),
             ("WEBHOOK_ALLOW_PRIVATE", "true"),
@@ -197,6 +213,12 @@ mod tests {
         assert!(settings.webhooks.enabled());
         assert!(settings.webhooks.allow_private);
         assert_eq!(settings.webhooks.timeout, Duration::from_secs(3));
-        assert!(!format!("{settings:?}").contains(&secret[6..]));
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains(&secret[6..]), "{shown}");
+        assert!(!shown.contains("tok-s3cret"), "{shown}");
+        assert_eq!(
+            settings.webhooks.url.as_deref(),
+            Some("https://hooks.example.com/in?token=tok-s3cret")
+        );
     }
 }
