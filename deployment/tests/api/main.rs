@@ -22,5 +22,6 @@ mod errors;
 mod idempotency;
 mod lifecycle;
 mod openapi;
+mod quick_start;
 mod shutdown;
 mod webhooks;
