@@ -129,6 +129,7 @@ fn main() {
             reconcile_interval: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(10),
             max_body_bytes: 65_536,
+            webhook_worker: None,
         },
         stop.stopped(),
     ));
@@ -142,6 +143,7 @@ fn main() {
                     input: input(n),
                     idempotency: None,
                     deploy: true,
+                    webhook_url: None,
                 })
                 .await
                 .expect("create a bot")
@@ -202,7 +204,7 @@ fn main() {
     });
     let wall = started.elapsed();
     // Let the last flush happen.
-    std::thread::sleep(Duration::from_secs(6));
+    load_runtime.block_on(tokio::time::sleep(Duration::from_secs(6)));
     let after = service.heartbeat_counts();
     let cpu = thread_cpu_secs("service") - before_cpu;
     let mut sorted = latencies;

@@ -33,7 +33,10 @@ async fn wait_until(serve: &ServeProcess, id: u64, done: impl Fn(&Value) -> bool
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("bot {id} never got there; last: {last}\n{}", serve.stderr_text());
+    panic!(
+        "bot {id} never got there; last: {last}\n{}",
+        serve.stderr_text()
+    );
 }
 
 async fn create(serve: &ServeProcess, n: u64) -> u64 {
@@ -113,7 +116,11 @@ async fn the_quick_start_shows_a_whole_meeting_life() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(gone, "process group {pid} still runs\n{}", serve.stderr_text());
+    assert!(
+        gone,
+        "process group {pid} still runs\n{}",
+        serve.stderr_text()
+    );
     // The tokens of both ended bots are never in the logs.
     let logs = serve.stderr_text();
     assert!(!logs.contains("mbb_"), "a bot token was logged");
