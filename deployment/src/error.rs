@@ -6,6 +6,7 @@ use std::time::Duration;
 use platform_core::{BotId, FieldError, InvalidDeploymentConfig};
 
 use crate::bot::IllegalTransition;
+use crate::meeting::IllegalMeetingTransition;
 use crate::store::StoreError;
 
 /// A shorthand for results whose error is [`ServiceError`].
@@ -38,6 +39,17 @@ pub enum ServiceError {
     /// The state machine refuses the move.
     #[error(transparent)]
     IllegalTransition(#[from] IllegalTransition),
+    /// The meeting-status order refuses a bot's report.
+    #[error(transparent)]
+    IllegalMeetingTransition(#[from] IllegalMeetingTransition),
+    /// The bot ended and no longer has what was asked for.
+    #[error("bot {bot} has ended: {reason}")]
+    BotEnded {
+        /// The bot.
+        bot: BotId,
+        /// What is gone.
+        reason: String,
+    },
     /// The same idempotency key was used with another request body.
     #[error(
         "idempotency key {key:?} was already used for bot {bot} with a different request; use a new key for a new bot"
@@ -176,6 +188,8 @@ impl ServiceError {
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::BotNotFound(_) => "bot_not_found",
             Self::IllegalTransition(_) => "illegal_transition",
+            Self::IllegalMeetingTransition(_) => "illegal_meeting_transition",
+            Self::BotEnded { .. } => "bot_ended",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::PlatformMismatch { .. } => "platform_mismatch",
             Self::PoolExhausted { .. } => "pool_exhausted",
@@ -204,6 +218,8 @@ impl ServiceError {
             }
             Self::BotNotFound(_) => ErrorClass::NotFound,
             Self::IllegalTransition(_)
+            | Self::IllegalMeetingTransition(_)
+            | Self::BotEnded { .. }
             | Self::IdempotencyConflict { .. }
             | Self::PlatformMismatch { .. } => ErrorClass::Conflict,
             Self::PoolExhausted { .. } | Self::PlatformUnavailable { .. } => {

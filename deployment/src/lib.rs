@@ -43,9 +43,11 @@ use platform_local as _;
 
 pub mod api;
 pub mod bot;
+pub mod bot_protocol;
 pub mod cli;
 pub mod error;
 pub mod failpoint;
+pub mod meeting;
 pub mod metrics;
 pub mod orphan_sweep;
 mod platform_calls;
@@ -61,6 +63,7 @@ pub mod webhooks;
 
 pub use bot::{Bot, BotDetails, BotState, HistoryEntry, IllegalTransition};
 pub use error::{ErrorClass, ServiceError, ServiceResult};
+pub use meeting::{MeetingEvent, MeetingStatus};
 pub use orphan_sweep::SweepReport;
 pub use reconciler::ReconcileReport;
 pub use service::{

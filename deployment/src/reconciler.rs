@@ -21,6 +21,10 @@
 //! - a pool slot still held by a bot that ended and was cleaned up more
 //!   than [`ServiceOptions::orphan_slot_grace`](crate::ServiceOptions) ago
 //!   is given back, so a platform that failed to release it leaks nothing;
+//! - the bot-protocol [watchdog](crate::service::WatchReport) ends bots
+//!   that went silent in a meeting for `HEARTBEAT_TIMEOUT`, did not leave
+//!   within `LEAVE_GRACE` of a leave request, or (with
+//!   `BOT_PROTOCOL_REQUIRED`) never spoke the protocol;
 //! - idempotency keys older than
 //!   [`ServiceOptions::idempotency_key_ttl`](crate::ServiceOptions) are
 //!   forgotten.
@@ -50,7 +54,7 @@ use tracing::Instrument;
 
 use crate::bot::BotState;
 use crate::error::{ServiceError, ServiceResult};
-use crate::service::{AttemptBot, BotService, DeployCall};
+use crate::service::{AttemptBot, BotService, DeployCall, WatchReport};
 use crate::store::{BotRecord, Transition, now_ms};
 
 /// What one pass did.
@@ -77,6 +81,9 @@ pub struct ReconcileReport {
     pub released_slots: usize,
     /// Bots whose handling failed (retried next pass).
     pub errors: usize,
+    /// What the bot-protocol watchdog ended (heartbeat timeouts, overdue
+    /// leaves, silent bots).
+    pub watchdog: WatchReport,
 }
 
 impl ReconcileReport {
@@ -94,6 +101,7 @@ impl ReconcileReport {
             status_errors,
             released_slots,
             errors,
+            watchdog,
         } = *self;
         promoted
             + ended
@@ -105,6 +113,7 @@ impl ReconcileReport {
             + released_slots
             + errors
             > 0
+            || watchdog.changed_something()
     }
 
     fn add(&mut self, outcome: Outcome) {
@@ -185,6 +194,7 @@ impl BotService {
                     break;
                 }
             }
+            report.watchdog = self.watch_once().await?;
             report.released_slots = self.release_orphan_slots().await?;
             let ttl = i64::try_from(self.inner.options.idempotency_key_ttl.as_millis()).unwrap_or(i64::MAX);
             self.store()

@@ -94,6 +94,51 @@ pub const PLATFORM_CALL_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
 )
 .kind(ValueKind::Seconds { min: 1, max: 600 });
 
+/// Where bots reach the service (the bot protocol).
+pub const BOT_API_URL: EnvVarSpec = EnvVarSpec::optional(
+    "BOT_API_URL",
+    "The URL bots use to reach this service for the bot protocol; every bot gets it as MEEBOTER_API_URL, with its own BOT_TOKEN. Defaults to http://LISTEN_ADDR (a wildcard address read as 127.0.0.1) on the local platform; required on every other platform, where bots run elsewhere (for example https://meeboter.example.com; serve refuses to start without it, doctor checks it).",
+)
+.kind(ValueKind::Url);
+
+/// How long a bot in a meeting may stay silent.
+pub const HEARTBEAT_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
+    "HEARTBEAT_TIMEOUT",
+    "300",
+    "Seconds a bot in a meeting (joining, in_waiting_room, in_call) may go without a heartbeat, once it has sent one, before it is failed as heartbeat_timeout and torn down. Bots heartbeat every 10 s; keep this many heartbeats long. A bot that never heartbeats (a plain image) is never judged by it.",
+)
+.kind(ValueKind::Seconds {
+    min: 5,
+    max: 86_400,
+});
+
+/// How long a bot asked to leave has to end on its own.
+pub const LEAVE_GRACE: EnvVarSpec = EnvVarSpec::with_default(
+    "LEAVE_GRACE",
+    "60",
+    "Seconds a bot asked to leave (POST /v1/bots/{id}/leave, meeboter-deploy leave) has to report call_ended and exit before the service stops it as stop does.",
+)
+.kind(ValueKind::Seconds { min: 1, max: 3600 });
+
+/// Whether a bot must speak the bot protocol.
+pub const BOT_PROTOCOL_REQUIRED: EnvVarSpec = EnvVarSpec::with_default(
+    "BOT_PROTOCOL_REQUIRED",
+    "false",
+    "When true, a running bot that has neither heartbeat nor reported a meeting status within DEPLOY_TIMEOUT of its deploy is failed (bot_protocol_silent) and torn down. When false, a bot image that does not speak the protocol runs as before.",
+)
+.kind(ValueKind::Bool);
+
+/// How many bot-protocol requests a bot may make per minute.
+pub const BOT_EVENTS_PER_MINUTE: EnvVarSpec = EnvVarSpec::with_default(
+    "BOT_EVENTS_PER_MINUTE",
+    "120",
+    "How many bot-protocol requests (heartbeats, events, config reads) one bot may make per minute, in bursts of up to as many; more are answered 429 bot_rate_limited with Retry-After and change nothing. Counted by each service process.",
+)
+.kind(ValueKind::Integer {
+    min: 1,
+    max: 100_000,
+});
+
 /// Human or JSON logs.
 pub const LOG_FORMAT: EnvVarSpec = EnvVarSpec::with_default(
     "LOG_FORMAT",
@@ -214,6 +259,11 @@ pub const SERVICE_ENV: &[EnvVarSpec] = &[
     ORPHAN_SWEEP_INTERVAL,
     DEPLOY_TIMEOUT,
     PLATFORM_CALL_TIMEOUT,
+    BOT_API_URL,
+    HEARTBEAT_TIMEOUT,
+    LEAVE_GRACE,
+    BOT_PROTOCOL_REQUIRED,
+    BOT_EVENTS_PER_MINUTE,
     LOG_FORMAT,
     LOG_LEVEL,
     WEBHOOK_URL,
@@ -223,6 +273,31 @@ pub const SERVICE_ENV: &[EnvVarSpec] = &[
     WEBHOOK_MAX_AGE,
     WEBHOOK_ALLOW_PRIVATE,
 ];
+
+impl ServiceSettings {
+    /// Where bots of `platform` reach this service: `BOT_API_URL`, or on
+    /// the local platform (bots run on this machine) this service's own
+    /// listen address. On any other platform a missing `BOT_API_URL` is a
+    /// problem naming the variable.
+    pub fn bot_api_url_for(&self, platform: &str) -> Result<String, ConfigProblem> {
+        if let Some(url) = &self.bot_api_url {
+            return Ok(url.clone());
+        }
+        if platform == "local" {
+            let mut addr = self.listen_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            return Ok(format!("http://{addr}"));
+        }
+        Err(ConfigProblem::new(
+            BOT_API_URL.name,
+            format!(
+                "is not set, but bots on the {platform} platform run elsewhere and need the URL they reach this service at (their MEEBOTER_API_URL for heartbeats and meeting-status reports); set it, for example to https://meeboter.example.com"
+            ),
+        ))
+    }
+}
 
 /// The meeting URL for `meeboter-deploy deploy`, so a passcode in it never
 /// appears in `ps` output as a flag.
@@ -273,6 +348,16 @@ pub struct ServiceSettings {
     pub deploy_timeout: Duration,
     /// `PLATFORM_CALL_TIMEOUT`.
     pub platform_call_timeout: Duration,
+    /// `BOT_API_URL`, without a trailing slash.
+    pub bot_api_url: Option<String>,
+    /// `HEARTBEAT_TIMEOUT`.
+    pub heartbeat_timeout: Duration,
+    /// `LEAVE_GRACE`.
+    pub leave_grace: Duration,
+    /// `BOT_PROTOCOL_REQUIRED`.
+    pub bot_protocol_required: bool,
+    /// `BOT_EVENTS_PER_MINUTE`.
+    pub bot_events_per_minute: u32,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `LOG_LEVEL`.
@@ -360,6 +445,13 @@ impl ServiceSettings {
                     orphan_sweep_interval: values.checked_seconds(&ORPHAN_SWEEP_INTERVAL)?,
                     deploy_timeout: values.checked_seconds(&DEPLOY_TIMEOUT)?,
                     platform_call_timeout: values.checked_seconds(&PLATFORM_CALL_TIMEOUT)?,
+                    bot_api_url: values
+                        .get(&BOT_API_URL)
+                        .map(|url| url.trim().trim_end_matches('/').to_owned()),
+                    heartbeat_timeout: values.checked_seconds(&HEARTBEAT_TIMEOUT)?,
+                    leave_grace: values.checked_seconds(&LEAVE_GRACE)?,
+                    bot_protocol_required: values.checked_bool(&BOT_PROTOCOL_REQUIRED)?,
+                    bot_events_per_minute: values.checked_integer(&BOT_EVENTS_PER_MINUTE)?,
                     log_format,
                     log_level: values.require(&LOG_LEVEL)?.trim().to_owned(),
                     webhooks,
@@ -439,6 +531,51 @@ mod tests {
         let env = MapEnv::from([("ORPHAN_SWEEP_INTERVAL", "5")]);
         let text = ServiceSettings::load(&env).unwrap_err().to_string();
         assert!(text.contains("ORPHAN_SWEEP_INTERVAL"), "{text}");
+    }
+
+    #[test]
+    fn the_bot_protocol_has_defaults_and_a_local_url() {
+        let settings = ServiceSettings::load(&MapEnv::new()).unwrap();
+        assert_eq!(settings.heartbeat_timeout, Duration::from_secs(300));
+        assert_eq!(settings.leave_grace, Duration::from_secs(60));
+        assert!(!settings.bot_protocol_required);
+        assert_eq!(settings.bot_events_per_minute, 120);
+        assert_eq!(
+            settings.bot_api_url_for("local").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        let problem = settings.bot_api_url_for("coolify").unwrap_err();
+        assert!(problem.to_string().contains("BOT_API_URL"), "{problem}");
+        let env = MapEnv::from([
+            ("BOT_API_URL", "https://bots.example.com/"),
+            ("LISTEN_ADDR", "0.0.0.0:9000"),
+        ]);
+        let settings = ServiceSettings::load(&env).unwrap();
+        assert_eq!(
+            settings.bot_api_url_for("aws").unwrap(),
+            "https://bots.example.com"
+        );
+        let env = MapEnv::from([("LISTEN_ADDR", "0.0.0.0:9000")]);
+        let settings = ServiceSettings::load(&env).unwrap();
+        assert_eq!(
+            settings.bot_api_url_for("local").unwrap(),
+            "http://127.0.0.1:9000"
+        );
+        let env = MapEnv::from([
+            ("BOT_API_URL", "bots.example.com"),
+            ("HEARTBEAT_TIMEOUT", "1"),
+            ("BOT_EVENTS_PER_MINUTE", "0"),
+            ("BOT_PROTOCOL_REQUIRED", "maybe"),
+        ]);
+        let text = ServiceSettings::load(&env).unwrap_err().to_string();
+        for name in [
+            "BOT_API_URL",
+            "HEARTBEAT_TIMEOUT",
+            "BOT_EVENTS_PER_MINUTE",
+            "BOT_PROTOCOL_REQUIRED",
+        ] {
+            assert!(text.contains(name), "{name}: {text}");
+        }
     }
 
     #[test]

@@ -32,7 +32,17 @@ pub async fn open_service(
             return Err(error);
         }
     };
-    Ok(BotService::new(store, platform, options_from(settings)))
+    let mut options = options_from(settings);
+    options.bot_api_url = match settings.bot_api_url_for(platform.platform_name()) {
+        Ok(url) => Some(url),
+        Err(problem) => {
+            // `serve` refuses to start this way; a one-shot command still
+            // works, and bots it deploys get no protocol.
+            tracing::warn!(problem = %problem, "bots deployed now get no bot protocol");
+            None
+        }
+    };
+    Ok(BotService::new(store, platform, options))
 }
 
 /// The service options the settings ask for; the rest keep their defaults.
@@ -41,6 +51,11 @@ pub fn options_from(settings: &ServiceSettings) -> ServiceOptions {
         deploy_timeout: settings.deploy_timeout,
         platform_call_timeout: settings.platform_call_timeout,
         orphan_sweep_interval: settings.orphan_sweep_interval,
+        bot_api_url: settings.bot_api_url.clone(),
+        heartbeat_timeout: settings.heartbeat_timeout,
+        leave_grace: settings.leave_grace,
+        bot_protocol_required: settings.bot_protocol_required,
+        bot_events_per_minute: settings.bot_events_per_minute,
         webhooks: WebhookPolicy {
             enabled: settings.webhooks.enabled(),
             allow_private: settings.webhooks.allow_private,

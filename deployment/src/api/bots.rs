@@ -214,6 +214,33 @@ pub async fn stop_bot(
     Ok(Json(state.service().stop(id).await?))
 }
 
+/// Asks a bot to leave its meeting: its next heartbeat answers `leave:
+/// true`, it reports `call_ended` (`left_on_request`) and exits. One that
+/// has not ended within `LEAVE_GRACE` (default 60 s) is stopped as `stop`
+/// does. A pending bot is stopped at once; asking twice keeps the first
+/// request's time.
+#[utoipa::path(
+    post,
+    path = "/v1/bots/{id}/leave",
+    tag = "bots",
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1, maximum = 9_223_372_036_854_775_807_f64)),
+    responses(
+        (status = 200, description = "The bot, with `leave_requested_at` (or stopped, when it was pending)", body = Bot),
+        (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`bot_not_found`", body = ErrorBody),
+        (status = 409, description = "`illegal_transition` (already stopped or failed), `platform_mismatch`", body = ErrorBody),
+        (status = 503, description = "Retryable errors, with `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn leave_bot(
+    State(state): State<ApiState>,
+    BotIdPath(id): BotIdPath,
+) -> Result<Json<Bot>, ApiError> {
+    Ok(Json(state.service().leave(id).await?))
+}
+
 /// One bot with its whole status history, oldest first.
 #[utoipa::path(
     get,

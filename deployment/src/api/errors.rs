@@ -54,7 +54,26 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         401,
         "the Authorization: Bearer token is missing or wrong",
     ),
-    ("bot_not_found", 404, "no bot has this id"),
+    (
+        "bot_token_required",
+        401,
+        "a bot-protocol endpoint (/v1/bot/…) was called without a bot's own token (BOT_TOKEN); the operator's API_TOKEN is refused there",
+    ),
+    (
+        "bot_token_invalid",
+        401,
+        "the bearer token is not a token this service gave a bot",
+    ),
+    (
+        "bot_token_revoked",
+        401,
+        "the bot's token was revoked: the bot ended (or was deployed again)",
+    ),
+    (
+        "bot_not_found",
+        404,
+        "no bot has this id (or, on /v1/bot/…, none the token belongs to)",
+    ),
     ("not_found", 404, "no such endpoint"),
     (
         "method_not_allowed",
@@ -65,6 +84,16 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "illegal_transition",
         409,
         "the bot's state forbids it (e.g. stopping a stopped bot)",
+    ),
+    (
+        "illegal_meeting_transition",
+        409,
+        "the meeting-status order refuses the report (nothing follows call_ended or fatal; in_call never goes back)",
+    ),
+    (
+        "bot_ended",
+        409,
+        "the bot has ended and no longer has what was asked for",
     ),
     (
         "idempotency_conflict",
@@ -90,6 +119,21 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "invalid_body",
         422,
         "the JSON has a wrong type, an unknown field or misses a required one",
+    ),
+    (
+        "unknown_meeting_status",
+        422,
+        "a bot's event names a meeting status (its type) that does not exist",
+    ),
+    (
+        "invalid_event",
+        422,
+        "a bot's event has a bad field (sub-code, message, event id) or a field its status does not take",
+    ),
+    (
+        "bot_rate_limited",
+        429,
+        "the bot made more than BOT_EVENTS_PER_MINUTE requests in a minute; retry after Retry-After",
     ),
     (
         "invalid_meeting_url",
@@ -297,6 +341,23 @@ impl ApiError {
         self
     }
 
+    /// Names the bot the error is about.
+    pub fn with_bot(mut self, bot: BotId) -> Self {
+        self.detail.bot_id = Some(bot.0);
+        self
+    }
+
+    /// Says when to try again (`Retry-After` and `retry_after_secs`), and
+    /// that trying again can help.
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        let secs = after.as_secs_f64().ceil().max(1.0);
+        let after = Duration::from_secs_f64(secs);
+        self.detail.retryable = true;
+        self.detail.retry_after_secs = Some(after.as_secs());
+        self.retry_after = Some(after);
+        self
+    }
+
     /// Adds a `WWW-Authenticate` challenge (401 answers).
     pub fn with_challenge(mut self, challenge: &'static str) -> Self {
         self.challenge = Some(challenge);
@@ -348,6 +409,8 @@ fn bot_of(error: &ServiceError) -> Option<BotId> {
         | ServiceError::PlatformUnavailable { bot, .. }
         | ServiceError::DeployFailed { bot, .. } => Some(*bot),
         ServiceError::IllegalTransition(illegal) => Some(illegal.bot),
+        ServiceError::IllegalMeetingTransition(illegal) => Some(illegal.bot),
+        ServiceError::BotEnded { bot, .. } => Some(*bot),
         _ => None,
     }
 }

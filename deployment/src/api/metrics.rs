@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::state::ApiState;
 use crate::bot::BotState;
+use crate::meeting::MeetingStatus;
 use crate::metrics::{Histogram, MetricsSnapshot};
 use crate::service::BotService;
 
@@ -196,6 +197,44 @@ pub async fn render(service: &BotService) -> String {
         let pairs = [("platform", platform), ("status", state.as_str())];
         let _ = writeln!(out, "meeboter_bots{} {n}", labels(&pairs));
     }
+    let meeting = service
+        .store()
+        .count_by_meeting_status(Some(platform))
+        .await
+        .unwrap_or_default();
+    header(
+        &mut out,
+        "meeboter_bots_by_meeting_status",
+        "gauge",
+        "Bots of this service's platform by meeting status, as the bots report it over the bot protocol (unknown until a bot speaks).",
+    );
+    for status in MeetingStatus::ALL {
+        let n = meeting
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n);
+        let pairs = [("platform", platform), ("meeting_status", status.as_str())];
+        let _ = writeln!(out, "meeboter_bots_by_meeting_status{} {n}", labels(&pairs));
+    }
+    let beats = service.heartbeat_counts();
+    header(
+        &mut out,
+        "meeboter_bot_heartbeats_total",
+        "counter",
+        "Bot heartbeats this process received.",
+    );
+    let _ = writeln!(out, "meeboter_bot_heartbeats_total {}", beats.received);
+    header(
+        &mut out,
+        "meeboter_bot_heartbeat_flushes_total",
+        "counter",
+        "Database writes (one statement each, per 2,000 bots) that stored buffered heartbeats.",
+    );
+    let _ = writeln!(
+        out,
+        "meeboter_bot_heartbeat_flushes_total {}",
+        beats.flushes
+    );
     header(
         &mut out,
         "meeboter_pool_slots",

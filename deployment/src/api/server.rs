@@ -49,6 +49,13 @@ pub async fn serve(
         let interval = options.reconcile_interval;
         async move { service.run_reconciler(interval, stopped).await }
     });
+    // Heartbeats are buffered in memory and written every few seconds; the
+    // flusher writes what is left when the service stops.
+    let mut flusher = tokio::spawn({
+        let service = service.clone();
+        let stopped = stop.stopped();
+        async move { service.run_heartbeat_flusher(stopped).await }
+    });
     let mut webhooks = options.webhook_worker.clone().map(|worker| {
         let stopped = stop.stopped();
         tokio::spawn(async move { worker.run(stopped).await })
@@ -89,6 +96,13 @@ pub async fn serve(
     {
         tracing::warn!("the reconciler pass did not end within the shutdown grace; stopping it");
         reconciler.abort();
+    }
+    if tokio::time::timeout(options.shutdown_grace, &mut flusher)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the last heartbeats were not written within the shutdown grace");
+        flusher.abort();
     }
     // The worker finishes the attempts in flight (each bounded by
     // WEBHOOK_TIMEOUT); what it does not send waits in the outbox.

@@ -134,6 +134,10 @@ async fn run_with_service(
             let bot = service.stop(id).await?;
             printer.print(&bot, output::bot);
         }
+        Command::Leave { id } => {
+            let bot = service.leave(id).await?;
+            printer.print(&bot, output::bot);
+        }
         Command::Status { ids } => {
             if let [id] = ids.as_slice() {
                 let live = service.live_status(*id).await?;
@@ -143,13 +147,15 @@ async fn run_with_service(
                     #[serde(flatten)]
                     live: crate::service::LiveStatus,
                     history: Vec<crate::bot::HistoryEntry>,
+                    meeting_history: Vec<crate::meeting::MeetingHistoryEntry>,
                 }
                 printer.print(
                     &One {
                         live,
                         history: details.history,
+                        meeting_history: details.meeting_history,
                     },
-                    |one| output::one_status(&one.live, &one.history),
+                    |one| output::one_status(&one.live, &one.history, &one.meeting_history),
                 );
             } else {
                 let ids = (!ids.is_empty()).then_some(ids);
@@ -222,6 +228,7 @@ fn list_query(args: ListArgs) -> ListQuery {
     ListQuery {
         status: args.status,
         platform: args.platform,
+        meeting_status: args.meeting_status,
         cursor: args.cursor,
         limit: Some(args.limit),
     }

@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use platform_core::BotId;
 
 use crate::bot::BotState;
+use crate::meeting::MeetingStatus;
 
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -65,6 +66,14 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Stop a bot: the platform stops it and releases what it held.
     Stop {
+        /// The bot's id.
+        id: BotId,
+    },
+    /// Ask a bot to leave its meeting politely: its next heartbeat answers
+    /// leave, it reports call_ended (left_on_request) and exits; one that
+    /// has not ended within LEAVE_GRACE (default 60 s) is stopped as `stop`
+    /// does. A pending bot is stopped at once.
+    Leave {
         /// The bot's id.
         id: BotId,
     },
@@ -185,12 +194,21 @@ pub struct ListArgs {
     /// Only bots on this platform.
     #[arg(long)]
     pub platform: Option<String>,
+    /// Only bots in this meeting status (unknown, joining, in_waiting_room,
+    /// in_call, call_ended, fatal).
+    #[arg(long, value_parser = parse_meeting_status)]
+    pub meeting_status: Option<MeetingStatus>,
     /// At most this many (1 to 500).
     #[arg(long, default_value_t = crate::service::DEFAULT_PAGE_SIZE)]
     pub limit: u32,
     /// Continue after this cursor (printed with the previous page).
     #[arg(long)]
     pub cursor: Option<String>,
+}
+
+fn parse_meeting_status(s: &str) -> Result<MeetingStatus, String> {
+    s.parse()
+        .map_err(|e: crate::meeting::UnknownMeetingStatus| e.to_string())
 }
 
 fn parse_state(s: &str) -> Result<BotState, String> {

@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::ReconcileReport;
 use crate::bot::{Bot, HistoryEntry};
 use crate::error::ServiceError;
+use crate::meeting::MeetingHistoryEntry;
 use crate::platforms::{AutoDetection, Choice, PlatformListing};
 use crate::service::{BotPage, LiveStatus, PoolSummary};
 use crate::settings::LogFormat;
@@ -136,6 +137,16 @@ pub(super) fn bot(bot: &Bot) -> String {
     if let Some(reason) = &bot.reason {
         let _ = writeln!(out, "  reason:          {reason}");
     }
+    let _ = writeln!(out, "  meeting status:  {}", meeting_status(bot));
+    if let Some(message) = &bot.meeting_message {
+        let _ = writeln!(out, "  bot's message:   {message}");
+    }
+    if let Some(at) = &bot.last_heartbeat_at {
+        let _ = writeln!(out, "  last heartbeat:  {}", rfc3339(at));
+    }
+    if let Some(at) = &bot.leave_requested_at {
+        let _ = writeln!(out, "  leave requested: {}", rfc3339(at));
+    }
     let _ = writeln!(
         out,
         "  platform:        {} ({})",
@@ -162,7 +173,24 @@ pub(super) fn bot(bot: &Bot) -> String {
     out
 }
 
-pub(super) fn one_status(live: &LiveStatus, history: &[HistoryEntry]) -> String {
+/// `in_call (recording)`, `call_ended (left_on_request)`, `unknown`.
+fn meeting_status(bot: &Bot) -> String {
+    let mut shown = bot.meeting_status.as_str().to_owned();
+    if let Some(code) = &bot.meeting_sub_code {
+        shown.push_str(&format!(" ({code})"));
+    } else if bot.meeting_status == crate::meeting::MeetingStatus::InCall
+        && bot.meeting_recording == Some(true)
+    {
+        shown.push_str(" (recording)");
+    }
+    shown
+}
+
+pub(super) fn one_status(
+    live: &LiveStatus,
+    history: &[HistoryEntry],
+    meeting_history: &[MeetingHistoryEntry],
+) -> String {
     let mut out = bot(&live.bot);
     match (&live.platform_status, &live.platform_error) {
         (Some(status), _) => {
@@ -187,6 +215,29 @@ pub(super) fn one_status(live: &LiveStatus, history: &[HistoryEntry]) -> String 
             entry.reason
         );
     }
+    if !meeting_history.is_empty() {
+        let _ = writeln!(out, "  meeting history:");
+        for entry in meeting_history {
+            let code = entry
+                .sub_code
+                .as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default();
+            let message = entry
+                .message
+                .as_deref()
+                .map(|m| format!(" {m}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {}  {} -> {}{code}  (by the {}){message}",
+                rfc3339(&entry.at),
+                entry.from,
+                entry.to,
+                entry.source.as_str()
+            );
+        }
+    }
     out
 }
 
@@ -205,12 +256,16 @@ pub(super) fn statuses(statuses: &[LiveStatus]) -> String {
             vec![
                 live.bot.id.to_string(),
                 live.bot.status.to_string(),
+                meeting_status(&live.bot),
                 or_dash(live.bot.platform_id.as_deref()).to_owned(),
                 says,
             ]
         })
         .collect();
-    table(&["BOT", "STATUS", "PLATFORM ID", "PLATFORM SAYS"], &rows)
+    table(
+        &["BOT", "STATUS", "MEETING", "PLATFORM ID", "PLATFORM SAYS"],
+        &rows,
+    )
 }
 
 /// The widest a reason gets in a listing; the whole reason is in `status`.
@@ -224,6 +279,7 @@ pub(super) fn page(page: &BotPage) -> String {
             vec![
                 bot.id.to_string(),
                 bot.status.to_string(),
+                meeting_status(bot),
                 bot.platform.clone(),
                 bot.meeting_platform.as_str().to_owned(),
                 one_line(or_dash(bot.reason.as_deref()), LISTED_REASON_CHARS),
@@ -232,7 +288,15 @@ pub(super) fn page(page: &BotPage) -> String {
         })
         .collect();
     let mut out = table(
-        &["BOT", "STATUS", "PLATFORM", "MEET", "REASON", "MEETING URL"],
+        &[
+            "BOT",
+            "STATUS",
+            "MEETING",
+            "PLATFORM",
+            "MEET",
+            "REASON",
+            "MEETING URL",
+        ],
         &rows,
     );
     if let Some(cursor) = &page.next_cursor {
@@ -285,7 +349,7 @@ pub(super) fn pool(summary: &PoolSummary) -> String {
 
 pub(super) fn report(report: &ReconcileReport) -> String {
     format!(
-        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, status errors {}, errors {}\n",
+        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, heartbeat timeouts {}, overdue leaves {}, silent bots {}, status errors {}, errors {}\n",
         report.examined,
         report.promoted,
         report.ended,
@@ -294,6 +358,9 @@ pub(super) fn report(report: &ReconcileReport) -> String {
         report.timed_out,
         report.cleaned_up,
         report.released_slots,
+        report.watchdog.heartbeat_timeouts,
+        report.watchdog.leave_overdue,
+        report.watchdog.silent,
         report.status_errors,
         report.errors
     )

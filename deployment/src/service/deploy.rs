@@ -31,9 +31,16 @@ impl BotService {
                     BotState::Pending => {}
                     other => other.check_move(id, BotState::Deploying).map(|_| ())?,
                 }
+                let token = self.new_bot_token()?;
                 intent = self
                     .store_ref()
-                    .begin_deploy(id, "deploy requested", owner, self.lease_until())
+                    .begin_deploy_with_token(
+                        id,
+                        "deploy requested",
+                        owner,
+                        self.lease_until(),
+                        token.as_ref(),
+                    )
                     .await?;
                 if intent.is_some() {
                     break;
@@ -68,7 +75,7 @@ impl BotService {
         let id = record.id();
         let attempt = record.attempt();
         let config = match record.config() {
-            Ok(config) => config,
+            Ok(config) => self.with_bot_protocol(config, &record),
             Err(reason) => {
                 let reason = format!("its stored configuration is no longer valid: {reason}");
                 self.move_bot(Transition::new(
@@ -193,6 +200,32 @@ impl BotService {
                     .await?
                     .unwrap_or(record))
             }
+        }
+    }
+}
+
+impl BotService {
+    /// Gives the bot the service's URL and its attempt's token, when the
+    /// service speaks the bot protocol and the attempt was given a token.
+    /// A repeated call of the attempt reads the same token back, so the
+    /// platform receives the same environment (ECS refuses a client token
+    /// reused with other parameters).
+    fn with_bot_protocol(
+        &self,
+        config: platform_core::BotDeploymentConfig,
+        record: &BotRecord,
+    ) -> platform_core::BotDeploymentConfig {
+        match (
+            &self.inner.options.bot_api_url,
+            record.unconfirmed_bot_token(),
+        ) {
+            (Some(api_url), Some(token)) => {
+                config.with_bot_protocol(platform_core::BotProtocolAccess {
+                    api_url: api_url.clone(),
+                    token: crate::bot_protocol::BotToken::from_stored(token).secret(),
+                })
+            }
+            _ => config,
         }
     }
 }

@@ -21,14 +21,17 @@
 //! A stop always stops the platform resource, then cleans up; a stop the
 //! platform did not confirm stays `stopping` and the reconciler repeats it.
 
+mod bot_protocol;
 mod create;
 mod deploy;
+mod leave;
 mod lost_answers;
 mod observe;
 mod pool;
 mod query;
 mod readiness;
 mod stop;
+mod watchdog;
 mod webhooks;
 
 use std::sync::Arc;
@@ -36,18 +39,21 @@ use std::time::Duration;
 
 use platform_core::{BotId, PlatformService};
 
+use crate::bot_protocol::{BotRateLimiter, HeartbeatBuffer};
 use crate::error::{ServiceError, ServiceResult};
 use crate::metrics::Metrics;
 use crate::orphan_sweep::Sightings;
 use crate::platform_calls::PlatformCalls;
 use crate::store::{BotRecord, Store, Transition, now_ms};
 
+pub use bot_protocol::{AuthorizedBot, BotAccess, BotOwnConfig, EventAnswer, HeartbeatAnswer};
 pub use create::{CreateBot, CreatedBot, idempotency_key};
 pub(crate) use deploy::DeployCall;
 pub(crate) use lost_answers::AttemptBot;
 pub use pool::{PoolSummary, PoolView, SlotCounts};
 pub use query::{BotPage, DEFAULT_PAGE_SIZE, ListQuery, LiveStatus, MAX_PAGE_SIZE};
 pub use readiness::{Check, Readiness};
+pub use watchdog::WatchReport;
 
 /// How the service behaves; every field has a production default.
 #[derive(Clone, Debug)]
@@ -83,6 +89,27 @@ pub struct ServiceOptions {
     /// retries within minutes; keeping keys for ever would only grow the
     /// table.
     pub idempotency_key_ttl: Duration,
+    /// Where bots reach this service for the bot protocol
+    /// (`MEEBOTER_API_URL` in their environment; `BOT_API_URL`). `None`
+    /// gives bots no protocol: no URL, no token, as before the protocol.
+    pub bot_api_url: Option<String>,
+    /// How long a bot in a meeting may go without a heartbeat, once it sent
+    /// one, before it is failed as `heartbeat_timeout` and torn down.
+    /// Default 300 s (`HEARTBEAT_TIMEOUT`).
+    pub heartbeat_timeout: Duration,
+    /// How long a bot asked to leave has to end on its own before it is
+    /// stopped as `stop` does. Default 60 s (`LEAVE_GRACE`).
+    pub leave_grace: Duration,
+    /// Whether a running bot that never speaks the protocol within the
+    /// deploy timeout is failed. Default false (`BOT_PROTOCOL_REQUIRED`).
+    pub bot_protocol_required: bool,
+    /// How many bot-protocol requests one bot may make per minute. Default
+    /// 120 (`BOT_EVENTS_PER_MINUTE`).
+    pub bot_events_per_minute: u32,
+    /// How often buffered heartbeats are written. Default 5 s, and never
+    /// more than a quarter of the heartbeat timeout: the database's
+    /// `last_heartbeat_at` may be this much behind the bot.
+    pub heartbeat_flush_interval: Duration,
     /// Which per-bot webhook receivers a create accepts.
     pub webhooks: WebhookPolicy,
 }
@@ -108,8 +135,25 @@ impl Default for ServiceOptions {
             orphan_slot_grace: Duration::from_secs(60),
             orphan_sweep_interval: Duration::from_secs(600),
             idempotency_key_ttl: Duration::from_secs(24 * 60 * 60),
+            bot_api_url: None,
+            heartbeat_timeout: Duration::from_secs(300),
+            leave_grace: Duration::from_secs(60),
+            bot_protocol_required: false,
+            bot_events_per_minute: 120,
+            heartbeat_flush_interval: Duration::from_secs(5),
             webhooks: WebhookPolicy::default(),
         }
+    }
+}
+
+impl ServiceOptions {
+    /// How often buffered heartbeats are written: the configured interval,
+    /// capped at a quarter of the heartbeat timeout so the watchdog never
+    /// judges on a write that is far behind.
+    pub fn effective_flush_interval(&self) -> Duration {
+        self.heartbeat_flush_interval
+            .min(self.heartbeat_timeout / 4)
+            .max(Duration::from_millis(100))
     }
 }
 
@@ -122,6 +166,10 @@ pub(crate) struct Inner {
     pub(crate) instance: String,
     /// What the orphan sweep has seen unheld, and since when.
     pub(crate) sightings: Sightings,
+    /// Heartbeats received and not written yet.
+    pub(crate) heartbeats: HeartbeatBuffer,
+    /// Each bot's budget of bot-protocol requests.
+    pub(crate) bot_limiter: BotRateLimiter,
 }
 
 /// The bot deployment service. Cheap to clone; every clone shares the
@@ -160,9 +208,11 @@ impl BotService {
                 store,
                 metrics,
                 calls,
-                options,
                 instance,
                 sightings: Sightings::default(),
+                heartbeats: HeartbeatBuffer::default(),
+                bot_limiter: BotRateLimiter::new(options.bot_events_per_minute),
+                options,
             }),
         }
     }

@@ -10,6 +10,7 @@ use super::BotService;
 
 use crate::bot::{Bot, BotDetails, BotState};
 use crate::error::{ServiceError, ServiceResult};
+use crate::meeting::MeetingStatus;
 use crate::store::{BotRecord, ListFilter};
 
 /// Which bots to list, as a client asks.
@@ -19,6 +20,8 @@ pub struct ListQuery {
     pub status: Option<BotState>,
     /// Only bots on this platform.
     pub platform: Option<String>,
+    /// Only bots in this meeting status.
+    pub meeting_status: Option<MeetingStatus>,
     /// Where the previous page ended.
     pub cursor: Option<String>,
     /// Page size, 1 to [`MAX_PAGE_SIZE`]; default [`DEFAULT_PAGE_SIZE`].
@@ -55,9 +58,11 @@ impl BotService {
     pub async fn get(&self, id: BotId) -> ServiceResult<BotDetails> {
         let record = self.load(id).await?;
         let history = self.store_ref().history(id).await?;
+        let meeting_history = self.store_ref().meeting_history(id).await?;
         Ok(BotDetails {
-            bot: record.to_bot()?,
+            bot: self.view(&record)?,
             history,
+            meeting_history,
         })
     }
 
@@ -74,6 +79,7 @@ impl BotService {
         let filter = ListFilter {
             status: query.status,
             platform: query.platform.clone(),
+            meeting_status: query.meeting_status,
             after,
             limit: limit + 1,
         };
@@ -85,7 +91,7 @@ impl BotService {
             .flatten();
         let bots = records
             .iter()
-            .map(BotRecord::to_bot)
+            .map(|r| self.view(r))
             .collect::<Result<_, _>>()?;
         Ok(BotPage { bots, next_cursor })
     }
@@ -144,12 +150,22 @@ impl BotService {
                     None
                 };
                 Ok(LiveStatus {
-                    bot: record.to_bot()?,
+                    bot: self.view(record)?,
                     platform_status,
                     platform_error,
                 })
             })
             .collect()
+    }
+
+    /// A bot as shown, with the freshest heartbeat this process knows
+    /// (the database's may be up to one flush behind).
+    pub(crate) fn view(&self, record: &BotRecord) -> ServiceResult<Bot> {
+        let mut bot = record.to_bot()?;
+        if let Some(at) = self.latest_heartbeat(record) {
+            bot.last_heartbeat_at = Some(crate::store::timestamp(at));
+        }
+        Ok(bot)
     }
 
     async fn active_records(&self) -> ServiceResult<Vec<BotRecord>> {
@@ -160,6 +176,7 @@ impl BotService {
                 let filter = ListFilter {
                     status: Some(status),
                     platform: Some(self.platform_name().to_owned()),
+                    meeting_status: None,
                     after,
                     limit: 1000,
                 };

@@ -109,14 +109,11 @@ impl BotService {
             None => match self.find_attempt_bot(&record).await? {
                 AttemptBot::Found { identifier, .. } => identifier,
                 AttemptBot::NothingRuns(why) => {
-                    let reason = format!("stopped; {why}");
-                    let t = Transition::new(
-                        id,
-                        BotState::Stopping,
-                        attempt,
-                        BotState::Stopped,
-                        &reason,
-                    );
+                    let (end, reason) = match record.ending() {
+                        Some((end, reason)) => (end, format!("{reason}; {why}")),
+                        None => (BotState::Stopped, format!("stopped; {why}")),
+                    };
+                    let t = Transition::new(id, BotState::Stopping, attempt, end, &reason);
                     return match self.move_bot(t).await? {
                         Some(moved) => Ok(moved),
                         None => self.load(id).await,
@@ -140,13 +137,12 @@ impl BotService {
         };
         match stopped {
             Ok(()) => {
-                let mut t = Transition::new(
-                    id,
-                    BotState::Stopping,
-                    attempt,
-                    BotState::Stopped,
-                    "stopped on request",
-                );
+                // A stop started on the bot's word (or its silence) ends as
+                // it was recorded: stopped or failed, with that reason.
+                let (end, reason) = record
+                    .ending()
+                    .unwrap_or((BotState::Stopped, "stopped on request"));
+                let mut t = Transition::new(id, BotState::Stopping, attempt, end, reason);
                 t.cleanup_pending = Some(false);
                 Ok(match self.move_bot(t).await? {
                     Some(moved) => moved,

@@ -13,6 +13,7 @@
 //! block that the `with_pool!` and `in_transaction!` macros compile for
 //! both drivers, choosing the SQL by [`Dialect`] where it must differ.
 
+mod bot_protocol;
 mod bots;
 mod connect;
 pub(crate) mod outbox;
@@ -21,12 +22,14 @@ mod slots;
 
 use std::fmt;
 
+pub use bot_protocol::{MeetingChange, MeetingWrite, StopOnEnding, TokenOwner, WatchCutoffs};
 pub use bots::{CreateOutcome, IdempotencyKey, ListFilter, NewBot, Transition};
 pub use outbox::{
     AfterAttempt, AttemptRecord, DESTINATION_BOT, DESTINATION_OPERATOR, DeliveryRecord,
     OutboxSummary, RetryOutcome,
 };
 pub use rows::BotRecord;
+pub(crate) use rows::timestamp;
 
 use platform_core::InstallationId;
 use sqlx::{PgPool, SqlitePool};

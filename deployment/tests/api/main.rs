@@ -16,6 +16,7 @@ mod common;
 mod support;
 
 mod auth;
+mod bot_protocol;
 mod contract;
 mod errors;
 mod idempotency;

@@ -44,10 +44,22 @@ pub fn client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-async fn start(service: BotService, db: TestDb, state_dir: Option<tempfile::TempDir>) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+async fn bind() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .expect("bind a loopback port");
+        .expect("bind a loopback port")
+}
+
+async fn start(service: BotService, db: TestDb, state_dir: Option<tempfile::TempDir>) -> TestApp {
+    start_on(bind().await, service, db, state_dir).await
+}
+
+async fn start_on(
+    listener: tokio::net::TcpListener,
+    service: BotService,
+    db: TestDb,
+    state_dir: Option<tempfile::TempDir>,
+) -> TestApp {
     let addr = listener.local_addr().unwrap();
     let stop = StopSignal::new();
     let options = ServeOptions {
@@ -85,12 +97,34 @@ pub async fn spawn_fake(platform: Arc<FakePlatform>) -> TestApp {
     start(service, db, None).await
 }
 
+/// The API over a fake platform with these options; bots are told to
+/// reach the API at its real address.
+pub async fn spawn_fake_with(
+    platform: Arc<FakePlatform>,
+    options: deployment::ServiceOptions,
+) -> TestApp {
+    let db = TestDb::sqlite();
+    let listener = bind().await;
+    let addr = listener.local_addr().unwrap();
+    let service = BotService::new(
+        db.store().await,
+        platform as Arc<dyn PlatformService>,
+        deployment::ServiceOptions {
+            bot_api_url: Some(format!("http://{addr}")),
+            ..options
+        },
+    );
+    start_on(listener, service, db, None).await
+}
+
 /// The API over the local platform running real stand-in bots (which end
 /// on their own within a minute, should a failing test leave one behind).
 pub async fn spawn_local() -> TestApp {
     let db = TestDb::sqlite();
     let state = tempfile::tempdir().unwrap();
+    let listener = bind().await;
     let env = MapEnv::new()
+        .with("LISTEN_ADDR", listener.local_addr().unwrap().to_string())
         .with("DEPLOYMENT_PLATFORM", "local")
         .with("DATABASE_URL", db.url())
         .with("LOCAL_STATE_DIR", state.path().display().to_string())
@@ -103,7 +137,7 @@ pub async fn spawn_local() -> TestApp {
     let service = deployment::open_service(&settings, Arc::new(env))
         .await
         .expect("open the service on the local platform");
-    start(service, db, Some(state)).await
+    start_on(listener, service, db, Some(state)).await
 }
 
 impl TestApp {
