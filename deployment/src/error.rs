@@ -48,17 +48,18 @@ pub enum ServiceError {
         /// The bot created with it.
         bot: BotId,
     },
-    /// The bot belongs to another platform than the one this service runs.
+    /// The bot was placed on a platform this service is not configured
+    /// for: it is left alone.
     #[error(
-        "bot {bot} runs on the {bot_platform} platform but this service runs {service_platform}; start the service with DEPLOYMENT_PLATFORM={bot_platform} to manage it"
+        "bot {bot} runs on the {bot_platform} platform, which this service is not configured for (it holds: {configured}); the bot is left alone: add {bot_platform} to PLATFORM_PRIORITY and configure it to manage the bot"
     )]
-    PlatformMismatch {
+    PlatformNotConfigured {
         /// The bot.
         bot: BotId,
         /// Its platform.
         bot_platform: String,
-        /// The service's platform.
-        service_platform: &'static str,
+        /// The platforms the service holds, comma-separated.
+        configured: String,
     },
     /// Every slot is busy (or the platform has no capacity right now): the
     /// bot is back to `pending` and nothing was started.
@@ -161,7 +162,7 @@ impl ServiceError {
             Self::BotNotFound(_) => "bot_not_found",
             Self::IllegalTransition(_) => "illegal_transition",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
-            Self::PlatformMismatch { .. } => "platform_mismatch",
+            Self::PlatformNotConfigured { .. } => "platform_not_configured",
             Self::PoolExhausted { .. } => "pool_exhausted",
             Self::PlatformUnavailable { .. } => "platform_unavailable",
             Self::DeployFailed { .. } => "deploy_failed",
@@ -185,7 +186,7 @@ impl ServiceError {
             Self::BotNotFound(_) => ErrorClass::NotFound,
             Self::IllegalTransition(_)
             | Self::IdempotencyConflict { .. }
-            | Self::PlatformMismatch { .. } => ErrorClass::Conflict,
+            | Self::PlatformNotConfigured { .. } => ErrorClass::Conflict,
             Self::PoolExhausted { .. } | Self::PlatformUnavailable { .. } => {
                 ErrorClass::Unavailable
             }

@@ -49,6 +49,7 @@ pub mod failpoint;
 pub mod metrics;
 pub mod orphan_sweep;
 mod platform_calls;
+mod platform_set;
 pub mod platforms;
 pub mod reconciler;
 pub mod service;
@@ -56,6 +57,7 @@ pub mod settings;
 pub mod sim_bot;
 pub mod startup;
 pub mod store;
+pub mod sweep_lease;
 pub mod telemetry;
 
 pub use bot::{Bot, BotDetails, BotState, HistoryEntry, IllegalTransition};
@@ -63,8 +65,8 @@ pub use error::{ErrorClass, ServiceError, ServiceResult};
 pub use orphan_sweep::SweepReport;
 pub use reconciler::ReconcileReport;
 pub use service::{
-    BotPage, BotService, CreateBot, CreatedBot, ListQuery, LiveStatus, PoolSummary, Readiness,
-    ServiceOptions, idempotency_key,
+    BotPage, BotService, CreateBot, CreatedBot, DrainReport, ListQuery, LiveStatus, Placement,
+    PlatformsView, PoolSummary, Readiness, ServiceOptions, idempotency_key,
 };
 pub use settings::ServiceSettings;
 pub use startup::open_service;

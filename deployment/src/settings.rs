@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use platform_core::{
-    ConfigProblem, DEPLOYMENT_PLATFORM, EnvLookup, EnvVarSpec, SecretString, ValueKind, load_env,
+    ConfigProblem, DEPLOYMENT_PLATFORM, EnvLookup, PLATFORM_PRIORITY, EnvVarSpec, SecretString, ValueKind, load_env,
 };
 
 /// Where the service keeps its state.
@@ -94,6 +94,17 @@ pub const PLATFORM_CALL_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
 )
 .kind(ValueKind::Seconds { min: 1, max: 600 });
 
+/// How long a bot may wait in the queue.
+pub const QUEUE_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
+    "QUEUE_TIMEOUT",
+    "600",
+    "Seconds a bot may wait in the queue (no platform of PLATFORM_PRIORITY had room under its cap) before it fails with the reason queue_timeout. A meeting bot that joins ten minutes late is rarely still wanted; raise it for bots that may start late.",
+)
+.kind(ValueKind::Seconds {
+    min: 10,
+    max: 86_400,
+});
+
 /// Human or JSON logs.
 pub const LOG_FORMAT: EnvVarSpec = EnvVarSpec::with_default(
     "LOG_FORMAT",
@@ -156,6 +167,7 @@ pub fn check_log_level(value: &str) -> Result<(), String> {
 /// Every variable of the service itself, in the order the docs list them.
 pub const SERVICE_ENV: &[EnvVarSpec] = &[
     DEPLOYMENT_PLATFORM,
+    PLATFORM_PRIORITY,
     DATABASE_URL,
     LISTEN_ADDR,
     API_TOKEN,
@@ -165,6 +177,7 @@ pub const SERVICE_ENV: &[EnvVarSpec] = &[
     ORPHAN_SWEEP_INTERVAL,
     DEPLOY_TIMEOUT,
     PLATFORM_CALL_TIMEOUT,
+    QUEUE_TIMEOUT,
     LOG_FORMAT,
     LOG_LEVEL,
 ];
@@ -218,6 +231,8 @@ pub struct ServiceSettings {
     pub deploy_timeout: Duration,
     /// `PLATFORM_CALL_TIMEOUT`.
     pub platform_call_timeout: Duration,
+    /// `QUEUE_TIMEOUT`.
+    pub queue_timeout: Duration,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `LOG_LEVEL`.
@@ -302,6 +317,7 @@ impl ServiceSettings {
                     orphan_sweep_interval: values.checked_seconds(&ORPHAN_SWEEP_INTERVAL)?,
                     deploy_timeout: values.checked_seconds(&DEPLOY_TIMEOUT)?,
                     platform_call_timeout: values.checked_seconds(&PLATFORM_CALL_TIMEOUT)?,
+                    queue_timeout: values.checked_seconds(&QUEUE_TIMEOUT)?,
                     log_format,
                     log_level: values.require(&LOG_LEVEL)?.trim().to_owned(),
                 })

@@ -78,7 +78,23 @@ async fn platforms_command(
     let mut listing = platforms::listing(env)?;
     match settings {
         Ok(settings) => match Store::existing_installation(settings.database_url.expose()).await {
-            Ok(Some(id)) => listing.installation_id = Some(id),
+            Ok(Some(id)) => {
+                listing.installation_id = Some(id);
+                match open_service(settings, Arc::new(ProcessEnv)).await {
+                    Ok(service) => {
+                        match service.platforms_view().await {
+                            Ok(view) => listing.capacity = Some(view),
+                            Err(error) => listing.capacity_note = Some(error.to_string()),
+                        }
+                        service.store().close().await;
+                    }
+                    Err(error) => {
+                        listing.capacity_note = Some(format!(
+                            "the platforms cannot be opened to count their bots: {error}"
+                        ));
+                    }
+                }
+            }
             Ok(None) => {
                 listing.installation_note = Some(
                     "the database does not exist yet; it gets its installation id when serve or a bot command first opens it".into(),
@@ -109,6 +125,9 @@ async fn with_service(
         _ => None,
     };
     let service = open_service(settings, Arc::new(ProcessEnv)).await?;
+    // A one-shot command ends with its process: capacity it frees is
+    // drained by the next reconciler pass, not by a task cut off at exit.
+    service.set_background_drain(matches!(command, Command::Reconcile { once: false }));
     let result = run_with_service(printer, settings, &service, command, create).await;
     service.store().close().await;
     result
@@ -180,8 +199,9 @@ async fn run_with_service(
             });
         }
         Command::Reconcile { once: true } => {
-            let report = service.reconcile_once().await?;
-            printer.print(&report, output::report);
+            let report = service.reconcile_once().await;
+            service.release_sweep_lease().await;
+            printer.print(&report?, output::report);
         }
         Command::Reconcile { once: false } => {
             tracing::info!(
@@ -295,6 +315,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
         input,
         idempotency,
         deploy: !args.no_deploy,
+        priority: args.priority,
     })
 }
 

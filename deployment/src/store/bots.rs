@@ -16,8 +16,8 @@ use crate::bot::{BotState, HistoryEntry};
 pub struct NewBot<'a> {
     /// The validated request (its bot id is ignored: the database assigns one).
     pub config: &'a BotDeploymentConfig,
-    /// The platform that will run it.
-    pub platform: &'a str,
+    /// Its queue priority (higher first; 0 by default).
+    pub priority: i64,
 }
 
 /// An idempotency key and the fingerprint of the request that came with it.
@@ -94,7 +94,7 @@ pub struct ListFilter {
     pub limit: u32,
 }
 
-fn db_id(bot: BotId) -> i64 {
+pub(super) fn db_id(bot: BotId) -> i64 {
     i64::try_from(bot.0).unwrap_or(i64::MAX)
 }
 
@@ -105,11 +105,11 @@ fn bot_id(id: i64) -> BotId {
 const INSERT_BOT: &str = "INSERT INTO bots (meeting_platform, meeting_url, meeting_url_redacted, \
      meeting_password, has_password, display_name, recording_enabled, waiting_room_timeout_secs, \
      no_one_joined_timeout_secs, everyone_left_timeout_secs, status, platform, attempt, reason, \
-     cleanup_pending, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, 0, 'created', FALSE, $12, $12) \
+     cleanup_pending, created_at, updated_at, priority) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', '', 0, 'created', FALSE, $12, $12, $11) \
      RETURNING *";
 
-const INSERT_HISTORY: &str = "INSERT INTO bot_status_history (bot_id, from_status, to_status, reason, attempt, at) \
+pub(super) const INSERT_HISTORY: &str = "INSERT INTO bot_status_history (bot_id, from_status, to_status, reason, attempt, at) \
      VALUES ($1, $2, $3, $4, $5, $6)";
 
 const SELECT_KEY: &str = "SELECT bot_id, fingerprint FROM idempotency_keys WHERE key = $1";
@@ -125,7 +125,7 @@ const TRANSITION: &str = "UPDATE bots SET status = $1, reason = $2, \
 
 const BEGIN_DEPLOY: &str = "UPDATE bots SET status = 'deploying', reason = $1, attempt = attempt + 1, \
      platform_id = NULL, connection_url = NULL, deploy_started_at = $2, \
-     lease_owner = $3, lease_until = $4, updated_at = $2 \
+     lease_owner = $3, lease_until = $4, updated_at = $2, platform = $6 \
      WHERE id = $5 AND status = 'pending' RETURNING *";
 
 /// Records the platform's identifier for an attempt. A bot that ended
@@ -211,7 +211,7 @@ impl Store {
                         .bind(secs_i64(leave.waiting_room_timeout))
                         .bind(secs_i64(leave.no_one_joined_timeout))
                         .bind(secs_i64(leave.everyone_left_timeout))
-                        .bind(new.platform)
+                        .bind(new.priority)
                         .bind(now)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -347,12 +347,15 @@ impl Store {
         Ok(counts)
     }
 
-    /// `pending → deploying`: writes the deploy intent (attempt + 1, a
-    /// history row, a lease for `owner` until `lease_until`). `None` when the
-    /// bot is not pending any more (someone else moved it first).
+    /// `pending → deploying` on `platform`: writes the deploy intent
+    /// (attempt + 1, a history row, a lease for `owner` until
+    /// `lease_until`) without looking at the platform's cap — the service
+    /// places bots with [`place_bot`](Self::place_bot), which does. `None`
+    /// when the bot is not pending any more (someone else moved it first).
     pub async fn begin_deploy(
         &self,
         bot: BotId,
+        platform: &str,
         reason: &str,
         owner: &str,
         lease_until: i64,
@@ -365,6 +368,7 @@ impl Store {
                 .bind(owner)
                 .bind(lease_until)
                 .bind(db_id(bot))
+                .bind(platform)
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some(record) = &record {
@@ -592,6 +596,6 @@ pub const MAX_REASON_CHARS: usize = 500;
 
 /// A reason as it is recorded: one line, cut at a word (see
 /// [`platform_core::reason::one_line`]).
-fn readable(reason: &str) -> String {
+pub(super) fn readable(reason: &str) -> String {
     platform_core::reason::one_line(reason, MAX_REASON_CHARS)
 }

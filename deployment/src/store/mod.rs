@@ -15,12 +15,16 @@
 
 mod bots;
 mod connect;
+mod leases;
+mod placement;
 mod rows;
 mod slots;
 
 use std::fmt;
 
 pub use bots::{CreateOutcome, IdempotencyKey, ListFilter, NewBot, Transition};
+pub use leases::LeaseHolder;
+pub use placement::{NoRoom, PlaceOn, Placed, QueueStats};
 pub use rows::BotRecord;
 
 use platform_core::InstallationId;

@@ -45,6 +45,8 @@ struct FakeState {
     list_errors: VecDeque<Error>,
     calls: FakeCalls,
     unreachable: bool,
+    /// The most bots ever live at once.
+    peak_live: usize,
 }
 
 /// A platform that keeps its bots in memory. Deploys are idempotent per
@@ -55,6 +57,7 @@ pub struct FakePlatform {
     name: &'static str,
     starts_as: StatusKind,
     latency: Duration,
+    capacity: crate::PlatformCapacity,
     state: Mutex<FakeState>,
 }
 
@@ -71,6 +74,7 @@ impl FakePlatform {
             name: "fake",
             starts_as: StatusKind::Running,
             latency: Duration::ZERO,
+            capacity: crate::PlatformCapacity::unlimited(),
             state: Mutex::new(FakeState::default()),
         }
     }
@@ -91,6 +95,19 @@ impl FakePlatform {
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
+    }
+
+    /// Declares a cap ([`PlatformService::capacity`]) for the service to
+    /// place under; the fake itself starts whatever it is asked to, and
+    /// [`peak_live_bots`](Self::peak_live_bots) tells whether the cap held.
+    pub fn with_capacity(mut self, capacity: crate::PlatformCapacity) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The most bots that were ever starting or running here at once.
+    pub fn peak_live_bots(&self) -> usize {
+        self.state().peak_live
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
@@ -205,6 +222,10 @@ impl PlatformService for FakePlatform {
         self.name
     }
 
+    fn capacity(&self) -> crate::PlatformCapacity {
+        self.capacity.clone()
+    }
+
     async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {
         self.delay().await;
         let mut state = self.state();
@@ -219,6 +240,12 @@ impl PlatformService for FakePlatform {
             attempt,
             status: BotStatus::new(starts_as).with_raw(starts_as.as_str()),
         });
+        let live = state
+            .bots
+            .values()
+            .filter(|b| !b.status.kind.is_terminal())
+            .count();
+        state.peak_live = state.peak_live.max(live);
         Ok(DeployResult {
             connection_url: Some(format!("fake://{id}")),
             identifier: id,
