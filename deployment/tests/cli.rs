@@ -697,8 +697,8 @@ fn a_full_machine_queues_the_bot_and_places_it_when_a_bot_ends() {
     assert_eq!(pass.status.code(), Some(0), "{}", stderr(&pass));
     let second_id = body["id"].as_u64().unwrap().to_string();
     let (_, placed) = machine.json(&["status", &second_id]);
-    assert_eq!(placed["status"], "running", "{placed}");
-    assert_eq!(placed["platform"], "local", "{placed}");
+    assert_eq!(placed["bot"]["status"], "running", "{placed}");
+    assert_eq!(placed["bot"]["platform"], "local", "{placed}");
     assert_eq!(machine.json(&["stop", &second_id]).0, 0);
     assert!(machine.wait_for_no_bot_process().is_empty());
 }

@@ -51,12 +51,14 @@ impl BotService {
         let mut deploys = FuturesUnordered::new();
         let limit = self.inner.options.drain_concurrency.max(1);
         let mut failure = None;
+        let mut seen = std::collections::HashSet::new();
+        let requeued = std::sync::atomic::AtomicBool::new(false);
         loop {
             // The placement decisions are taken one at a time, in queue
             // order; only the platform calls run side by side.
             while deploys.len() >= limit {
                 if let Some(done) = deploys.next().await {
-                    self.count_deploy(done, &mut report, &mut failure).await;
+                    self.count_deploy(done, &mut report, &mut failure, &requeued).await;
                 }
             }
             let claimed = match self
@@ -72,6 +74,14 @@ impl BotService {
             };
             let Some(record) = claimed else { break };
             let id = record.id();
+            if !seen.insert(id) || requeued.load(Ordering::Relaxed) {
+                // A platform answered "no capacity" for a bot of this drain,
+                // which went back to the queue: the caps promise more room
+                // than the platforms have. Stop here; the next pass, or the
+                // next bot to end, drains again.
+                passed_over.push(id);
+                break;
+            }
             let meeting = record.meeting_platform_name().parse::<MeetingPlatform>().ok();
             let mut passed = Vec::new();
             match self.choose_platform(&record, &[], &mut passed).await {
@@ -102,7 +112,7 @@ impl BotService {
             }
         }
         while let Some(done) = deploys.next().await {
-            self.count_deploy(done, &mut report, &mut failure).await;
+            self.count_deploy(done, &mut report, &mut failure, &requeued).await;
         }
         for id in passed_over {
             self.store_ref().release_lease(id, owner).await?;
@@ -121,12 +131,17 @@ impl BotService {
         (id, outcome): (BotId, ServiceResult<Placement>),
         report: &mut DrainReport,
         failure: &mut Option<crate::ServiceError>,
+        requeued: &std::sync::atomic::AtomicBool,
     ) {
         match outcome {
             Ok(Placement::Deployed(record)) if record.state().is_ok_and(|s| s == BotState::Failed) => {
                 report.failed += 1;
             }
             Ok(Placement::Deployed(_)) => report.placed += 1,
+            Ok(Placement::Queued(_)) => {
+                report.still_queued += 1;
+                requeued.store(true, Ordering::Relaxed);
+            }
             Ok(_) => {}
             Err(crate::ServiceError::DeployFailed { .. }) => report.failed += 1,
             Err(error) => {
