@@ -82,6 +82,7 @@ fn main() {
                     idempotency: None,
                     deploy: true,
                     priority: 0,
+                    webhook_url: None,
                 })
                 .await
                 .expect("deploy")

@@ -33,6 +33,7 @@ fn request(n: u64) -> CreateBot {
         idempotency: None,
         deploy: true,
         priority: 0,
+        webhook_url: None,
     }
 }
 

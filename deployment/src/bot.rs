@@ -8,6 +8,8 @@ use platform_core::{BotId, MeetingPlatform};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
+use crate::meeting::{MeetingHistoryEntry, MeetingStatus};
+
 /// Where a bot is in its life. One state machine for every platform:
 ///
 /// ```text
@@ -240,6 +242,30 @@ pub struct Bot {
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub updated_at: OffsetDateTime,
+    /// The meeting as the bot reports it over the bot protocol, beside its
+    /// lifecycle (`unknown` until the bot speaks; a bot image that does not
+    /// speak the protocol stays `unknown`).
+    pub meeting_status: MeetingStatus,
+    /// The sub-code of `call_ended` or `fatal` (`left_on_request`,
+    /// `heartbeat_timeout`, …).
+    pub meeting_sub_code: Option<String>,
+    /// The bot's message with its last report.
+    pub meeting_message: Option<String>,
+    /// Whether the bot said it records (with `in_call`).
+    pub meeting_recording: Option<bool>,
+    /// When the meeting status last changed.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub meeting_status_at: Option<OffsetDateTime>,
+    /// When the bot last heartbeat. Written in batches: up to a few seconds
+    /// behind the bot (see DEPLOYMENT.md).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub last_heartbeat_at: Option<OffsetDateTime>,
+    /// When leave was requested (`POST /v1/bots/{id}/leave`).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub leave_requested_at: Option<OffsetDateTime>,
 }
 
 /// The three automatic-leave timeouts, in whole seconds.
@@ -278,6 +304,8 @@ pub struct BotDetails {
     pub bot: Bot,
     /// Every transition, oldest first.
     pub history: Vec<HistoryEntry>,
+    /// Every meeting-status change, oldest first.
+    pub meeting_history: Vec<MeetingHistoryEntry>,
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 use platform_core::{BotId, FieldError, InvalidDeploymentConfig};
 
 use crate::bot::IllegalTransition;
+use crate::meeting::IllegalMeetingTransition;
 use crate::store::StoreError;
 
 /// A shorthand for results whose error is [`ServiceError`].
@@ -38,6 +39,17 @@ pub enum ServiceError {
     /// The state machine refuses the move.
     #[error(transparent)]
     IllegalTransition(#[from] IllegalTransition),
+    /// The meeting-status order refuses a bot's report.
+    #[error(transparent)]
+    IllegalMeetingTransition(#[from] IllegalMeetingTransition),
+    /// The bot ended and no longer has what was asked for.
+    #[error("bot {bot} has ended: {reason}")]
+    BotEnded {
+        /// The bot.
+        bot: BotId,
+        /// What is gone.
+        reason: String,
+    },
     /// The same idempotency key was used with another request body.
     #[error(
         "idempotency key {key:?} was already used for bot {bot} with a different request; use a new key for a new bot"
@@ -109,6 +121,22 @@ pub enum ServiceError {
     /// The HTTP server of `serve` failed.
     #[error("the HTTP server stopped: {0}")]
     Server(String),
+    /// A bot's `webhook_url` is refused (form, or a private address).
+    #[error(transparent)]
+    InvalidWebhookUrl(#[from] crate::webhooks::DestinationError),
+    /// A bot asked for a `webhook_url` but this service signs no webhooks.
+    #[error(
+        "webhook_url cannot be used: this service has no WEBHOOK_SECRET to sign webhooks with; ask the operator to set it, or leave webhook_url out"
+    )]
+    WebhooksNotConfigured,
+    /// No webhook delivery has this id.
+    #[error("webhook delivery {0} does not exist")]
+    DeliveryNotFound(i64),
+    /// A delivered webhook is not sent again.
+    #[error(
+        "webhook delivery {0} was delivered already; only pending or failed deliveries are retried"
+    )]
+    DeliveryAlreadyDelivered(i64),
     /// `pool recover` named a slot that is not failed (or does not exist).
     #[error(
         "slot {slot} of the {pool} pool cannot be recovered: it is {state}; only a failed slot is returned to the pool (see `meeboter-deploy pool`)"
@@ -161,6 +189,8 @@ impl ServiceError {
             Self::InvalidIdempotencyKey => "invalid_idempotency_key",
             Self::BotNotFound(_) => "bot_not_found",
             Self::IllegalTransition(_) => "illegal_transition",
+            Self::IllegalMeetingTransition(_) => "illegal_meeting_transition",
+            Self::BotEnded { .. } => "bot_ended",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::PlatformNotConfigured { .. } => "platform_not_configured",
             Self::PoolExhausted { .. } => "pool_exhausted",
@@ -174,6 +204,10 @@ impl ServiceError {
             Self::Selection(_) => "platform_selection",
             Self::Server(_) => "server_error",
             Self::SlotNotRecoverable { .. } => "slot_not_recoverable",
+            Self::InvalidWebhookUrl(e) => e.code(),
+            Self::WebhooksNotConfigured => "webhooks_not_configured",
+            Self::DeliveryNotFound(_) => "delivery_not_found",
+            Self::DeliveryAlreadyDelivered(_) => "delivery_already_delivered",
         }
     }
 
@@ -185,6 +219,8 @@ impl ServiceError {
             }
             Self::BotNotFound(_) => ErrorClass::NotFound,
             Self::IllegalTransition(_)
+            | Self::IllegalMeetingTransition(_)
+            | Self::BotEnded { .. }
             | Self::IdempotencyConflict { .. }
             | Self::PlatformNotConfigured { .. } => ErrorClass::Conflict,
             Self::PoolExhausted { .. } | Self::PlatformUnavailable { .. } => {
@@ -207,6 +243,9 @@ impl ServiceError {
                 state: "unknown", ..
             } => ErrorClass::NotFound,
             Self::SlotNotRecoverable { .. } => ErrorClass::Conflict,
+            Self::InvalidWebhookUrl(_) | Self::WebhooksNotConfigured => ErrorClass::InvalidInput,
+            Self::DeliveryNotFound(_) => ErrorClass::NotFound,
+            Self::DeliveryAlreadyDelivered(_) => ErrorClass::Conflict,
         }
     }
 

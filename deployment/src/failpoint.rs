@@ -2,7 +2,7 @@
 //! tests can `kill -9` the process exactly there.
 //!
 //! `MEEBOTER_TEST_FAILPOINT=after-deploy-intent` (or `after-platform-deploy`,
-//! `after-stop-intent`)
+//! `after-stop-intent`, `before-webhook-send`)
 //! makes the process print `failpoint <name> reached` on standard error and
 //! then wait forever at that point (see each constant for what is
 //! committed and what the platform has done). It exists only in debug builds
@@ -21,13 +21,22 @@ pub const AFTER_PLATFORM_DEPLOY: &str = "after-platform-deploy";
 /// been asked to stop the bot.
 pub const AFTER_STOP_INTENT: &str = "after-stop-intent";
 
+/// A webhook delivery is claimed (the event committed with its change long
+/// before); nothing has been sent to the receiver.
+pub const BEFORE_WEBHOOK_SEND: &str = "before-webhook-send";
+
 /// The variable that arms a failpoint (debug builds only).
 pub const TEST_FAILPOINT: EnvVarSpec = EnvVarSpec::optional(
     "MEEBOTER_TEST_FAILPOINT",
     "Test only, debug builds only: pause forever at this point so a test can kill the process there. Release builds ignore it.",
 )
 .kind(ValueKind::OneOf {
-    values: &[AFTER_DEPLOY_INTENT, AFTER_PLATFORM_DEPLOY, AFTER_STOP_INTENT],
+    values: &[
+        AFTER_DEPLOY_INTENT,
+        AFTER_PLATFORM_DEPLOY,
+        AFTER_STOP_INTENT,
+        BEFORE_WEBHOOK_SEND,
+    ],
 });
 
 /// Variables read only by tests of debug builds.

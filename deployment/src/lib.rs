@@ -43,9 +43,11 @@ use platform_local as _;
 
 pub mod api;
 pub mod bot;
+pub mod bot_protocol;
 pub mod cli;
 pub mod error;
 pub mod failpoint;
+pub mod meeting;
 pub mod metrics;
 pub mod orphan_sweep;
 mod platform_calls;
@@ -59,9 +61,11 @@ pub mod startup;
 pub mod store;
 pub mod sweep_lease;
 pub mod telemetry;
+pub mod webhooks;
 
 pub use bot::{Bot, BotDetails, BotState, HistoryEntry, IllegalTransition};
 pub use error::{ErrorClass, ServiceError, ServiceResult};
+pub use meeting::{MeetingEvent, MeetingStatus};
 pub use orphan_sweep::SweepReport;
 pub use reconciler::ReconcileReport;
 pub use service::{

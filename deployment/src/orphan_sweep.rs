@@ -64,7 +64,9 @@ pub(crate) struct Sightings {
 }
 
 impl Sightings {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, HashMap<PlatformId, Instant>>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<&'static str, HashMap<PlatformId, Instant>>> {
         self.first_seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -136,7 +138,10 @@ impl BotService {
         Ok(total)
     }
 
-    async fn sweep_platform_orphans(&self, platform: &ListedPlatform) -> ServiceResult<SweepReport> {
+    async fn sweep_platform_orphans(
+        &self,
+        platform: &ListedPlatform,
+    ) -> ServiceResult<SweepReport> {
         let name = platform.name();
         let span = tracing::info_span!("orphan_sweep", platform = name);
         async {
@@ -223,11 +228,7 @@ impl BotService {
         }
         Ok(marked
             .into_iter()
-            .filter(|m| {
-                !records
-                    .get(&m.bot)
-                    .is_some_and(|r| holds(r, platform, m))
-            })
+            .filter(|m| !records.get(&m.bot).is_some_and(|r| holds(r, platform, m)))
             .collect())
     }
 

@@ -267,7 +267,8 @@ pub async fn build_platforms(
         for warning in &selection.warnings {
             tracing::warn!(platform = selection.descriptor.name, "{warning}");
         }
-        let context = PlatformContext::new(Arc::clone(&env), Arc::clone(&slots), installation.clone());
+        let context =
+            PlatformContext::new(Arc::clone(&env), Arc::clone(&slots), installation.clone());
         match (selection.descriptor.build)(context).await {
             Ok(platform) => {
                 tracing::info!(

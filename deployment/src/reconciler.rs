@@ -21,6 +21,10 @@
 //! - a pool slot still held by a bot that ended and was cleaned up more
 //!   than [`ServiceOptions::orphan_slot_grace`](crate::ServiceOptions) ago
 //!   is given back, so a platform that failed to release it leaks nothing;
+//! - the bot-protocol [watchdog](crate::service::WatchReport) ends bots
+//!   that went silent in a meeting for `HEARTBEAT_TIMEOUT`, did not leave
+//!   within `LEAVE_GRACE` of a leave request, or (with
+//!   `BOT_PROTOCOL_REQUIRED`) never spoke the protocol;
 //! - idempotency keys older than
 //!   [`ServiceOptions::idempotency_key_ttl`](crate::ServiceOptions) are
 //!   forgotten.
@@ -51,7 +55,7 @@ use tracing::Instrument;
 use crate::bot::BotState;
 use crate::error::{ServiceError, ServiceResult};
 use crate::platform_set::ListedPlatform;
-use crate::service::{AttemptBot, BotService, DeployCall};
+use crate::service::{AttemptBot, BotService, DeployCall, WatchReport};
 use crate::store::{BotRecord, Transition, now_ms};
 
 /// What one pass did.
@@ -87,6 +91,9 @@ pub struct ReconcileReport {
     /// Whether this process ran the platform sweep (it holds the sweep
     /// lease); when it does not, another process does.
     pub swept: bool,
+    /// What the bot-protocol watchdog ended (heartbeat timeouts, overdue
+    /// leaves, silent bots).
+    pub watchdog: WatchReport,
 }
 
 impl ReconcileReport {
@@ -108,6 +115,7 @@ impl ReconcileReport {
             queue_placed,
             unconfigured: _,
             swept: _,
+            watchdog,
         } = *self;
         queue_timeouts
             + queue_placed
@@ -121,6 +129,7 @@ impl ReconcileReport {
             + released_slots
             + errors
             > 0
+            || watchdog.changed_something()
     }
 
     fn add(&mut self, outcome: Outcome) {
@@ -167,6 +176,7 @@ impl BotService {
                     self.sweep_platform(platform, &mut report).await?;
                 }
                 self.report_unconfigured(&mut report).await?;
+                report.watchdog = self.watch_once().await?;
             }
             // Only the database is touched: every process may do it.
             let ttl = i64::try_from(self.inner.options.idempotency_key_ttl.as_millis())

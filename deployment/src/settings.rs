@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use platform_core::{
-    ConfigProblem, DEPLOYMENT_PLATFORM, EnvLookup, PLATFORM_PRIORITY, EnvVarSpec, SecretString, ValueKind, load_env,
+    ConfigProblem, DEPLOYMENT_PLATFORM, EnvLookup, EnvVarSpec, PLATFORM_PRIORITY, SecretString,
+    ValueKind, load_env,
 };
 
 /// Where the service keeps its state.
@@ -105,6 +106,51 @@ pub const QUEUE_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
     max: 86_400,
 });
 
+/// Where bots reach the service (the bot protocol).
+pub const BOT_API_URL: EnvVarSpec = EnvVarSpec::optional(
+    "BOT_API_URL",
+    "The URL bots use to reach this service for the bot protocol; every bot gets it as MEEBOTER_API_URL, with its own BOT_TOKEN. Defaults to http://LISTEN_ADDR (a wildcard address read as 127.0.0.1) on the local platform; required on every other platform, where bots run elsewhere (for example https://meeboter.example.com; serve refuses to start without it, doctor checks it).",
+)
+.kind(ValueKind::Url);
+
+/// How long a bot in a meeting may stay silent.
+pub const HEARTBEAT_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
+    "HEARTBEAT_TIMEOUT",
+    "300",
+    "Seconds a bot in a meeting (joining, in_waiting_room, in_call) may go without a heartbeat, once it has sent one, before it is failed as heartbeat_timeout and torn down. Bots heartbeat every 10 s; keep this many heartbeats long. A bot that never heartbeats (a plain image) is never judged by it.",
+)
+.kind(ValueKind::Seconds {
+    min: 5,
+    max: 86_400,
+});
+
+/// How long a bot asked to leave has to end on its own.
+pub const LEAVE_GRACE: EnvVarSpec = EnvVarSpec::with_default(
+    "LEAVE_GRACE",
+    "60",
+    "Seconds a bot asked to leave (POST /v1/bots/{id}/leave, meeboter-deploy leave) has to report call_ended and exit before the service stops it as stop does.",
+)
+.kind(ValueKind::Seconds { min: 1, max: 3600 });
+
+/// Whether a bot must speak the bot protocol.
+pub const BOT_PROTOCOL_REQUIRED: EnvVarSpec = EnvVarSpec::with_default(
+    "BOT_PROTOCOL_REQUIRED",
+    "false",
+    "When true, a running bot that has neither heartbeat nor reported a meeting status within DEPLOY_TIMEOUT of its deploy is failed (bot_protocol_silent) and torn down. When false, a bot image that does not speak the protocol runs as before.",
+)
+.kind(ValueKind::Bool);
+
+/// How many bot-protocol requests a bot may make per minute.
+pub const BOT_EVENTS_PER_MINUTE: EnvVarSpec = EnvVarSpec::with_default(
+    "BOT_EVENTS_PER_MINUTE",
+    "120",
+    "How many bot-protocol requests (heartbeats, events, config reads) one bot may make per minute, in bursts of up to as many; more are answered 429 bot_rate_limited with Retry-After and change nothing. Counted by each service process.",
+)
+.kind(ValueKind::Integer {
+    min: 1,
+    max: 100_000,
+});
+
 /// Human or JSON logs.
 pub const LOG_FORMAT: EnvVarSpec = EnvVarSpec::with_default(
     "LOG_FORMAT",
@@ -164,6 +210,55 @@ pub fn check_log_level(value: &str) -> Result<(), String> {
         .map_err(|e| format!("is not a log filter: {e}"))
 }
 
+/// The operator's webhook receiver.
+pub const WEBHOOK_URL: EnvVarSpec = EnvVarSpec::optional(
+    "WEBHOOK_URL",
+    "Where every bot's status webhooks are sent (serve), signed by the Standard Webhooks specification (docs/WEBHOOKS.md): an http(s) URL the operator trusts, so it is not checked against private addresses. Requires WEBHOOK_SECRET. Bots may also name their own receiver (webhook_url on create). Secret because a receiver URL often carries a token.",
+)
+.kind(ValueKind::Url)
+.secret();
+
+/// The key webhooks are signed with.
+pub const WEBHOOK_SECRET: EnvVarSpec = EnvVarSpec::optional(
+    "WEBHOOK_SECRET",
+    "The Standard Webhooks signing secret: whsec_ followed by the base64 of 24 to 64 random bytes (echo whsec_$(openssl rand -base64 32)). Required by WEBHOOK_URL and by bots created with a webhook_url; receivers verify the webhook-signature header with it.",
+)
+.secret();
+
+/// The key being retired.
+pub const WEBHOOK_SECRET_PREVIOUS: EnvVarSpec = EnvVarSpec::optional(
+    "WEBHOOK_SECRET_PREVIOUS",
+    "While rotating WEBHOOK_SECRET: the old secret, same format. Every webhook then carries both signatures in its webhook-signature header, so receivers keep verifying until they have the new secret; unset it once they do.",
+)
+.secret();
+
+/// How long one delivery attempt may take.
+pub const WEBHOOK_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
+    "WEBHOOK_TIMEOUT",
+    "10",
+    "Seconds a webhook receiver has to answer one delivery attempt (connection included) before the attempt counts as failed and is retried on the schedule of docs/WEBHOOKS.md.",
+)
+.kind(ValueKind::Seconds { min: 1, max: 120 });
+
+/// How long a webhook is retried.
+pub const WEBHOOK_MAX_AGE: EnvVarSpec = EnvVarSpec::with_default(
+    "WEBHOOK_MAX_AGE",
+    "86400",
+    "Seconds after its event a webhook that no receiver accepted is given up and marked failed (GET /v1/bots/{id}/webhooks shows it; POST /v1/webhooks/{delivery}/retry sends it again). 24 hours by default: a receiver down for a night still gets everything.",
+)
+.kind(ValueKind::Seconds {
+    min: 60,
+    max: 604_800,
+});
+
+/// Whether bots' webhooks may go to private addresses.
+pub const WEBHOOK_ALLOW_PRIVATE: EnvVarSpec = EnvVarSpec::with_default(
+    "WEBHOOK_ALLOW_PRIVATE",
+    "false",
+    "Whether a bot's own webhook_url may be http or reach loopback, private, link-local (cloud metadata) or reserved addresses. Keep false wherever API clients are not fully trusted: true lets a client make this service call anything it can reach. For development and tests on one machine.",
+)
+.kind(ValueKind::Bool);
+
 /// Every variable of the service itself, in the order the docs list them.
 pub const SERVICE_ENV: &[EnvVarSpec] = &[
     DEPLOYMENT_PLATFORM,
@@ -178,9 +273,45 @@ pub const SERVICE_ENV: &[EnvVarSpec] = &[
     DEPLOY_TIMEOUT,
     PLATFORM_CALL_TIMEOUT,
     QUEUE_TIMEOUT,
+    BOT_API_URL,
+    HEARTBEAT_TIMEOUT,
+    LEAVE_GRACE,
+    BOT_PROTOCOL_REQUIRED,
+    BOT_EVENTS_PER_MINUTE,
     LOG_FORMAT,
     LOG_LEVEL,
+    WEBHOOK_URL,
+    WEBHOOK_SECRET,
+    WEBHOOK_SECRET_PREVIOUS,
+    WEBHOOK_TIMEOUT,
+    WEBHOOK_MAX_AGE,
+    WEBHOOK_ALLOW_PRIVATE,
 ];
+
+impl ServiceSettings {
+    /// Where bots of `platform` reach this service: `BOT_API_URL`, or on
+    /// the local platform (bots run on this machine) this service's own
+    /// listen address. On any other platform a missing `BOT_API_URL` is a
+    /// problem naming the variable.
+    pub fn bot_api_url_for(&self, platform: &str) -> Result<String, ConfigProblem> {
+        if let Some(url) = &self.bot_api_url {
+            return Ok(url.clone());
+        }
+        if platform == "local" {
+            let mut addr = self.listen_addr;
+            if addr.ip().is_unspecified() {
+                addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            return Ok(format!("http://{addr}"));
+        }
+        Err(ConfigProblem::new(
+            BOT_API_URL.name,
+            format!(
+                "is not set, but bots on the {platform} platform run elsewhere and need the URL they reach this service at (their MEEBOTER_API_URL for heartbeats and meeting-status reports); set it, for example to https://meeboter.example.com"
+            ),
+        ))
+    }
+}
 
 /// The meeting URL for `meeboter-deploy deploy`, so a passcode in it never
 /// appears in `ps` output as a flag.
@@ -233,10 +364,22 @@ pub struct ServiceSettings {
     pub platform_call_timeout: Duration,
     /// `QUEUE_TIMEOUT`.
     pub queue_timeout: Duration,
+    /// `BOT_API_URL`, without a trailing slash.
+    pub bot_api_url: Option<String>,
+    /// `HEARTBEAT_TIMEOUT`.
+    pub heartbeat_timeout: Duration,
+    /// `LEAVE_GRACE`.
+    pub leave_grace: Duration,
+    /// `BOT_PROTOCOL_REQUIRED`.
+    pub bot_protocol_required: bool,
+    /// `BOT_EVENTS_PER_MINUTE`.
+    pub bot_events_per_minute: u32,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
     /// `LOG_LEVEL`.
     pub log_level: String,
+    /// `WEBHOOK_*`.
+    pub webhooks: crate::webhooks::WebhookSettings,
 }
 
 impl ServiceSettings {
@@ -299,8 +442,9 @@ impl ServiceSettings {
                 ),
             ));
         }
-        match (values, listen_addr) {
-            (Some(values), Some(listen_addr)) if problems.is_empty() => {
+        let webhooks = crate::webhooks::WebhookSettings::load(env, &mut problems);
+        match (values, listen_addr, webhooks) {
+            (Some(values), Some(listen_addr), Some(webhooks)) if problems.is_empty() => {
                 // Every value below has a default in its spec and was
                 // checked by `load_env`; the defaults live in the specs alone.
                 let log_format = match values.require(&LOG_FORMAT)? {
@@ -318,8 +462,16 @@ impl ServiceSettings {
                     deploy_timeout: values.checked_seconds(&DEPLOY_TIMEOUT)?,
                     platform_call_timeout: values.checked_seconds(&PLATFORM_CALL_TIMEOUT)?,
                     queue_timeout: values.checked_seconds(&QUEUE_TIMEOUT)?,
+                    bot_api_url: values
+                        .get(&BOT_API_URL)
+                        .map(|url| url.trim().trim_end_matches('/').to_owned()),
+                    heartbeat_timeout: values.checked_seconds(&HEARTBEAT_TIMEOUT)?,
+                    leave_grace: values.checked_seconds(&LEAVE_GRACE)?,
+                    bot_protocol_required: values.checked_bool(&BOT_PROTOCOL_REQUIRED)?,
+                    bot_events_per_minute: values.checked_integer(&BOT_EVENTS_PER_MINUTE)?,
                     log_format,
                     log_level: values.require(&LOG_LEVEL)?.trim().to_owned(),
+                    webhooks,
                 })
             }
             _ => Err(platform_core::Error::Config {
@@ -396,6 +548,51 @@ mod tests {
         let env = MapEnv::from([("ORPHAN_SWEEP_INTERVAL", "5")]);
         let text = ServiceSettings::load(&env).unwrap_err().to_string();
         assert!(text.contains("ORPHAN_SWEEP_INTERVAL"), "{text}");
+    }
+
+    #[test]
+    fn the_bot_protocol_has_defaults_and_a_local_url() {
+        let settings = ServiceSettings::load(&MapEnv::new()).unwrap();
+        assert_eq!(settings.heartbeat_timeout, Duration::from_secs(300));
+        assert_eq!(settings.leave_grace, Duration::from_secs(60));
+        assert!(!settings.bot_protocol_required);
+        assert_eq!(settings.bot_events_per_minute, 120);
+        assert_eq!(
+            settings.bot_api_url_for("local").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        let problem = settings.bot_api_url_for("coolify").unwrap_err();
+        assert!(problem.to_string().contains("BOT_API_URL"), "{problem}");
+        let env = MapEnv::from([
+            ("BOT_API_URL", "https://bots.example.com/"),
+            ("LISTEN_ADDR", "0.0.0.0:9000"),
+        ]);
+        let settings = ServiceSettings::load(&env).unwrap();
+        assert_eq!(
+            settings.bot_api_url_for("aws").unwrap(),
+            "https://bots.example.com"
+        );
+        let env = MapEnv::from([("LISTEN_ADDR", "0.0.0.0:9000")]);
+        let settings = ServiceSettings::load(&env).unwrap();
+        assert_eq!(
+            settings.bot_api_url_for("local").unwrap(),
+            "http://127.0.0.1:9000"
+        );
+        let env = MapEnv::from([
+            ("BOT_API_URL", "bots.example.com"),
+            ("HEARTBEAT_TIMEOUT", "1"),
+            ("BOT_EVENTS_PER_MINUTE", "0"),
+            ("BOT_PROTOCOL_REQUIRED", "maybe"),
+        ]);
+        let text = ServiceSettings::load(&env).unwrap_err().to_string();
+        for name in [
+            "BOT_API_URL",
+            "HEARTBEAT_TIMEOUT",
+            "BOT_EVENTS_PER_MINUTE",
+            "BOT_PROTOCOL_REQUIRED",
+        ] {
+            assert!(text.contains(name), "{name}: {text}");
+        }
     }
 
     #[test]

@@ -6,8 +6,8 @@
 //! queue timeouts) runs in every process.
 //!
 //! The holder renews the lease three times per lease period
-//! ([`ServiceOptions::sweep_lease`](crate::ServiceOptions), one
-//! `RECONCILE_INTERVAL` by default) while it lives; every other process
+//! ([`ServiceOptions::sweep_lease`](crate::ServiceOptions), four fifths of
+//! `RECONCILE_INTERVAL`) while it lives; every other process
 //! tries to take it on each reconciler pass. When the holder dies (even
 //! `kill -9`) the lease lapses within one period and the next pass of
 //! another process takes it: within two intervals. Work under the lease is
@@ -40,7 +40,9 @@ impl BotService {
                 self.inner.metrics.record_sweep_lease_taken();
             }
             (true, false) => {
-                tracing::warn!("another process took the platform sweep over; this one stops sweeping");
+                tracing::warn!(
+                    "another process took the platform sweep over; this one stops sweeping"
+                );
             }
             _ => {}
         }

@@ -798,3 +798,58 @@ fn history_times_are_rfc3339_and_listed_reasons_end_at_a_word() {
     // "stopped before it was deployed" fits; the column keeps whole words.
     assert!(text.contains("stopped before it was deployed"), "{text}");
 }
+
+#[test]
+fn webhooks_are_listed_and_retried_from_the_command_line() {
+    let machine = Machine::new();
+    let secret = deployment::webhooks::SigningSecret::random().expose();
+    let hooked = |args: &[&str]| {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = machine
+            .command(&all)
+            // Nothing listens there; no serve runs to deliver anyway.
+            .env("WEBHOOK_URL", "http://127.0.0.1:9/hook?token=tok-s3cret")
+            .env("WEBHOOK_SECRET", &secret)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let value: Value = serde_json::from_str(&stdout)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout} {}", stderr(&out)));
+        (out.status.code().unwrap_or(-1), value)
+    };
+    let (code, bot) = hooked(&[
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        "https://zoom.us/j/123456789",
+        "--no-deploy",
+    ]);
+    assert_eq!(code, 0, "{bot}");
+    let id = bot["id"].as_u64().unwrap().to_string();
+    let (code, view) = hooked(&["webhooks", &id]);
+    assert_eq!(code, 0, "{view}");
+    let deliveries = view["deliveries"].as_array().unwrap();
+    assert_eq!(deliveries.len(), 1, "{view}");
+    assert_eq!(deliveries[0]["event_type"], "bot.status_changed");
+    assert_eq!(deliveries[0]["state"], "pending");
+    assert_eq!(deliveries[0]["url"], "http://127.0.0.1:9/hook?…");
+    assert!(!view.to_string().contains("tok-s3cret"), "{view}");
+    let delivery = deliveries[0]["id"].as_i64().unwrap().to_string();
+    let (code, retried) = hooked(&["webhook", "retry", &delivery]);
+    assert_eq!(code, 0, "{retried}");
+    assert_eq!(retried["state"], "pending");
+    let (code, missing) = hooked(&["webhook", "retry", "99999"]);
+    assert_eq!(code, 3, "{missing}");
+    assert_eq!(missing["error"]["code"], "delivery_not_found");
+    let out = machine
+        .command(&["webhooks", &id])
+        .env("WEBHOOK_URL", "http://127.0.0.1:9/hook")
+        .env("WEBHOOK_SECRET", &secret)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("bot.status_changed"), "{text}");
+    assert!(text.contains("pending"), "{text}");
+}

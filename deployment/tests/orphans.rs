@@ -71,7 +71,13 @@ async fn an_orphan_is_stopped_on_the_second_sweep_and_nothing_held_is_touched(st
         .bot;
     let intent = service
         .store()
-        .begin_deploy(in_flight.id, "fake", "deploy requested", "elsewhere", i64::MAX / 2)
+        .begin_deploy(
+            in_flight.id,
+            "fake",
+            "deploy requested",
+            "elsewhere",
+            i64::MAX / 2,
+        )
         .await
         .unwrap()
         .expect("the intent is recorded");

@@ -141,7 +141,11 @@ async fn overflow_goes_down_the_list_then_queues_and_drains(store: Store) {
 
     // Three Coolify bots end: one pass places the first three queued bots
     // there.
-    for bot in bots.iter().filter(|b| b.platform.as_deref() == Some("coolify")).take(3) {
+    for bot in bots
+        .iter()
+        .filter(|b| b.platform.as_deref() == Some("coolify"))
+        .take(3)
+    {
         service.stop(bot.id).await.unwrap();
     }
     service.reconcile_once().await.unwrap();
@@ -151,7 +155,10 @@ async fn overflow_goes_down_the_list_then_queues_and_drains(store: Store) {
             assert_eq!(now.status, BotState::Running, "{now:?}");
             assert_eq!(now.platform.as_deref(), Some("coolify"));
             let history = history_text(&service, bot.id).await;
-            assert!(history.contains("placed on coolify from the queue"), "{history}");
+            assert!(
+                history.contains("placed on coolify from the queue"),
+                "{history}"
+            );
         } else {
             assert_eq!(now.status, BotState::Queued);
             assert_eq!(now.queue_position, Some(index as u64 - 2));
@@ -181,7 +188,8 @@ async fn nothing_started_falls_through_and_a_refusal_fails(store: Store) {
     assert_eq!(bot.status, BotState::Running);
     let history = history_text(&service, bot.id).await;
     assert!(
-        history.contains("coolify: pool full, nothing started") && history.contains("placed on aws"),
+        history.contains("coolify: pool full, nothing started")
+            && history.contains("placed on aws"),
         "{history}"
     );
 
@@ -198,7 +206,10 @@ async fn nothing_started_falls_through_and_a_refusal_fails(store: Store) {
         .bot;
     assert_eq!(bot.platform.as_deref(), Some("aws"));
     let history = history_text(&service, bot.id).await;
-    assert!(history.contains("coolify: platform_unavailable"), "{history}");
+    assert!(
+        history.contains("coolify: platform_unavailable"),
+        "{history}"
+    );
 
     coolify.fail_next_deploys([Error::Rejected {
         platform: "coolify",
@@ -295,7 +306,10 @@ async fn queued_bots_time_out_and_survive_a_restart(store: Store) {
     let raised = service_over(store.clone(), &[&roomy], options.clone());
     let report = raised.reconcile_once().await.unwrap();
     assert_eq!(report.queue_placed, 1, "{report:?}");
-    assert_eq!(raised.get(waiting.id).await.unwrap().bot.status, BotState::Running);
+    assert_eq!(
+        raised.get(waiting.id).await.unwrap().bot.status,
+        BotState::Running
+    );
 
     let late = restarted
         .create_bot(create(zoom_input(2), true))
@@ -309,7 +323,10 @@ async fn queued_bots_time_out_and_survive_a_restart(store: Store) {
     let failed = restarted.get(late.id).await.unwrap().bot;
     assert_eq!(failed.status, BotState::Failed);
     assert!(
-        failed.reason.as_deref().is_some_and(|r| r.starts_with("queue_timeout:")),
+        failed
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("queue_timeout:")),
         "{failed:?}"
     );
     // A queued bot can be stopped (cancelled) too.
@@ -395,7 +412,11 @@ async fn three_services_share_caps_and_drain_the_queue() {
     let aws = capped("aws", Some(40));
     let mut services = Vec::new();
     for _ in 0..3 {
-        services.push(service_over(db.store().await, &[&coolify, &aws], test_options()));
+        services.push(service_over(
+            db.store().await,
+            &[&coolify, &aws],
+            test_options(),
+        ));
     }
     let created = futures::future::join_all((0..300_u64).map(|n| {
         let service = services[(n % 3) as usize].clone();
@@ -418,7 +439,12 @@ async fn three_services_share_caps_and_drain_the_queue() {
     let counts = by_status(&created);
     assert_eq!(counts.get(&BotState::Running), Some(&80), "{counts:?}");
     assert_eq!(counts.get(&BotState::Queued), Some(&220), "{counts:?}");
-    assert!(coolify.peak_live_bots() <= 40 && aws.peak_live_bots() <= 40, "{} {}", coolify.peak_live_bots(), aws.peak_live_bots());
+    assert!(
+        coolify.peak_live_bots() <= 40 && aws.peak_live_bots() <= 40,
+        "{} {}",
+        coolify.peak_live_bots(),
+        aws.peak_live_bots()
+    );
 
     // Bots end in waves while every replica runs its passes; the queue
     // drains into the capacity that frees.
@@ -440,8 +466,15 @@ async fn three_services_share_caps_and_drain_the_queue() {
         .await;
         ended.extend(running);
         futures::future::join_all(services.iter().map(|s| s.reconcile_once())).await;
-        assert!(coolify.peak_live_bots() <= 40 && aws.peak_live_bots() <= 40, "{} {}", coolify.peak_live_bots(), aws.peak_live_bots());
-        if store.queue_stats().await.unwrap().length == 0 && coolify.live_bots() + aws.live_bots() == 0 {
+        assert!(
+            coolify.peak_live_bots() <= 40 && aws.peak_live_bots() <= 40,
+            "{} {}",
+            coolify.peak_live_bots(),
+            aws.peak_live_bots()
+        );
+        if store.queue_stats().await.unwrap().length == 0
+            && coolify.live_bots() + aws.live_bots() == 0
+        {
             break;
         }
     }

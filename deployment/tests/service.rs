@@ -254,6 +254,7 @@ async fn idempotency_keys_return_the_same_bot_or_conflict(store: Store) {
         idempotency: Some(idempotency_key("order-42", body).unwrap()),
         deploy: true,
         priority: 0,
+        webhook_url: None,
     };
     let first = service.create_bot(request(9, b"body-a")).await.unwrap();
     let again = service.create_bot(request(9, b"body-a")).await.unwrap();
@@ -278,6 +279,7 @@ async fn idempotency_keys_return_the_same_bot_or_conflict(store: Store) {
                 idempotency: Some(idempotency_key("order-43", b"same").unwrap()),
                 deploy: false,
                 priority: 0,
+                webhook_url: None,
             })
         })
         .collect();
@@ -598,6 +600,10 @@ async fn no_secret_in_logs_or_debug_output() {
     let store = db.store().await;
     let fake = Arc::new(FakePlatform::new());
     let service = service_on(store.clone(), fake.clone());
+    // Another test's thread may have registered one of the service's log
+    // callsites at the very moment this subscriber was installed, caching it
+    // as disabled; recompute every callsite's interest now that it is.
+    tracing::callsite::rebuild_interest_cache();
     let bot = service
         .create_bot(create(zoom_input(70), true))
         .await

@@ -307,8 +307,13 @@ impl CoolifyPlatform {
         let env = bot_environment(config);
         // A variable this bot does not get (`MEETING_PASSWORD` for a meeting
         // without one) is deleted, or the previous bot's value would still be there.
+        // The bot-protocol pair is left out: BOT_TOKEN is a secret, cleared
+        // from the slot whenever a bot gives it back, and the service that
+        // deploys on Coolify always gives bots the protocol (BOT_API_URL is
+        // required there), so the slot never holds another service's URL.
         let absent: Vec<&str> = names::ALL
             .into_iter()
+            .filter(|name| ![names::MEEBOTER_API_URL, names::BOT_TOKEN].contains(name))
             .filter(|name| env.get(name).is_none())
             .collect();
         self.delete_variables(uuid, &absent, retry)

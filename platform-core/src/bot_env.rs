@@ -24,11 +24,17 @@ pub mod names {
     pub const NO_ONE_JOINED_TIMEOUT: &str = "NO_ONE_JOINED_TIMEOUT";
     /// Everyone-left timeout in whole seconds.
     pub const EVERYONE_LEFT_TIMEOUT: &str = "EVERYONE_LEFT_TIMEOUT";
+    /// Where the bot reaches the service (the bot protocol); absent when the
+    /// service gives bots no protocol.
+    pub const MEEBOTER_API_URL: &str = "MEEBOTER_API_URL";
+    /// The bot's own token for the bot protocol, valid for this bot and
+    /// deploy attempt only; absent with `MEEBOTER_API_URL`.
+    pub const BOT_TOKEN: &str = "BOT_TOKEN";
 
     /// Every name [`bot_environment`](super::bot_environment) can produce, in
     /// its order. Platforms that keep a slot's environment between bots use
     /// it to remove what the previous bot had and this one does not.
-    pub const ALL: [&str; 8] = [
+    pub const ALL: [&str; 10] = [
         BOT_ID,
         MEETING_URL,
         MEETING_PASSWORD,
@@ -37,6 +43,8 @@ pub mod names {
         WAITING_ROOM_TIMEOUT,
         NO_ONE_JOINED_TIMEOUT,
         EVERYONE_LEFT_TIMEOUT,
+        MEEBOTER_API_URL,
+        BOT_TOKEN,
     ];
 }
 
@@ -82,6 +90,16 @@ pub const SPECS: &[EnvVarSpec] = &[
         "Seconds the bot stays after every other participant left.",
     )
     .kind(ValueKind::Seconds { min: 1, max: 86_400 }),
+    EnvVarSpec::optional(
+        names::MEEBOTER_API_URL,
+        "Where the bot reaches the service for the bot protocol (the service's BOT_API_URL): it reports its meeting status to POST $MEEBOTER_API_URL/v1/bot/$BOT_ID/events, heartbeats to POST …/heartbeat (the answer says when to leave) and may read its configuration from GET …/config, each with Authorization: Bearer $BOT_TOKEN.",
+    )
+    .kind(ValueKind::Url),
+    EnvVarSpec::optional(
+        names::BOT_TOKEN,
+        "The bot's own token for the bot protocol: valid only for this bot and deploy attempt, refused once the bot ends, never accepted by the operator API. Set together with MEEBOTER_API_URL.",
+    )
+    .secret(),
 ];
 
 /// One variable of a bot's environment.
@@ -184,7 +202,9 @@ impl<'a> IntoIterator for &'a BotEnvironment {
 /// variable would read as "password is the empty string"),
 /// `BOT_DISPLAY_NAME`, `RECORDING_ENABLED` (`true`/`false`) and the three
 /// timeouts `WAITING_ROOM_TIMEOUT`, `NO_ONE_JOINED_TIMEOUT`,
-/// `EVERYONE_LEFT_TIMEOUT` in whole seconds.
+/// `EVERYONE_LEFT_TIMEOUT` in whole seconds, then, when the config carries
+/// the bot protocol ([`BotDeploymentConfig::with_bot_protocol`]),
+/// `MEEBOTER_API_URL` and `BOT_TOKEN` (a secret).
 pub fn bot_environment(config: &BotDeploymentConfig) -> BotEnvironment {
     let leave = config.automatic_leave();
     let plain = |name, value: String| BotEnvVar {
@@ -226,6 +246,10 @@ pub fn bot_environment(config: &BotDeploymentConfig) -> BotEnvironment {
             leave.everyone_left_timeout.as_secs().to_string(),
         ),
     ]);
+    if let Some(access) = config.bot_protocol() {
+        vars.push(plain(names::MEEBOTER_API_URL, access.api_url.clone()));
+        vars.push(secret(names::BOT_TOKEN, access.token.expose().to_owned()));
+    }
     BotEnvironment { vars }
 }
 
@@ -256,6 +280,13 @@ mod tests {
             })
     }
 
+    fn with_protocol(config: BotDeploymentConfig) -> BotDeploymentConfig {
+        config.with_bot_protocol(crate::config::BotProtocolAccess {
+            api_url: "https://bots.example.com".into(),
+            token: SecretString::from("mbb_t0ken-value"),
+        })
+    }
+
     #[test]
     fn exact_names_and_values() {
         let env = bot_environment(&config(Some("letmein")));
@@ -279,7 +310,7 @@ mod tests {
 
     #[test]
     fn all_lists_every_name_the_function_produces() {
-        let env = bot_environment(&config(Some("pw")));
+        let env = bot_environment(&with_protocol(config(Some("pw"))));
         let produced: Vec<&str> = env.iter().map(BotEnvVar::name).collect();
         assert_eq!(produced, names::ALL);
     }
@@ -288,7 +319,7 @@ mod tests {
     fn the_specs_describe_every_variable_and_accept_what_the_function_writes() {
         let names: Vec<&str> = SPECS.iter().map(|s| s.name).collect();
         assert_eq!(names, names::ALL);
-        let env = bot_environment(&config(Some("pw")));
+        let env = bot_environment(&with_protocol(config(Some("pw"))));
         let map: std::collections::BTreeMap<String, String> = env.to_pairs().into_iter().collect();
         crate::load_env("bot", SPECS, &map).unwrap();
         // The documented defaults are the config's defaults.
@@ -325,6 +356,24 @@ mod tests {
         assert_eq!(env.get("MEETING_PASSWORD"), None);
         assert!(env.iter().all(|v| v.name() != "MEETING_PASSWORD"));
         assert_eq!(env.len(), 7);
+    }
+
+    #[test]
+    fn the_bot_protocol_adds_the_url_and_a_secret_token() {
+        let plain = bot_environment(&config(None));
+        assert_eq!(plain.get(names::MEEBOTER_API_URL), None);
+        assert_eq!(plain.get(names::BOT_TOKEN), None);
+        let env = bot_environment(&with_protocol(config(None)));
+        assert_eq!(
+            env.get(names::MEEBOTER_API_URL),
+            Some("https://bots.example.com")
+        );
+        assert_eq!(env.get(names::BOT_TOKEN), Some("mbb_t0ken-value"));
+        let token = env.iter().find(|v| v.name() == names::BOT_TOKEN).unwrap();
+        assert!(token.is_secret());
+        let shown = format!("{env:?}");
+        assert!(!shown.contains("t0ken"), "{shown}");
+        assert!(!format!("{:?}", with_protocol(config(None))).contains("t0ken"));
     }
 
     #[test]

@@ -46,7 +46,10 @@ impl PlatformCapacity {
     /// A warm pool per meeting platform, of these sizes; the platform's cap
     /// is their sum.
     pub fn pools(sizes: Vec<(MeetingPlatform, u32)>, variables: &'static str) -> Self {
-        let total = sizes.iter().map(|(_, n)| *n).fold(0_u32, u32::saturating_add);
+        let total = sizes
+            .iter()
+            .map(|(_, n)| *n)
+            .fold(0_u32, u32::saturating_add);
         Self {
             max_bots: Some(total),
             per_meeting_platform: sizes,
@@ -95,7 +98,10 @@ mod tests {
             "COOLIFY_POOL_MAX_*",
         );
         assert_eq!(capacity.max_bots, Some(7));
-        assert_eq!(capacity.for_meeting_platform(MeetingPlatform::Zoom), Some(5));
+        assert_eq!(
+            capacity.for_meeting_platform(MeetingPlatform::Zoom),
+            Some(5)
+        );
         assert_eq!(capacity.for_meeting_platform(MeetingPlatform::Meet), None);
         assert_eq!(capacity.to_string(), "at most 7 bots (zoom 5, teams 2)");
         assert_eq!(PlatformCapacity::unlimited().to_string(), "no cap");

@@ -168,6 +168,19 @@ pub struct BotDeploymentConfig {
     display_name: DisplayName,
     recording_enabled: bool,
     automatic_leave: AutomaticLeave,
+    bot_protocol: Option<BotProtocolAccess>,
+}
+
+/// How a bot reaches the service that deployed it: the service's URL and
+/// the bot's own token, valid for this bot and deploy attempt only. Its
+/// `Debug` hides the token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BotProtocolAccess {
+    /// Where the bot reaches the service (`MEEBOTER_API_URL`), without a
+    /// trailing slash.
+    pub api_url: String,
+    /// The bot's token (`BOT_TOKEN`).
+    pub token: SecretString,
 }
 
 impl BotDeploymentConfig {
@@ -181,7 +194,16 @@ impl BotDeploymentConfig {
             display_name: DisplayName::default(),
             recording_enabled: false,
             automatic_leave: AutomaticLeave::default(),
+            bot_protocol: None,
         }
+    }
+
+    /// Gives the bot the service's URL and its own token, so it can report
+    /// its meeting status and heartbeat (the bot protocol). Without it the
+    /// bot's environment has neither.
+    pub fn with_bot_protocol(mut self, access: BotProtocolAccess) -> Self {
+        self.bot_protocol = Some(access);
+        self
     }
 
     /// Sets the meeting password. An empty password means none.
@@ -247,6 +269,11 @@ impl BotDeploymentConfig {
     /// When the bot leaves on its own.
     pub fn automatic_leave(&self) -> AutomaticLeave {
         self.automatic_leave
+    }
+
+    /// How the bot reaches the service, when it was given the bot protocol.
+    pub fn bot_protocol(&self) -> Option<&BotProtocolAccess> {
+        self.bot_protocol.as_ref()
     }
 }
 

@@ -55,7 +55,7 @@ pub use bot_env::{BotEnvVar, BotEnvironment, bot_environment};
 pub use capacity::PlatformCapacity;
 pub use config::{
     AutomaticLeave, AutomaticLeaveInput, BotDeploymentConfig, BotDeploymentInput, BotId,
-    DisplayName, FieldError, InvalidDeploymentConfig,
+    BotProtocolAccess, DisplayName, FieldError, InvalidDeploymentConfig,
 };
 pub use error::{Error, ErrorKind, Result};
 pub use installation::{InstallationId, InvalidInstallationId};

@@ -116,20 +116,26 @@ pub enum SelectionError {
         compiled_in: Vec<&'static str>,
     },
     /// `PLATFORM_PRIORITY` names a platform twice.
-    #[error("PLATFORM_PRIORITY names {name:?} twice; list each platform once, in the order bots should be placed")]
+    #[error(
+        "PLATFORM_PRIORITY names {name:?} twice; list each platform once, in the order bots should be placed"
+    )]
     PriorityDuplicate {
         /// The platform named twice.
         name: String,
     },
     /// `PLATFORM_PRIORITY` is set but names nothing, or has an empty entry.
-    #[error("PLATFORM_PRIORITY={given:?} has an empty entry; give comma-separated platform names such as coolify,aws")]
+    #[error(
+        "PLATFORM_PRIORITY={given:?} has an empty entry; give comma-separated platform names such as coolify,aws"
+    )]
     PriorityEmpty {
         /// What was given (cut to 64 characters).
         given: String,
     },
     /// Both `PLATFORM_PRIORITY` and a platform name in
     /// `DEPLOYMENT_PLATFORM` are set.
-    #[error("PLATFORM_PRIORITY and DEPLOYMENT_PLATFORM={platform} are both set; set PLATFORM_PRIORITY alone (a list), or DEPLOYMENT_PLATFORM alone (one platform, or auto)")]
+    #[error(
+        "PLATFORM_PRIORITY and DEPLOYMENT_PLATFORM={platform} are both set; set PLATFORM_PRIORITY alone (a list), or DEPLOYMENT_PLATFORM alone (one platform, or auto)"
+    )]
     PriorityConflict {
         /// What `DEPLOYMENT_PLATFORM` says.
         platform: String,
@@ -384,7 +390,10 @@ pub fn select_platforms(
             }),
             None => {
                 return Err(
-                    match FIRST_PARTY_PLATFORMS.iter().find(|(known, _)| *known == name) {
+                    match FIRST_PARTY_PLATFORMS
+                        .iter()
+                        .find(|(known, _)| *known == name)
+                    {
                         Some((_, feature)) => SelectionError::PriorityNotCompiledIn {
                             name,
                             feature,

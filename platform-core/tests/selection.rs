@@ -286,7 +286,10 @@ fn bad_priority_lists_name_the_bad_entry() {
             && err.to_string().contains("--features aws"),
         "{err}"
     );
-    let env = MapEnv::from([("PLATFORM_PRIORITY", "aws"), ("DEPLOYMENT_PLATFORM", "coolify")]);
+    let env = MapEnv::from([
+        ("PLATFORM_PRIORITY", "aws"),
+        ("DEPLOYMENT_PLATFORM", "coolify"),
+    ]);
     assert!(matches!(
         names(&env).unwrap_err(),
         SelectionError::PriorityConflict { .. }

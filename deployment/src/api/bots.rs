@@ -71,6 +71,19 @@ pub struct CreateBotRequest {
     #[serde(default)]
     #[schema(minimum = -1_000_000, maximum = 1_000_000, default = 0)]
     pub priority: i64,
+    /// This bot's own webhook receiver, besides the operator's
+    /// `WEBHOOK_URL`: https, without credentials, reaching only public
+    /// addresses (checked now and at every delivery). Every event about the
+    /// bot is POSTed there, signed by the Standard Webhooks specification
+    /// (see the `WebhookEvent` schemas). Needs the service to have a
+    /// `WEBHOOK_SECRET`.
+    #[serde(default)]
+    #[schema(
+        example = "https://app.example.com/meeboter/webhooks",
+        max_length = 2048,
+        pattern = "^https?://"
+    )]
+    pub webhook_url: Option<String>,
 }
 
 fn deploy_by_default() -> bool {
@@ -78,7 +91,7 @@ fn deploy_by_default() -> bool {
 }
 
 impl CreateBotRequest {
-    fn into_input(self) -> (BotDeploymentInput, bool, i64) {
+    fn into_input(self) -> (BotDeploymentInput, bool, i64, Option<String>) {
         let input = BotDeploymentInput {
             meeting_platform: self.meeting_platform,
             meeting_url: self.meeting_url,
@@ -87,7 +100,7 @@ impl CreateBotRequest {
             recording_enabled: self.recording_enabled,
             automatic_leave: self.automatic_leave,
         };
-        (input, self.deploy, self.priority)
+        (input, self.deploy, self.priority, self.webhook_url)
     }
 }
 
@@ -117,7 +130,7 @@ impl CreateBotRequest {
         (status = 409, description = "`idempotency_conflict`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`invalid_body`, `invalid_meeting_url`, `unknown_meeting_platform`, `invalid_bot_config`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_meeting_url`, `unknown_meeting_platform`, `invalid_bot_config`, `invalid_webhook_url`, `webhook_url_forbidden`, `webhooks_not_configured`", body = ErrorBody),
         (status = 502, description = "`deploy_failed`: the platform refused the bot, which is now failed", body = ErrorBody),
         (status = 503, description = "`pool_exhausted` and other retryable errors, with `Retry-After`", body = ErrorBody),
     ),
@@ -135,7 +148,7 @@ pub async fn create_bot(
             Some(idempotency_key(key, &body.raw)?)
         }
     };
-    let (input, deploy, priority) = body.value.into_input();
+    let (input, deploy, priority, webhook_url) = body.value.into_input();
     let created = state
         .service()
         .create_bot(CreateBot {
@@ -143,6 +156,7 @@ pub async fn create_bot(
             idempotency,
             deploy,
             priority,
+            webhook_url,
         })
         .await?;
     let mut response = Json(&created.bot).into_response();
@@ -206,6 +220,33 @@ pub async fn stop_bot(
     BotIdPath(id): BotIdPath,
 ) -> Result<Json<Bot>, ApiError> {
     Ok(Json(state.service().stop(id).await?))
+}
+
+/// Asks a bot to leave its meeting: its next heartbeat answers `leave:
+/// true`, it reports `call_ended` (`left_on_request`) and exits. One that
+/// has not ended within `LEAVE_GRACE` (default 60 s) is stopped as `stop`
+/// does. A pending bot is stopped at once; asking twice keeps the first
+/// request's time.
+#[utoipa::path(
+    post,
+    path = "/v1/bots/{id}/leave",
+    tag = "bots",
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1, maximum = 9_223_372_036_854_775_807_f64)),
+    responses(
+        (status = 200, description = "The bot, with `leave_requested_at` (or stopped, when it was pending)", body = Bot),
+        (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`bot_not_found`", body = ErrorBody),
+        (status = 409, description = "`illegal_transition` (already stopped or failed), `platform_mismatch`", body = ErrorBody),
+        (status = 503, description = "Retryable errors, with `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn leave_bot(
+    State(state): State<ApiState>,
+    BotIdPath(id): BotIdPath,
+) -> Result<Json<Bot>, ApiError> {
+    Ok(Json(state.service().leave(id).await?))
 }
 
 /// One bot with its whole status history, oldest first.

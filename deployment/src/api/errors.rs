@@ -40,6 +40,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the bot id in the path is not a whole number from 1 to 9223372036854775807",
     ),
     (
+        "invalid_delivery_id",
+        400,
+        "the webhook delivery id in the path is not a whole number from 1 to 9223372036854775807",
+    ),
+    (
         "invalid_idempotency_key",
         400,
         "the Idempotency-Key header is not 1 to 255 visible ASCII characters",
@@ -49,7 +54,26 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         401,
         "the Authorization: Bearer token is missing or wrong",
     ),
-    ("bot_not_found", 404, "no bot has this id"),
+    (
+        "bot_token_required",
+        401,
+        "a bot-protocol endpoint (/v1/bot/…) was called without a bot's own token (BOT_TOKEN); the operator's API_TOKEN is refused there",
+    ),
+    (
+        "bot_token_invalid",
+        401,
+        "the bearer token is not a token this service gave a bot",
+    ),
+    (
+        "bot_token_revoked",
+        401,
+        "the bot's token was revoked: the bot ended (or was deployed again)",
+    ),
+    (
+        "bot_not_found",
+        404,
+        "no bot has this id (or, on /v1/bot/…, none the token belongs to)",
+    ),
     ("not_found", 404, "no such endpoint"),
     (
         "method_not_allowed",
@@ -60,6 +84,16 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "illegal_transition",
         409,
         "the bot's state forbids it (e.g. stopping a stopped bot)",
+    ),
+    (
+        "illegal_meeting_transition",
+        409,
+        "the meeting-status order refuses the report (nothing follows call_ended or fatal; in_call never goes back)",
+    ),
+    (
+        "bot_ended",
+        409,
+        "the bot has ended and no longer has what was asked for",
     ),
     (
         "idempotency_conflict",
@@ -87,6 +121,21 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the JSON has a wrong type, an unknown field or misses a required one",
     ),
     (
+        "unknown_meeting_status",
+        422,
+        "a bot's event names a meeting status (its type) that does not exist",
+    ),
+    (
+        "invalid_event",
+        422,
+        "a bot's event has a bad field (sub-code, message, event id) or a field its status does not take",
+    ),
+    (
+        "bot_rate_limited",
+        429,
+        "the bot made more than BOT_EVENTS_PER_MINUTE requests in a minute; retry after Retry-After",
+    ),
+    (
         "invalid_meeting_url",
         422,
         "meeting_url is not an https link of that meeting platform",
@@ -100,6 +149,27 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "invalid_bot_config",
         422,
         "another field of the bot request is invalid (see fields)",
+    ),
+    (
+        "invalid_webhook_url",
+        422,
+        "webhook_url is not an https URL without credentials (http only with WEBHOOK_ALLOW_PRIVATE=true)",
+    ),
+    (
+        "webhook_url_forbidden",
+        422,
+        "webhook_url reaches or resolves to a loopback, private, link-local (metadata) or reserved address",
+    ),
+    (
+        "webhooks_not_configured",
+        422,
+        "webhook_url was given but the service has no WEBHOOK_SECRET to sign webhooks with",
+    ),
+    ("delivery_not_found", 404, "no webhook delivery has this id"),
+    (
+        "delivery_already_delivered",
+        409,
+        "the webhook delivery was accepted already; it is not sent again",
     ),
     (
         "internal_error",
@@ -271,6 +341,23 @@ impl ApiError {
         self
     }
 
+    /// Names the bot the error is about.
+    pub fn with_bot(mut self, bot: BotId) -> Self {
+        self.detail.bot_id = Some(bot.0);
+        self
+    }
+
+    /// Says when to try again (`Retry-After` and `retry_after_secs`), and
+    /// that trying again can help.
+    pub fn with_retry_after(mut self, after: Duration) -> Self {
+        let secs = after.as_secs_f64().ceil().max(1.0);
+        let after = Duration::from_secs_f64(secs);
+        self.detail.retryable = true;
+        self.detail.retry_after_secs = Some(after.as_secs());
+        self.retry_after = Some(after);
+        self
+    }
+
     /// Adds a `WWW-Authenticate` challenge (401 answers).
     pub fn with_challenge(mut self, challenge: &'static str) -> Self {
         self.challenge = Some(challenge);
@@ -300,7 +387,9 @@ pub fn status_for(error: &ServiceError) -> StatusCode {
     match error.class() {
         ErrorClass::InvalidInput => match error {
             // Well-formed JSON whose values are wrong.
-            ServiceError::InvalidRequest(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ServiceError::InvalidRequest(_)
+            | ServiceError::InvalidWebhookUrl(_)
+            | ServiceError::WebhooksNotConfigured => StatusCode::UNPROCESSABLE_ENTITY,
             _ => StatusCode::BAD_REQUEST,
         },
         ErrorClass::NotFound => StatusCode::NOT_FOUND,
@@ -320,6 +409,8 @@ fn bot_of(error: &ServiceError) -> Option<BotId> {
         | ServiceError::PlatformUnavailable { bot, .. }
         | ServiceError::DeployFailed { bot, .. } => Some(*bot),
         ServiceError::IllegalTransition(illegal) => Some(illegal.bot),
+        ServiceError::IllegalMeetingTransition(illegal) => Some(illegal.bot),
+        ServiceError::BotEnded { bot, .. } => Some(*bot),
         _ => None,
     }
 }

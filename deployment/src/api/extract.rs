@@ -14,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use super::errors::ApiError;
 use crate::bot::BotState;
+use crate::meeting::{MEETING_STATUS_NAMES, MeetingStatus};
 use crate::service::{ListQuery, MAX_PAGE_SIZE};
 
 /// A JSON body, parsed, with the exact bytes it came from (an idempotency
@@ -26,7 +27,7 @@ pub struct JsonBody<T> {
     pub raw: Bytes,
 }
 
-fn is_json_content_type(parts_or_req: &axum::http::HeaderMap) -> bool {
+pub(crate) fn is_json_content_type(parts_or_req: &axum::http::HeaderMap) -> bool {
     let Some(value) = parts_or_req
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -209,6 +210,9 @@ pub struct ListBotsParams {
     /// Only bots on this platform (one of the names the OpenAPI document
     /// lists: this project's platforms and any plugin compiled in).
     pub platform: Option<String>,
+    /// Only bots in this meeting status (as the bots report it).
+    #[param(inline)]
+    pub meeting_status: Option<MeetingStatus>,
     /// The `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Page size, 1 to 500; default 50.
@@ -217,7 +221,7 @@ pub struct ListBotsParams {
 }
 
 /// The names [`ListBotsParams`] accepts.
-pub const LIST_BOTS_PARAMS: [&str; 4] = ["status", "platform", "cursor", "limit"];
+pub const LIST_BOTS_PARAMS: [&str; 5] = ["status", "platform", "meeting_status", "cursor", "limit"];
 
 impl ListBotsParams {
     /// Parses a query string, naming every parameter that is unknown,
@@ -251,6 +255,13 @@ impl ListBotsParams {
                     Err(_) => problem(
                         "status",
                         "is not a bot status; allowed: pending, deploying, running, stopping, stopped, failed".into(),
+                    ),
+                },
+                "meeting_status" => match value.parse::<MeetingStatus>() {
+                    Ok(status) => params.meeting_status = Some(status),
+                    Err(_) => problem(
+                        "meeting_status",
+                        format!("is not a meeting status; allowed: {MEETING_STATUS_NAMES}"),
                     ),
                 },
                 "platform" => {
@@ -307,6 +318,7 @@ impl ListBotsParams {
         ListQuery {
             status: self.status,
             platform: self.platform,
+            meeting_status: self.meeting_status,
             cursor: self.cursor,
             limit: self.limit,
         }

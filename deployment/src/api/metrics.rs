@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::state::ApiState;
 use crate::bot::BotState;
+use crate::meeting::MeetingStatus;
 use crate::metrics::{Histogram, MetricsSnapshot};
 use crate::service::BotService;
 
@@ -197,6 +198,44 @@ pub async fn render(service: &BotService) -> String {
         let pairs = [("platform", platform), ("status", state.as_str())];
         let _ = writeln!(out, "meeboter_bots{} {n}", labels(&pairs));
     }
+    let meeting = service
+        .store()
+        .count_by_meeting_status(Some(platform))
+        .await
+        .unwrap_or_default();
+    header(
+        &mut out,
+        "meeboter_bots_by_meeting_status",
+        "gauge",
+        "Bots of this service's platform by meeting status, as the bots report it over the bot protocol (unknown until a bot speaks).",
+    );
+    for status in MeetingStatus::ALL {
+        let n = meeting
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map_or(0, |(_, n)| *n);
+        let pairs = [("platform", platform), ("meeting_status", status.as_str())];
+        let _ = writeln!(out, "meeboter_bots_by_meeting_status{} {n}", labels(&pairs));
+    }
+    let beats = service.heartbeat_counts();
+    header(
+        &mut out,
+        "meeboter_bot_heartbeats_total",
+        "counter",
+        "Bot heartbeats this process received.",
+    );
+    let _ = writeln!(out, "meeboter_bot_heartbeats_total {}", beats.received);
+    header(
+        &mut out,
+        "meeboter_bot_heartbeat_flushes_total",
+        "counter",
+        "Database writes (one statement each, per 2,000 bots) that stored buffered heartbeats.",
+    );
+    let _ = writeln!(
+        out,
+        "meeboter_bot_heartbeat_flushes_total {}",
+        beats.flushes
+    );
     header(
         &mut out,
         "meeboter_pool_slots",
@@ -225,7 +264,43 @@ pub async fn render(service: &BotService) -> String {
             }
         }
     }
+    if let Ok(outbox) = service.store().outbox_summary().await {
+        render_outbox(&mut out, &outbox, crate::store::now_ms());
+    }
     out
+}
+
+/// The webhook outbox: deliveries by outcome and the age of the oldest
+/// event not delivered yet (0 when none waits).
+pub fn render_outbox(out: &mut String, outbox: &crate::store::OutboxSummary, now_ms: i64) {
+    header(
+        out,
+        "meeboter_webhook_deliveries",
+        "gauge",
+        "Webhook deliveries in the outbox by state: pending (not accepted yet, retrying on the schedule), delivered (a receiver answered 2xx), failed (given up after WEBHOOK_MAX_AGE).",
+    );
+    for state in ["pending", "delivered", "failed"] {
+        let n = outbox
+            .by_state
+            .iter()
+            .find(|(s, _)| s == state)
+            .map_or(0, |(_, n)| *n);
+        let _ = writeln!(
+            out,
+            "meeboter_webhook_deliveries{} {n}",
+            labels(&[("state", state)])
+        );
+    }
+    header(
+        out,
+        "meeboter_webhook_oldest_undelivered_seconds",
+        "gauge",
+        "How long ago the oldest webhook event still waiting for delivery was written (0 when none waits). Rising steadily means a receiver is down or too slow.",
+    );
+    let age = outbox
+        .oldest_pending_at
+        .map_or(0.0, |at| (now_ms - at).max(0) as f64 / 1000.0);
+    let _ = writeln!(out, "meeboter_webhook_oldest_undelivered_seconds {age}");
 }
 
 /// The service's metrics in the Prometheus text format.
@@ -287,6 +362,32 @@ mod tests {
         assert!(out.contains(
             "meeboter_http_requests_total{method=\"GET\",route=\"/v1/bots/{id}\",status=\"404\"} 1\n"
         ));
+    }
+
+    #[test]
+    fn the_outbox_renders_every_state_and_the_oldest_age() {
+        let mut out = String::new();
+        let summary = crate::store::OutboxSummary {
+            by_state: vec![("delivered".into(), 7), ("pending".into(), 2)],
+            oldest_pending_at: Some(1_000),
+        };
+        render_outbox(&mut out, &summary, 31_500);
+        assert!(
+            out.contains("meeboter_webhook_deliveries{state=\"pending\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("meeboter_webhook_deliveries{state=\"delivered\"} 7\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("meeboter_webhook_deliveries{state=\"failed\"} 0\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("meeboter_webhook_oldest_undelivered_seconds 30.5\n"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -7,7 +7,13 @@
 //! | `GET` | `/v1/bots/{id}` | one bot with its status history |
 //! | `POST` | `/v1/bots/{id}/deploy` | deploy a pending bot |
 //! | `POST` | `/v1/bots/{id}/stop` | stop a bot |
+//! | `POST` | `/v1/bots/{id}/leave` | ask a bot to leave its meeting (stopped after `LEAVE_GRACE`) |
 //! | `GET` | `/v1/bots/{id}/status` | a bot with what its platform says now |
+//! | `POST` | `/v1/bot/{id}/heartbeat` | the bot protocol (bot token): heartbeat, answered with leave |
+//! | `POST` | `/v1/bot/{id}/events` | the bot protocol (bot token): meeting-status report |
+//! | `GET` | `/v1/bot/{id}/config` | the bot protocol (bot token): the bot's own configuration |
+//! | `GET` | `/v1/bots/{id}/webhooks` | a bot's webhook deliveries and their attempts |
+//! | `POST` | `/v1/webhooks/{delivery}/retry` | send a pending or failed webhook again now |
 //! | `GET` | `/v1/platforms` | compiled-in platforms and the active one |
 //! | `GET` | `/v1/pool` | warm-pool slots and bots by status |
 //! | `GET` | `/openapi.json` | this API's OpenAPI 3 document |
@@ -19,6 +25,7 @@
 //! OpenAPI document in [`openapi()`].
 
 pub mod auth;
+pub mod bot_protocol;
 pub mod bots;
 pub mod errors;
 pub mod extract;
@@ -33,6 +40,7 @@ pub mod routes;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod webhooks;
 
 pub use auth::{ApiToken, TokenChoice, choose_token};
 pub use errors::{ApiError, ErrorBody};

@@ -8,7 +8,10 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::errors::{ERROR_CODES, ErrorBody, ErrorDetail, FieldProblem};
-use super::{bots, health, metrics, platforms, pool};
+use super::{bot_protocol, bots, health, metrics, platforms, pool, webhooks};
+use crate::webhooks::event::{
+    EndedData, MeetingStatusChangedData, StatusChangedData, WebhookEvent,
+};
 
 /// Declares the bearer scheme every protected route names.
 struct BearerScheme;
@@ -27,6 +30,17 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+        components.add_security_scheme(
+            "bot_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A bot's own token (BOT_TOKEN in its environment), for its own /v1/bot/{id}/… endpoints only; the API_TOKEN is refused there.",
+                    ))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -38,7 +52,8 @@ impl Modify for Description {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let mut text = String::from(
             "Deploys, tracks and stops meeting bots on the platform this service runs (Coolify, AWS ECS or local processes).\n\n\
-             Every endpoint but /healthz, /readyz and /metrics needs `Authorization: Bearer <API_TOKEN>`.\n\n\
+             Every endpoint but /healthz, /readyz and /metrics needs `Authorization: Bearer <API_TOKEN>`, \
+             except the bot protocol (/v1/bot/{id}/…), which takes only the bot's own `BOT_TOKEN`.\n\n\
              Errors are JSON: `{\"error\": {\"code\", \"message\", \"retryable\", \"retry_after_secs\", \"fields\", \"bot_id\"}}`; \
              retryable ones also carry `Retry-After`. The codes are stable:\n\n\
              | code | status | meaning |\n| --- | --- | --- |\n",
@@ -84,19 +99,34 @@ impl Modify for PlatformNames {
         bots::get_bot,
         bots::deploy_bot,
         bots::stop_bot,
+        bots::leave_bot,
         bots::bot_status,
+        bot_protocol::heartbeat,
+        bot_protocol::report_event,
+        bot_protocol::bot_config,
         platforms::list_platforms,
         pool::pool_summary,
+        webhooks::bot_webhooks,
+        webhooks::retry_delivery,
         openapi_json,
         health::healthz,
         health::readyz,
         metrics::metrics,
     ),
-    components(schemas(ErrorBody, ErrorDetail, FieldProblem)),
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        FieldProblem,
+        WebhookEvent<StatusChangedData>,
+        WebhookEvent<MeetingStatusChangedData>,
+        WebhookEvent<EndedData>,
+    )),
     modifiers(&BearerScheme, &Description, &PlatformNames),
     tags(
         (name = "bots", description = "Create, deploy, stop and inspect meeting bots"),
+        (name = "bot protocol", description = "What a bot calls with its own token: heartbeat, meeting-status events, its configuration"),
         (name = "service", description = "The platforms and pools of this service"),
+        (name = "webhooks", description = "Status webhooks: each bot's deliveries and their attempts, and sending one again. The bodies POSTed to receivers are the WebhookEvent schemas (type bot.status_changed, bot.meeting_status_changed or bot.ended), signed by the Standard Webhooks specification (webhook-id, webhook-timestamp, webhook-signature headers); see docs/WEBHOOKS.md"),
         (name = "health", description = "Liveness, readiness and metrics, open without a token"),
     )
 )]

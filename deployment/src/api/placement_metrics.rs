@@ -30,7 +30,11 @@ pub async fn render(out: &mut String, service: &BotService) {
         "counter",
         "Queued bots failed as queue_timeout by this process.",
     );
-    let _ = writeln!(out, "meeboter_queue_timeouts_total {}", snapshot.queue_timeouts);
+    let _ = writeln!(
+        out,
+        "meeboter_queue_timeouts_total {}",
+        snapshot.queue_timeouts
+    );
     let Ok(view) = service.platforms_view().await else {
         return;
     };
@@ -46,7 +50,10 @@ pub async fn render(out: &mut String, service: &BotService) {
             "meeboter_platform_capacity_used{} {}",
             labels(&[
                 ("platform", &platform.name),
-                ("configured", if platform.configured { "true" } else { "false" })
+                (
+                    "configured",
+                    if platform.configured { "true" } else { "false" }
+                )
             ]),
             platform.used
         );

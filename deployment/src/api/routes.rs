@@ -14,7 +14,9 @@ use tower_http::catch_panic::CatchPanicLayer;
 
 use super::errors::ApiError;
 use super::state::ApiState;
-use super::{auth, bots, health, metrics, openapi, platforms, pool, request_log};
+use super::{
+    auth, bot_protocol, bots, health, metrics, openapi, platforms, pool, request_log, webhooks,
+};
 
 /// Who may call a route.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +25,9 @@ pub enum Access {
     Open,
     /// Only with `Authorization: Bearer <API_TOKEN>`.
     Bearer,
+    /// Only with the bot's own token, `Authorization: Bearer <BOT_TOKEN>`,
+    /// for the bot in the path (the bot protocol).
+    Bot,
 }
 
 /// One route: method, path template (OpenAPI syntax), access.
@@ -54,7 +59,7 @@ fn route(
 
 /// Every route with its handler. The one list.
 pub fn routes() -> Vec<(Route, MethodRouter<ApiState>)> {
-    use Access::{Bearer, Open};
+    use Access::{Bearer, Bot, Open};
     vec![
         route(Method::POST, "/v1/bots", Bearer, post(bots::create_bot)),
         route(Method::GET, "/v1/bots", Bearer, get(bots::list_bots)),
@@ -72,10 +77,46 @@ pub fn routes() -> Vec<(Route, MethodRouter<ApiState>)> {
             post(bots::stop_bot),
         ),
         route(
+            Method::POST,
+            "/v1/bots/{id}/leave",
+            Bearer,
+            post(bots::leave_bot),
+        ),
+        route(
             Method::GET,
             "/v1/bots/{id}/status",
             Bearer,
             get(bots::bot_status),
+        ),
+        route(
+            Method::POST,
+            "/v1/bot/{id}/heartbeat",
+            Bot,
+            post(bot_protocol::heartbeat),
+        ),
+        route(
+            Method::POST,
+            "/v1/bot/{id}/events",
+            Bot,
+            post(bot_protocol::report_event),
+        ),
+        route(
+            Method::GET,
+            "/v1/bot/{id}/config",
+            Bot,
+            get(bot_protocol::bot_config),
+        ),
+        route(
+            Method::GET,
+            "/v1/bots/{id}/webhooks",
+            Bearer,
+            get(webhooks::bot_webhooks),
+        ),
+        route(
+            Method::POST,
+            "/v1/webhooks/{delivery}/retry",
+            Bearer,
+            post(webhooks::retry_delivery),
         ),
         route(
             Method::GET,
@@ -141,18 +182,29 @@ fn panic_answer(panic: Box<dyn Any + Send + 'static>) -> Response {
 pub fn router(state: ApiState, max_body_bytes: usize) -> Router {
     let mut open = Router::new();
     let mut protected = Router::new();
+    let mut bots = Router::new();
     for (route, handler) in routes() {
         match route.access {
             Access::Open => open = open.route(route.path, handler),
             Access::Bearer => protected = protected.route(route.path, handler),
+            Access::Bot => bots = bots.route(route.path, handler),
         }
     }
     let protected = protected.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
         auth::require_bearer,
     ));
+    // Layers run outside-in: the token first, then the bot's smaller
+    // body limit, which replaces the API's for these routes.
+    let bots = bots
+        .route_layer(DefaultBodyLimit::max(bot_protocol::MAX_BOT_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            bot_protocol::require_bot_token,
+        ));
     let metrics = Arc::clone(state.service().metrics());
     open.merge(protected)
+        .merge(bots)
         .fallback(no_such_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))

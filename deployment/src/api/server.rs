@@ -11,6 +11,7 @@ use super::routes::router;
 use super::shutdown::StopSignal;
 use super::state::ApiState;
 use crate::service::BotService;
+use crate::webhooks::DeliveryWorker;
 
 /// How `serve` runs.
 #[derive(Clone, Debug)]
@@ -22,6 +23,8 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// The largest request body read (`API_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// The webhook delivery worker, when webhooks are configured.
+    pub webhook_worker: Option<DeliveryWorker>,
 }
 
 /// Serves the API on `listener` and runs the reconciler until `shutdown`
@@ -45,6 +48,17 @@ pub async fn serve(
         let stopped = stop.stopped();
         let interval = options.reconcile_interval;
         async move { service.run_reconciler(interval, stopped).await }
+    });
+    // Heartbeats are buffered in memory and written every few seconds; the
+    // flusher writes what is left when the service stops.
+    let mut flusher = tokio::spawn({
+        let service = service.clone();
+        let stopped = stop.stopped();
+        async move { service.run_heartbeat_flusher(stopped).await }
+    });
+    let mut webhooks = options.webhook_worker.clone().map(|worker| {
+        let stopped = stop.stopped();
+        tokio::spawn(async move { worker.run(stopped).await })
     });
     let mut server = tokio::spawn(
         axum::serve(listener, app)
@@ -82,6 +96,25 @@ pub async fn serve(
     {
         tracing::warn!("the reconciler pass did not end within the shutdown grace; stopping it");
         reconciler.abort();
+    }
+    if tokio::time::timeout(options.shutdown_grace, &mut flusher)
+        .await
+        .is_err()
+    {
+        tracing::warn!("the last heartbeats were not written within the shutdown grace");
+        flusher.abort();
+    }
+    // The worker finishes the attempts in flight (each bounded by
+    // WEBHOOK_TIMEOUT); what it does not send waits in the outbox.
+    if let Some(worker) = webhooks.as_mut()
+        && tokio::time::timeout(options.shutdown_grace, &mut *worker)
+            .await
+            .is_err()
+    {
+        tracing::warn!(
+            "webhook attempts still in flight after the shutdown grace; they are sent again at the next start"
+        );
+        worker.abort();
     }
     tracing::info!("stopped; running bots keep running and are picked up at the next start");
     outcome

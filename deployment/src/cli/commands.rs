@@ -8,7 +8,7 @@ use platform_core::{AutomaticLeaveInput, BotDeploymentInput, EnvLookup, ProcessE
 use serde::Serialize;
 
 use super::output::{self, Printer};
-use super::{Cli, Command, DeployArgs, ListArgs, PoolAction, exit};
+use super::{Cli, Command, DeployArgs, ListArgs, PoolAction, WebhookAction, exit};
 use crate::error::ServiceError;
 use crate::service::{BotService, CreateBot, ListQuery, idempotency_key};
 use crate::settings::{LOG_LEVEL, MEETING_PASSWORD_ENV, MEETING_URL_ENV, ServiceSettings};
@@ -57,7 +57,7 @@ pub(super) async fn run(cli: Cli) -> ExitCode {
         Command::Doctor => return super::doctor::run(&printer, settings).await,
         Command::SimBot => return sim_bot(&printer).await,
         command => match settings {
-            Ok(settings) => with_service(&printer, &settings, command).await,
+            Ok(settings) => Box::pin(with_service(&printer, &settings, command)).await,
             Err(e) => Err(ServiceError::Config(e)),
         },
     };
@@ -128,7 +128,10 @@ async fn with_service(
     // A one-shot command ends with its process: capacity it frees is
     // drained by the next reconciler pass, not by a task cut off at exit.
     service.set_background_drain(matches!(command, Command::Reconcile { once: false }));
-    let result = run_with_service(printer, settings, &service, command, create).await;
+    let result = Box::pin(run_with_service(
+        printer, settings, &service, command, create,
+    ))
+    .await;
     service.store().close().await;
     result
 }
@@ -153,6 +156,10 @@ async fn run_with_service(
             let bot = service.stop(id).await?;
             printer.print(&bot, output::bot);
         }
+        Command::Leave { id } => {
+            let bot = service.leave(id).await?;
+            printer.print(&bot, output::bot);
+        }
         Command::Status { ids } => {
             if let [id] = ids.as_slice() {
                 let live = service.live_status(*id).await?;
@@ -162,13 +169,15 @@ async fn run_with_service(
                     #[serde(flatten)]
                     live: crate::service::LiveStatus,
                     history: Vec<crate::bot::HistoryEntry>,
+                    meeting_history: Vec<crate::meeting::MeetingHistoryEntry>,
                 }
                 printer.print(
                     &One {
                         live,
                         history: details.history,
+                        meeting_history: details.meeting_history,
                     },
-                    |one| output::one_status(&one.live, &one.history),
+                    |one| output::one_status(&one.live, &one.history, &one.meeting_history),
                 );
             } else {
                 let ids = (!ids.is_empty()).then_some(ids);
@@ -195,6 +204,21 @@ async fn run_with_service(
                     s.pool,
                     s.meeting_platform,
                     s.state.as_str()
+                )
+            });
+        }
+        Command::Webhooks { id } => {
+            let webhooks = service.webhooks(id).await?;
+            printer.print(&webhooks, output::webhooks);
+        }
+        Command::Webhook {
+            action: WebhookAction::Retry { delivery },
+        } => {
+            let delivery = service.retry_webhook(delivery).await?;
+            printer.print(&delivery, |d| {
+                format!(
+                    "webhook delivery {} ({} of bot {} to {}) is due now\n",
+                    d.id, d.event_type, d.bot_id, d.url
                 )
             });
         }
@@ -227,6 +251,7 @@ fn list_query(args: ListArgs) -> ListQuery {
     ListQuery {
         status: args.status,
         platform: args.platform,
+        meeting_status: args.meeting_status,
         cursor: args.cursor,
         limit: Some(args.limit),
     }
@@ -293,7 +318,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
             // The request as the key's fingerprint sees it: every field,
             // the password only through the digest.
             let body = format!(
-                "{}\n{}\n{}\n{:?}\n{}\n{:?}\n{:?}\n{:?}",
+                "{}\n{}\n{}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n{:?}",
                 input.meeting_platform,
                 input.meeting_url,
                 input
@@ -306,6 +331,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
                 input.automatic_leave.waiting_room_timeout,
                 input.automatic_leave.no_one_joined_timeout,
                 input.automatic_leave.everyone_left_timeout,
+                args.webhook_url,
             );
             Some(idempotency_key(key, body.as_bytes())?)
         }
@@ -316,6 +342,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
         idempotency,
         deploy: !args.no_deploy,
         priority: args.priority,
+        webhook_url: args.webhook_url.clone(),
     })
 }
 

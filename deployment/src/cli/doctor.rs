@@ -152,6 +152,17 @@ pub(super) async fn run(
     match platforms::build_platform(Arc::new(ProcessEnv), slots, for_check).await {
         Ok((selection, platform)) => {
             chosen = Some(selection.descriptor.name);
+            if let Ok(settings) = &settings {
+                checks.push(match settings.bot_api_url_for(selection.descriptor.name) {
+                    Ok(url) => DoctorCheck::passed(format!(
+                        "bot protocol: bots reach this service at {url}"
+                    )),
+                    Err(problem) => {
+                        fail(exit::CONFIGURATION);
+                        DoctorCheck::failed("bot protocol (BOT_API_URL)", vec![problem.to_string()])
+                    }
+                });
+            }
             checks.push(DoctorCheck::new(
                 "platform configuration",
                 if selection.warnings.is_empty() {

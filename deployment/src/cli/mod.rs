@@ -16,6 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use platform_core::BotId;
 
 use crate::bot::BotState;
+use crate::meeting::MeetingStatus;
 
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -68,6 +69,14 @@ pub enum Command {
         /// The bot's id.
         id: BotId,
     },
+    /// Ask a bot to leave its meeting politely: its next heartbeat answers
+    /// leave, it reports call_ended (left_on_request) and exits; one that
+    /// has not ended within LEAVE_GRACE (default 60 s) is stopped as `stop`
+    /// does. A pending bot is stopped at once.
+    Leave {
+        /// The bot's id.
+        id: BotId,
+    },
     /// Show bots with what their platform says now, from one batch call:
     /// the given ids, or every active bot. With one id, also its history.
     Status {
@@ -82,6 +91,18 @@ pub enum Command {
         /// What to do; nothing shows the pools.
         #[command(subcommand)]
         action: Option<PoolAction>,
+    },
+    /// Show a bot's webhook deliveries: each event, its receiver, state,
+    /// attempts (with their answers) and next try.
+    Webhooks {
+        /// The bot's id.
+        id: BotId,
+    },
+    /// Act on one webhook delivery (ids are shown by `webhooks`).
+    Webhook {
+        /// What to do.
+        #[command(subcommand)]
+        action: WebhookAction,
     },
     /// Run the reconciler: sync statuses, finish work a crash left
     /// half-done, release what ended bots held. Runs until SIGTERM/SIGINT.
@@ -108,11 +129,22 @@ pub enum PoolAction {
     },
 }
 
+/// `webhook`'s actions.
+#[derive(Debug, Subcommand)]
+pub enum WebhookAction {
+    /// Send a pending or failed delivery again now; a failed one gets a
+    /// fresh WEBHOOK_MAX_AGE. A delivered one is refused (exit 4).
+    Retry {
+        /// The delivery's id.
+        delivery: i64,
+    },
+}
+
 /// `deploy`'s arguments.
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// Deploy this existing pending bot instead of creating one.
-    #[arg(long, conflicts_with_all = ["meeting_platform", "meeting_url", "password_stdin", "display_name", "record", "no_deploy", "idempotency_key"])]
+    #[arg(long, conflicts_with_all = ["meeting_platform", "meeting_url", "password_stdin", "display_name", "record", "no_deploy", "idempotency_key", "webhook_url"])]
     pub bot: Option<BotId>,
     /// zoom, teams or meet.
     #[arg(long, required_unless_present = "bot")]
@@ -152,6 +184,9 @@ pub struct DeployArgs {
     /// same bot.
     #[arg(long)]
     pub idempotency_key: Option<String>,
+    /// The bot's own webhook receiver (https, public), besides WEBHOOK_URL.
+    #[arg(long)]
+    pub webhook_url: Option<String>,
 }
 
 /// `list`'s arguments.
@@ -163,12 +198,21 @@ pub struct ListArgs {
     /// Only bots on this platform.
     #[arg(long)]
     pub platform: Option<String>,
+    /// Only bots in this meeting status (unknown, joining, in_waiting_room,
+    /// in_call, call_ended, fatal).
+    #[arg(long, value_parser = parse_meeting_status)]
+    pub meeting_status: Option<MeetingStatus>,
     /// At most this many (1 to 500).
     #[arg(long, default_value_t = crate::service::DEFAULT_PAGE_SIZE)]
     pub limit: u32,
     /// Continue after this cursor (printed with the previous page).
     #[arg(long)]
     pub cursor: Option<String>,
+}
+
+fn parse_meeting_status(s: &str) -> Result<MeetingStatus, String> {
+    s.parse()
+        .map_err(|e: crate::meeting::UnknownMeetingStatus| e.to_string())
 }
 
 fn parse_state(s: &str) -> Result<BotState, String> {

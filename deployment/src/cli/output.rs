@@ -11,6 +11,7 @@ use time::format_description::well_known::Rfc3339;
 use crate::ReconcileReport;
 use crate::bot::{Bot, HistoryEntry};
 use crate::error::ServiceError;
+use crate::meeting::MeetingHistoryEntry;
 use crate::platforms::{AutoDetection, Choice, PlatformListing};
 use crate::service::{BotPage, LiveStatus, PoolSummary};
 use crate::settings::LogFormat;
@@ -136,6 +137,16 @@ pub(super) fn bot(bot: &Bot) -> String {
     if let Some(reason) = &bot.reason {
         let _ = writeln!(out, "  reason:          {reason}");
     }
+    let _ = writeln!(out, "  meeting status:  {}", meeting_status(bot));
+    if let Some(message) = &bot.meeting_message {
+        let _ = writeln!(out, "  bot's message:   {message}");
+    }
+    if let Some(at) = &bot.last_heartbeat_at {
+        let _ = writeln!(out, "  last heartbeat:  {}", rfc3339(at));
+    }
+    if let Some(at) = &bot.leave_requested_at {
+        let _ = writeln!(out, "  leave requested: {}", rfc3339(at));
+    }
     let _ = writeln!(
         out,
         "  platform:        {} ({})",
@@ -169,7 +180,24 @@ pub(super) fn bot(bot: &Bot) -> String {
     out
 }
 
-pub(super) fn one_status(live: &LiveStatus, history: &[HistoryEntry]) -> String {
+/// `in_call (recording)`, `call_ended (left_on_request)`, `unknown`.
+fn meeting_status(bot: &Bot) -> String {
+    let mut shown = bot.meeting_status.as_str().to_owned();
+    if let Some(code) = &bot.meeting_sub_code {
+        shown.push_str(&format!(" ({code})"));
+    } else if bot.meeting_status == crate::meeting::MeetingStatus::InCall
+        && bot.meeting_recording == Some(true)
+    {
+        shown.push_str(" (recording)");
+    }
+    shown
+}
+
+pub(super) fn one_status(
+    live: &LiveStatus,
+    history: &[HistoryEntry],
+    meeting_history: &[MeetingHistoryEntry],
+) -> String {
     let mut out = bot(&live.bot);
     match (&live.platform_status, &live.platform_error) {
         (Some(status), _) => {
@@ -194,6 +222,29 @@ pub(super) fn one_status(live: &LiveStatus, history: &[HistoryEntry]) -> String 
             entry.reason
         );
     }
+    if !meeting_history.is_empty() {
+        let _ = writeln!(out, "  meeting history:");
+        for entry in meeting_history {
+            let code = entry
+                .sub_code
+                .as_deref()
+                .map(|c| format!(" ({c})"))
+                .unwrap_or_default();
+            let message = entry
+                .message
+                .as_deref()
+                .map(|m| format!(" {m}"))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "    {}  {} -> {}{code}  (by the {}){message}",
+                rfc3339(&entry.at),
+                entry.from,
+                entry.to,
+                entry.source.as_str()
+            );
+        }
+    }
     out
 }
 
@@ -212,12 +263,16 @@ pub(super) fn statuses(statuses: &[LiveStatus]) -> String {
             vec![
                 live.bot.id.to_string(),
                 live.bot.status.to_string(),
+                meeting_status(&live.bot),
                 or_dash(live.bot.platform_id.as_deref()).to_owned(),
                 says,
             ]
         })
         .collect();
-    table(&["BOT", "STATUS", "PLATFORM ID", "PLATFORM SAYS"], &rows)
+    table(
+        &["BOT", "STATUS", "MEETING", "PLATFORM ID", "PLATFORM SAYS"],
+        &rows,
+    )
 }
 
 /// The widest a reason gets in a listing; the whole reason is in `status`.
@@ -231,6 +286,7 @@ pub(super) fn page(page: &BotPage) -> String {
             vec![
                 bot.id.to_string(),
                 bot.status.to_string(),
+                meeting_status(bot),
                 match bot.queue_position {
                     Some(position) => format!("queued #{position}"),
                     None => or_dash(bot.platform.as_deref()).to_owned(),
@@ -242,7 +298,15 @@ pub(super) fn page(page: &BotPage) -> String {
         })
         .collect();
     let mut out = table(
-        &["BOT", "STATUS", "PLATFORM", "MEET", "REASON", "MEETING URL"],
+        &[
+            "BOT",
+            "STATUS",
+            "MEETING",
+            "PLATFORM",
+            "MEET",
+            "REASON",
+            "MEETING URL",
+        ],
         &rows,
     );
     if let Some(cursor) = &page.next_cursor {
@@ -295,7 +359,7 @@ pub(super) fn pool(summary: &PoolSummary) -> String {
 
 pub(super) fn report(report: &ReconcileReport) -> String {
     format!(
-        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, status errors {}, errors {}; queue: placed {}, timed out {}; bots on unconfigured platforms {}{}\n",
+        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, heartbeat timeouts {}, overdue leaves {}, silent bots {}, status errors {}, errors {}; queue: placed {}, timed out {}; bots on unconfigured platforms {}{}\n",
         report.examined,
         report.promoted,
         report.ended,
@@ -304,6 +368,9 @@ pub(super) fn report(report: &ReconcileReport) -> String {
         report.timed_out,
         report.cleaned_up,
         report.released_slots,
+        report.watchdog.heartbeat_timeouts,
+        report.watchdog.leave_overdue,
+        report.watchdog.silent,
         report.status_errors,
         report.errors,
         report.queue_placed,
@@ -442,7 +509,10 @@ pub(super) fn capacity(view: &crate::service::PlatformsView) -> String {
         .map(|p| {
             let cap = p.cap.map_or_else(|| "no cap".to_owned(), |c| c.to_string());
             let over = if p.over_cap > 0 {
-                format!(" (over by {}: nothing is stopped, new bots go elsewhere)", p.over_cap)
+                format!(
+                    " (over by {}: nothing is stopped, new bots go elsewhere)",
+                    p.over_cap
+                )
             } else {
                 String::new()
             };
@@ -460,7 +530,10 @@ pub(super) fn capacity(view: &crate::service::PlatformsView) -> String {
         })
         .collect();
     let mut out = String::from("\ncapacity (counted in the database, every replica):\n");
-    out.push_str(&table(&["#", "PLATFORM", "CONFIGURED", "USED/CAP", "QUEUED"], &rows));
+    out.push_str(&table(
+        &["#", "PLATFORM", "CONFIGURED", "USED/CAP", "QUEUED"],
+        &rows,
+    ));
     let _ = writeln!(
         out,
         "queue: {} bots{}; timeout {} s",
@@ -475,7 +548,8 @@ pub(super) fn capacity(view: &crate::service::PlatformsView) -> String {
         out,
         "platform sweep: {}",
         match &view.sweep_lease.holder {
-            Some(holder) if view.sweep_lease.held_here => format!("held by {holder} (this process)"),
+            Some(holder) if view.sweep_lease.held_here =>
+                format!("held by {holder} (this process)"),
             Some(holder) => format!(
                 "held by {holder}, {} ms left",
                 view.sweep_lease.expires_in_ms.unwrap_or(0)
@@ -483,5 +557,34 @@ pub(super) fn capacity(view: &crate::service::PlatformsView) -> String {
             None => "not held yet".to_owned(),
         }
     );
+    out
+}
+
+/// A bot's webhook deliveries, one line each, with the last attempt's
+/// answer.
+pub(super) fn webhooks(webhooks: &crate::webhooks::view::BotWebhooks) -> String {
+    if webhooks.deliveries.is_empty() {
+        return format!("bot {} has no webhook deliveries\n", webhooks.bot_id);
+    }
+    let mut out = format!(
+        "{:>6}  {:<27} {:<9} {:<10} {:>8}  {:<20}  {}\n",
+        "ID", "EVENT", "TO", "STATE", "ATTEMPTS", "NEXT TRY", "LAST ANSWER"
+    );
+    for d in &webhooks.deliveries {
+        let next = d
+            .next_attempt_at
+            .as_ref()
+            .map(rfc3339)
+            .unwrap_or_else(|| "-".into());
+        let last = match (&d.last_status_code, &d.last_error) {
+            (_, Some(error)) => error.clone(),
+            (Some(code), None) => code.to_string(),
+            (None, None) => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:>6}  {:<27} {:<9} {:<10} {:>8}  {:<20}  {}\n",
+            d.id, d.event_type, d.destination, d.state, d.attempts, next, last
+        ));
+    }
     out
 }

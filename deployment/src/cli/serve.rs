@@ -22,11 +22,9 @@ pub(super) async fn serve(settings: &ServiceSettings) -> Result<(), ServiceError
     // Decide on the token before touching anything: a public address
     // without one must not even open the database.
     let choice = api::choose_token(settings.listen_addr, settings.api_token.as_ref())?;
-    let service = open_service(settings, Arc::new(ProcessEnv)).await?;
     let listener = match tokio::net::TcpListener::bind(settings.listen_addr).await {
         Ok(listener) => listener,
         Err(error) => {
-            service.store().close().await;
             return Err(ServiceError::Config(platform_core::Error::Config {
                 platform: "service",
                 problems: vec![ConfigProblem::new(
@@ -40,6 +38,22 @@ pub(super) async fn serve(settings: &ServiceSettings) -> Result<(), ServiceError
         }
     };
     let address = listener.local_addr().unwrap_or(settings.listen_addr);
+    // Bound first, so local bots are told the real address (port 0 asks
+    // the system for a free one).
+    let settings = &ServiceSettings {
+        listen_addr: address,
+        ..settings.clone()
+    };
+    let service = open_service(settings, Arc::new(ProcessEnv)).await?;
+    for platform in service.platform_names() {
+        if let Err(problem) = settings.bot_api_url_for(platform) {
+            service.store().close().await;
+            return Err(ServiceError::Config(platform_core::Error::Config {
+                platform: "service",
+                problems: vec![problem],
+            }));
+        }
+    }
     let token = match choice {
         TokenChoice::Configured(token) => token,
         TokenChoice::Generated(token, value) => {
@@ -76,10 +90,18 @@ pub(super) async fn serve(settings: &ServiceSettings) -> Result<(), ServiceError
         &[("address", &address.to_string())],
     );
     tracing::info!(%address, platform = service.platform_name(), "API listening");
+    let webhook_worker = match crate::webhooks::worker_for(&settings.webhooks, service.store()) {
+        Ok(worker) => worker,
+        Err(error) => {
+            service.store().close().await;
+            return Err(error);
+        }
+    };
     let options = ServeOptions {
         reconcile_interval: settings.reconcile_interval,
         shutdown_grace: settings.shutdown_grace,
         max_body_bytes: settings.api_max_body_bytes,
+        webhook_worker,
     };
     let served = api::serve(
         listener,

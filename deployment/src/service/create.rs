@@ -23,6 +23,8 @@ pub struct CreateBot {
     /// higher priority is placed first, then the one that waited longest.
     /// Default 0; [`MIN_PRIORITY`] to [`MAX_PRIORITY`].
     pub priority: i64,
+    /// The bot's own webhook receiver, besides the operator's.
+    pub webhook_url: Option<String>,
 }
 
 /// The lowest queue priority a bot may have.
@@ -74,12 +76,17 @@ impl BotService {
             .input
             .validate(BotId(0))
             .map_err(ServiceError::InvalidRequest)?;
+        let webhook_url = match &request.webhook_url {
+            Some(url) => Some(self.check_webhook_url(url).await?),
+            None => None,
+        };
         let outcome = self
             .store_ref()
             .create_bot(
                 NewBot {
                     config: &config,
                     priority: request.priority,
+                    webhook_url: webhook_url.as_deref(),
                 },
                 request.idempotency.as_ref(),
             )
@@ -105,7 +112,7 @@ impl BotService {
         let bot = if request.deploy && record.state()? == BotState::Pending {
             self.deploy(record.id()).await?
         } else {
-            self.view(record).await?
+            self.shown(record).await?
         };
         Ok(CreatedBot { bot, created })
     }

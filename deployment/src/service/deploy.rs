@@ -4,8 +4,8 @@
 use platform_core::{BotId, ErrorKind};
 use tracing::Instrument;
 
-use super::placement::{DeployAnswer, Placement, describe_nothing_started};
 use super::BotService;
+use super::placement::{DeployAnswer, Placement, describe_nothing_started};
 
 use crate::bot::{Bot, BotState};
 use crate::error::{ServiceError, ServiceResult};
@@ -27,7 +27,7 @@ impl BotService {
                 let record = self.load(id).await?;
                 match record.state()? {
                     BotState::Queued | BotState::Deploying | BotState::Running => {
-                        return self.view(record).await;
+                        return self.shown(record).await;
                     }
                     BotState::Pending => {}
                     other => other.check_move(id, BotState::Deploying).map(|_| ())?,
@@ -36,14 +36,16 @@ impl BotService {
                 self.store_ref().release_lease(id, owner).await?;
                 match placed? {
                     Placement::Deployed(record) | Placement::Queued(record) => {
-                        return self.view(record).await;
+                        return self.shown(record).await;
                     }
                     Placement::NoRoom { .. } | Placement::Moved => {}
                 }
             }
-            Err(ServiceError::Storage(crate::store::StoreError::Unavailable(
-                format!("bot {id} kept changing while it was being deployed; try again"),
-            )))
+            Err(ServiceError::Storage(
+                crate::store::StoreError::Unavailable(format!(
+                    "bot {id} kept changing while it was being deployed; try again"
+                )),
+            ))
         }
         .instrument(span)
         .await
@@ -78,7 +80,7 @@ impl BotService {
         let attempt = record.attempt();
         let calls = self.calls_for(&record)?;
         let config = match record.config() {
-            Ok(config) => config,
+            Ok(config) => self.with_bot_protocol(config, &record),
             Err(reason) => {
                 let reason = format!("its stored configuration is no longer valid: {reason}");
                 self.move_bot(Transition::new(
@@ -175,6 +177,32 @@ impl BotService {
                         .unwrap_or(record),
                 )
             }
+        }
+    }
+}
+
+impl BotService {
+    /// Gives the bot the service's URL and its attempt's token, when the
+    /// service speaks the bot protocol and the attempt was given a token.
+    /// A repeated call of the attempt reads the same token back, so the
+    /// platform receives the same environment (ECS refuses a client token
+    /// reused with other parameters).
+    fn with_bot_protocol(
+        &self,
+        config: platform_core::BotDeploymentConfig,
+        record: &BotRecord,
+    ) -> platform_core::BotDeploymentConfig {
+        match (
+            &self.inner.options.bot_api_url,
+            record.unconfirmed_bot_token(),
+        ) {
+            (Some(api_url), Some(token)) => {
+                config.with_bot_protocol(platform_core::BotProtocolAccess {
+                    api_url: api_url.clone(),
+                    token: crate::bot_protocol::BotToken::from_stored(token).secret(),
+                })
+            }
+            _ => config,
         }
     }
 }

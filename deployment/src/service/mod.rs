@@ -21,8 +21,10 @@
 //! A stop always stops the platform resource, then cleans up; a stop the
 //! platform did not confirm stays `stopping` and the reconciler repeats it.
 
+mod bot_protocol;
 mod create;
 mod deploy;
+mod leave;
 mod lost_answers;
 mod observe;
 mod placement;
@@ -32,12 +34,15 @@ mod query;
 mod queue;
 mod readiness;
 mod stop;
+mod watchdog;
+mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use platform_core::{BotId, PlatformService};
 
+use crate::bot_protocol::{BotRateLimiter, HeartbeatBuffer};
 use crate::error::{ServiceError, ServiceResult};
 use crate::metrics::Metrics;
 use crate::orphan_sweep::Sightings;
@@ -45,15 +50,17 @@ use crate::platform_calls::PlatformCalls;
 use crate::platform_set::{ListedPlatform, PlatformSet};
 use crate::store::{BotRecord, Store, Transition, now_ms};
 
+pub use bot_protocol::{AuthorizedBot, BotAccess, BotOwnConfig, EventAnswer, HeartbeatAnswer};
 pub use create::{CreateBot, CreatedBot, idempotency_key};
 pub(crate) use deploy::DeployCall;
 pub(crate) use lost_answers::AttemptBot;
 pub use placement::Placement;
 pub use platforms_view::{PlatformUsage, PlatformsView, QueueView, SweepLeaseView};
-pub use queue::DrainReport;
 pub use pool::{PoolSummary, PoolView, SlotCounts};
 pub use query::{BotPage, DEFAULT_PAGE_SIZE, ListQuery, LiveStatus, MAX_PAGE_SIZE};
+pub use queue::DrainReport;
 pub use readiness::{Check, Readiness};
+pub use watchdog::WatchReport;
 
 /// How the service behaves; every field has a production default.
 #[derive(Clone, Debug)]
@@ -93,14 +100,47 @@ pub struct ServiceOptions {
     /// `queue_timeout`. Default 600 s (`QUEUE_TIMEOUT`).
     pub queue_timeout: Duration,
     /// How long the platform sweep's lease lasts unless its holder renews
-    /// it. Default 10 s, one `RECONCILE_INTERVAL`: the holder renews it
-    /// three times as often, and a replica that finds it lapsed takes it
-    /// over on its next pass, so a dead holder is replaced within two
-    /// intervals.
+    /// it. Default 8 s, four fifths of the default `RECONCILE_INTERVAL`
+    /// (`serve` derives it from the interval): the holder renews it three
+    /// times as often, and a replica that finds it lapsed takes it over on
+    /// its next pass, so a dead holder is replaced within two intervals.
     pub sweep_lease: Duration,
     /// How many queued bots one process places at once while draining the
     /// queue. Default 8.
     pub drain_concurrency: usize,
+    /// Where bots reach this service for the bot protocol
+    /// (`MEEBOTER_API_URL` in their environment; `BOT_API_URL`). `None`
+    /// gives bots no protocol: no URL, no token, as before the protocol.
+    pub bot_api_url: Option<String>,
+    /// How long a bot in a meeting may go without a heartbeat, once it sent
+    /// one, before it is failed as `heartbeat_timeout` and torn down.
+    /// Default 300 s (`HEARTBEAT_TIMEOUT`).
+    pub heartbeat_timeout: Duration,
+    /// How long a bot asked to leave has to end on its own before it is
+    /// stopped as `stop` does. Default 60 s (`LEAVE_GRACE`).
+    pub leave_grace: Duration,
+    /// Whether a running bot that never speaks the protocol within the
+    /// deploy timeout is failed. Default false (`BOT_PROTOCOL_REQUIRED`).
+    pub bot_protocol_required: bool,
+    /// How many bot-protocol requests one bot may make per minute. Default
+    /// 120 (`BOT_EVENTS_PER_MINUTE`).
+    pub bot_events_per_minute: u32,
+    /// How often buffered heartbeats are written. Default 5 s, and never
+    /// more than a quarter of the heartbeat timeout: the database's
+    /// `last_heartbeat_at` may be this much behind the bot.
+    pub heartbeat_flush_interval: Duration,
+    /// Which per-bot webhook receivers a create accepts.
+    pub webhooks: WebhookPolicy,
+}
+
+/// Which `webhook_url`s a create accepts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WebhookPolicy {
+    /// Whether webhooks are signed (`WEBHOOK_SECRET` is set); without it a
+    /// `webhook_url` is refused.
+    pub enabled: bool,
+    /// `WEBHOOK_ALLOW_PRIVATE`: http and private addresses are accepted.
+    pub allow_private: bool,
 }
 
 impl Default for ServiceOptions {
@@ -115,9 +155,27 @@ impl Default for ServiceOptions {
             orphan_sweep_interval: Duration::from_secs(600),
             idempotency_key_ttl: Duration::from_secs(24 * 60 * 60),
             queue_timeout: Duration::from_secs(600),
-            sweep_lease: Duration::from_secs(10),
+            sweep_lease: Duration::from_secs(8),
             drain_concurrency: 8,
+            bot_api_url: None,
+            heartbeat_timeout: Duration::from_secs(300),
+            leave_grace: Duration::from_secs(60),
+            bot_protocol_required: false,
+            bot_events_per_minute: 120,
+            heartbeat_flush_interval: Duration::from_secs(5),
+            webhooks: WebhookPolicy::default(),
         }
+    }
+}
+
+impl ServiceOptions {
+    /// How often buffered heartbeats are written: the configured interval,
+    /// capped at a quarter of the heartbeat timeout so the watchdog never
+    /// judges on a write that is far behind.
+    pub fn effective_flush_interval(&self) -> Duration {
+        self.heartbeat_flush_interval
+            .min(self.heartbeat_timeout / 4)
+            .max(Duration::from_millis(100))
     }
 }
 
@@ -140,6 +198,10 @@ pub(crate) struct Inner {
     /// the background (long-running processes) or waits for the next
     /// reconciler pass (one-shot commands).
     pub(crate) background_drain: std::sync::atomic::AtomicBool,
+    /// Heartbeats received and not written yet.
+    pub(crate) heartbeats: HeartbeatBuffer,
+    /// Each bot's budget of bot-protocol requests.
+    pub(crate) bot_limiter: BotRateLimiter,
 }
 
 /// The bot deployment service. Cheap to clone; every clone shares the
@@ -198,12 +260,14 @@ impl BotService {
                 store,
                 metrics,
                 platforms,
-                options,
                 instance,
                 sightings: Sightings::default(),
                 draining: std::sync::atomic::AtomicBool::new(false),
                 sweeping: std::sync::atomic::AtomicBool::new(false),
                 background_drain: std::sync::atomic::AtomicBool::new(true),
+                heartbeats: HeartbeatBuffer::default(),
+                bot_limiter: BotRateLimiter::new(options.bot_events_per_minute),
+                options,
             }),
         })
     }
@@ -271,14 +335,13 @@ impl BotService {
     }
 
     pub(crate) fn listed_for(&self, record: &BotRecord) -> ServiceResult<&ListedPlatform> {
-        self.inner
-            .platforms
-            .get(record.platform())
-            .ok_or_else(|| ServiceError::PlatformNotConfigured {
+        self.inner.platforms.get(record.platform()).ok_or_else(|| {
+            ServiceError::PlatformNotConfigured {
                 bot: record.id(),
                 bot_platform: record.platform().to_owned(),
                 configured: self.platform_names().join(", "),
-            })
+            }
+        })
     }
 
     pub(crate) fn lease_until(&self) -> i64 {
@@ -296,8 +359,8 @@ impl BotService {
     }
 
     /// The view of a bot, with its queue position when it is queued.
-    pub(crate) async fn view(&self, record: BotRecord) -> ServiceResult<crate::bot::Bot> {
-        let mut bot = record.to_bot()?;
+    pub(crate) async fn shown(&self, record: BotRecord) -> ServiceResult<crate::bot::Bot> {
+        let mut bot = self.view(&record)?;
         if bot.status == crate::bot::BotState::Queued {
             bot.queue_position = Some(self.store_ref().queue_position(&record).await?);
         }

@@ -75,10 +75,9 @@ impl BotService {
                 if let Some(started) = record.deploy_started_at_ms() {
                     let took = u64::try_from(now_ms().saturating_sub(started)).unwrap_or(0);
                     let platform = self.listed_for(&record)?.name();
-                    self.inner.metrics.record_deploy_to_running(
-                        platform,
-                        Duration::from_millis(took),
-                    );
+                    self.inner
+                        .metrics
+                        .record_deploy_to_running(platform, Duration::from_millis(took));
                 }
                 Ok(moved)
             }

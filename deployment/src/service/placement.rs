@@ -126,7 +126,7 @@ impl BotService {
                     tried.push(name);
                     (current, call)
                 }
-                _ => match self.choose_platform(&current, &tried, &mut passed).await? {
+                _ => match Box::pin(self.choose_platform(&current, &tried, &mut passed)).await? {
                     Step::Placed(placed, name) => {
                         tried.push(name);
                         failpoint::pause_if_armed(failpoint::AFTER_DEPLOY_INTENT).await;
@@ -143,7 +143,9 @@ impl BotService {
                 attempt = placed.attempt(),
                 "deploy intent recorded"
             );
-            match self.call_platform(placed, this_call).await? {
+            // Boxed: the platform call's future is large, and every path
+            // that deploys (requests, drains, passes) holds this one.
+            match Box::pin(self.call_platform(placed, this_call)).await? {
                 DeployAnswer::Done(record) => return Ok(Placement::Deployed(record)),
                 DeployAnswer::NothingStarted { record, note } => {
                     let platform = self.listed_for(&record)?.name();
@@ -169,6 +171,8 @@ impl BotService {
             .ok();
         let lease_until = self.lease_until();
         let owner = self.inner.instance.as_str();
+        // Each attempt gets its own bot-protocol token, when bots get one.
+        let token = self.new_bot_token()?;
         let mut all_full = true;
         for platform in self.inner.platforms.iter() {
             if tried.contains(&platform.name()) {
@@ -204,6 +208,7 @@ impl BotService {
                 meeting_cap,
                 reason: &reason,
                 lease: (owner, lease_until),
+                token: token.as_ref(),
             };
             match self.store_ref().place_bot(&place).await? {
                 Placed::Placed(placed) => {
@@ -212,7 +217,7 @@ impl BotService {
                             .metrics
                             .record_fallback(skipped.platform, platform.name());
                     }
-                    return Ok(Step::Placed(placed, platform.name()));
+                    return Ok(Step::Placed(*placed, platform.name()));
                 }
                 Placed::NoRoom(no_room) => {
                     all_full &= no_room.meeting_platform.is_none();
@@ -236,7 +241,9 @@ impl BotService {
         {
             Some(queued) => {
                 for skipped in passed.iter() {
-                    self.inner.metrics.record_fallback(skipped.platform, "queue");
+                    self.inner
+                        .metrics
+                        .record_fallback(skipped.platform, "queue");
                 }
                 tracing::info!(bot_id = %queued.id(), reason = %reason, "bot queued");
                 Ok(Step::Queued(queued))

@@ -94,11 +94,7 @@ impl BotService {
         let queued_by_meeting = store.queued_by_meeting_platform().await?;
         let stats = store.queue_stats().await?;
         let lease = store.lease_holder(SWEEP_LEASE).await?;
-        let used_on = |name: &str| {
-            used.iter()
-                .find(|(p, _)| p == name)
-                .map_or(0, |(_, n)| *n)
-        };
+        let used_on = |name: &str| used.iter().find(|(p, _)| p == name).map_or(0, |(_, n)| *n);
         let mut platforms = Vec::new();
         for (index, platform) in self.inner.platforms.iter().enumerate() {
             let capacity = &platform.capacity;

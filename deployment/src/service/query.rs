@@ -10,6 +10,7 @@ use super::BotService;
 
 use crate::bot::{Bot, BotDetails, BotState};
 use crate::error::{ServiceError, ServiceResult};
+use crate::meeting::MeetingStatus;
 use crate::store::{BotRecord, ListFilter};
 
 /// Which bots to list, as a client asks.
@@ -19,6 +20,8 @@ pub struct ListQuery {
     pub status: Option<BotState>,
     /// Only bots on this platform.
     pub platform: Option<String>,
+    /// Only bots in this meeting status.
+    pub meeting_status: Option<MeetingStatus>,
     /// Where the previous page ended.
     pub cursor: Option<String>,
     /// Page size, 1 to [`MAX_PAGE_SIZE`]; default [`DEFAULT_PAGE_SIZE`].
@@ -55,9 +58,11 @@ impl BotService {
     pub async fn get(&self, id: BotId) -> ServiceResult<BotDetails> {
         let record = self.load(id).await?;
         let history = self.store_ref().history(id).await?;
+        let meeting_history = self.store_ref().meeting_history(id).await?;
         Ok(BotDetails {
-            bot: self.view(record).await?,
+            bot: self.shown(record).await?,
             history,
+            meeting_history,
         })
     }
 
@@ -74,6 +79,7 @@ impl BotService {
         let filter = ListFilter {
             status: query.status,
             platform: query.platform.clone(),
+            meeting_status: query.meeting_status,
             after,
             limit: limit + 1,
         };
@@ -85,7 +91,7 @@ impl BotService {
             .flatten();
         let mut bots = Vec::with_capacity(records.len());
         for record in records {
-            bots.push(self.view(record).await?);
+            bots.push(self.shown(record).await?);
         }
         Ok(BotPage { bots, next_cursor })
     }
@@ -151,12 +157,22 @@ impl BotService {
                 None
             };
             live.push(LiveStatus {
-                bot: self.view(record).await?,
+                bot: self.shown(record).await?,
                 platform_status,
                 platform_error,
             });
         }
         Ok(live)
+    }
+
+    /// A bot as shown, with the freshest heartbeat this process knows
+    /// (the database's may be up to one flush behind).
+    pub(crate) fn view(&self, record: &BotRecord) -> ServiceResult<Bot> {
+        let mut bot = record.to_bot()?;
+        if let Some(at) = self.latest_heartbeat(record) {
+            bot.last_heartbeat_at = Some(crate::store::timestamp(at));
+        }
+        Ok(bot)
     }
 
     async fn active_records(&self) -> ServiceResult<Vec<BotRecord>> {
@@ -173,6 +189,7 @@ impl BotService {
                 let filter = ListFilter {
                     status: Some(status),
                     platform: Some(platform.to_owned()),
+                    meeting_status: None,
                     after,
                     limit: 1000,
                 };

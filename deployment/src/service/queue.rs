@@ -58,7 +58,8 @@ impl BotService {
             // order; only the platform calls run side by side.
             while deploys.len() >= limit {
                 if let Some(done) = deploys.next().await {
-                    self.count_deploy(done, &mut report, &mut failure, &requeued).await;
+                    self.count_deploy(done, &mut report, &mut failure, &requeued)
+                        .await;
                 }
             }
             let claimed = match self
@@ -82,7 +83,10 @@ impl BotService {
                 passed_over.push(id);
                 break;
             }
-            let meeting = record.meeting_platform_name().parse::<MeetingPlatform>().ok();
+            let meeting = record
+                .meeting_platform_name()
+                .parse::<MeetingPlatform>()
+                .ok();
             let mut passed = Vec::new();
             match self.choose_platform(&record, &[], &mut passed).await {
                 Ok(Step::Placed(placed, _)) => {
@@ -91,7 +95,9 @@ impl BotService {
                         (id, outcome)
                     });
                 }
-                Ok(Step::Queued(_) | Step::Moved) => self.store_ref().release_lease(id, owner).await?,
+                Ok(Step::Queued(_) | Step::Moved) => {
+                    self.store_ref().release_lease(id, owner).await?
+                }
                 Ok(Step::NoRoom { all_full }) => {
                     report.still_queued += 1;
                     passed_over.push(id);
@@ -112,7 +118,8 @@ impl BotService {
             }
         }
         while let Some(done) = deploys.next().await {
-            self.count_deploy(done, &mut report, &mut failure, &requeued).await;
+            self.count_deploy(done, &mut report, &mut failure, &requeued)
+                .await;
         }
         for id in passed_over {
             self.store_ref().release_lease(id, owner).await?;
@@ -134,7 +141,9 @@ impl BotService {
         requeued: &std::sync::atomic::AtomicBool,
     ) {
         match outcome {
-            Ok(Placement::Deployed(record)) if record.state().is_ok_and(|s| s == BotState::Failed) => {
+            Ok(Placement::Deployed(record))
+                if record.state().is_ok_and(|s| s == BotState::Failed) =>
+            {
                 report.failed += 1;
             }
             Ok(Placement::Deployed(_)) => report.placed += 1,
@@ -151,7 +160,11 @@ impl BotService {
         }
         // The lease was the placement's: give it back (it would expire on
         // its own).
-        if let Err(error) = self.store_ref().release_lease(id, &self.inner.instance).await {
+        if let Err(error) = self
+            .store_ref()
+            .release_lease(id, &self.inner.instance)
+            .await
+        {
             tracing::debug!(bot_id = %id, error = %error, "could not release a placed bot's lease; it expires on its own");
         }
     }

@@ -39,7 +39,7 @@ impl BotService {
                             "stopped before it was deployed",
                         );
                         if let Some(moved) = self.move_bot(t).await? {
-                            return self.view(moved).await;
+                            return self.shown(moved).await;
                         }
                     }
                     BotState::Stopped | BotState::Failed => {
@@ -51,7 +51,7 @@ impl BotService {
                             .await?;
                         let outcome = self.drive_stop(record, false).await;
                         self.store_ref().release_lease(id, &owner).await?;
-                        return self.view(outcome?).await;
+                        return self.shown(outcome?).await;
                     }
                     BotState::Deploying | BotState::Running => {
                         let mut t = Transition::new(
@@ -66,7 +66,7 @@ impl BotService {
                             failpoint::pause_if_armed(failpoint::AFTER_STOP_INTENT).await;
                             let outcome = self.drive_stop(moved, false).await;
                             self.store_ref().release_lease(id, &owner).await?;
-                            return self.view(outcome?).await;
+                            return self.shown(outcome?).await;
                         }
                     }
                 }
@@ -113,14 +113,11 @@ impl BotService {
             None => match self.find_attempt_bot(&record).await? {
                 AttemptBot::Found { identifier, .. } => identifier,
                 AttemptBot::NothingRuns(why) => {
-                    let reason = format!("stopped; {why}");
-                    let t = Transition::new(
-                        id,
-                        BotState::Stopping,
-                        attempt,
-                        BotState::Stopped,
-                        &reason,
-                    );
+                    let (end, reason) = match record.ending() {
+                        Some((end, reason)) => (end, format!("{reason}; {why}")),
+                        None => (BotState::Stopped, format!("stopped; {why}")),
+                    };
+                    let t = Transition::new(id, BotState::Stopping, attempt, end, &reason);
                     return match self.move_bot(t).await? {
                         Some(moved) => Ok(moved),
                         None => self.load(id).await,
@@ -145,13 +142,12 @@ impl BotService {
         };
         match stopped {
             Ok(()) => {
-                let mut t = Transition::new(
-                    id,
-                    BotState::Stopping,
-                    attempt,
-                    BotState::Stopped,
-                    "stopped on request",
-                );
+                // A stop started on the bot's word (or its silence) ends as
+                // it was recorded: stopped or failed, with that reason.
+                let (end, reason) = record
+                    .ending()
+                    .unwrap_or((BotState::Stopped, "stopped on request"));
+                let mut t = Transition::new(id, BotState::Stopping, attempt, end, reason);
                 t.cleanup_pending = Some(false);
                 Ok(match self.move_bot(t).await? {
                     Some(moved) => moved,

@@ -7,9 +7,12 @@
 
 use platform_core::{BotDeploymentConfig, BotId};
 
+use super::outbox::{announce, write_events};
 use super::rows::{BotRecord, HistoryRow};
 use super::{Dialect, Store, StoreError, in_transaction, is_unique_violation, now_ms, with_pool};
 use crate::bot::{BotState, HistoryEntry};
+use crate::bot_protocol::BotToken;
+use crate::meeting::MeetingStatus;
 
 /// A bot to create, from a validated config.
 #[derive(Clone, Debug)]
@@ -18,6 +21,8 @@ pub struct NewBot<'a> {
     pub config: &'a BotDeploymentConfig,
     /// Its queue priority (higher first; 0 by default).
     pub priority: i64,
+    /// The bot's own webhook receiver, already checked.
+    pub webhook_url: Option<&'a str>,
 }
 
 /// An idempotency key and the fingerprint of the request that came with it.
@@ -63,6 +68,9 @@ pub struct Transition<'a> {
     pub cleanup_pending: Option<bool>,
     /// Take the bot's lease until this time (ms), for this owner.
     pub lease: Option<(&'a str, i64)>,
+    /// For a move to `stopping`: how the stop ends (`stopped` or `failed`,
+    /// with this reason) instead of `stopped on request`.
+    pub ending: Option<(BotState, &'a str)>,
 }
 
 impl<'a> Transition<'a> {
@@ -77,6 +85,7 @@ impl<'a> Transition<'a> {
             connection_url: None,
             cleanup_pending: None,
             lease: None,
+            ending: None,
         }
     }
 }
@@ -88,6 +97,8 @@ pub struct ListFilter {
     pub status: Option<BotState>,
     /// Only bots on this platform.
     pub platform: Option<String>,
+    /// Only bots in this meeting status.
+    pub meeting_status: Option<MeetingStatus>,
     /// Only bots with a larger id (the cursor).
     pub after: Option<BotId>,
     /// At most this many.
@@ -98,7 +109,7 @@ pub(super) fn db_id(bot: BotId) -> i64 {
     i64::try_from(bot.0).unwrap_or(i64::MAX)
 }
 
-fn bot_id(id: i64) -> BotId {
+pub(super) fn bot_id(id: i64) -> BotId {
     BotId(u64::try_from(id).unwrap_or_default())
 }
 
@@ -119,20 +130,29 @@ const TRANSITION: &str = "UPDATE bots SET status = $1, reason = $2, \
      cleanup_pending = COALESCE($4, cleanup_pending), \
      meeting_url = CASE WHEN $5 THEN NULL ELSE meeting_url END, \
      meeting_password = CASE WHEN $5 THEN NULL ELSE meeting_password END, \
+     unconfirmed_bot_token = CASE WHEN $5 THEN NULL ELSE unconfirmed_bot_token END, \
      lease_owner = COALESCE($6, lease_owner), lease_until = COALESCE($7, lease_until), \
+     end_status = COALESCE($12, end_status), end_reason = COALESCE($13, end_reason), \
      updated_at = $8 \
      WHERE id = $9 AND status = $10 AND attempt = $11 RETURNING *";
 
+/// Revokes every live token of a bot (it ended, or deploys again).
+pub(super) const REVOKE_TOKENS: &str =
+    "UPDATE bot_tokens SET revoked_at = $1 WHERE bot_id = $2 AND revoked_at IS NULL";
+
+pub(super) const INSERT_TOKEN: &str = "INSERT INTO bot_tokens (token_hash, bot_id, attempt, created_at) \
+     VALUES ($1, $2, $3, $4)";
+
 const BEGIN_DEPLOY: &str = "UPDATE bots SET status = 'deploying', reason = $1, attempt = attempt + 1, \
      platform_id = NULL, connection_url = NULL, deploy_started_at = $2, \
-     lease_owner = $3, lease_until = $4, updated_at = $2, platform = $6 \
+     lease_owner = $3, lease_until = $4, updated_at = $2, unconfirmed_bot_token = $6, platform = $7 \
      WHERE id = $5 AND status = 'pending' RETURNING *";
 
 /// Records the platform's identifier for an attempt. A bot that ended
 /// meanwhile (stopped or failed while the platform was answering) is marked
 /// for cleanup, so what the platform started is released.
 const RECORD_DEPLOYED: &str = "UPDATE bots SET platform_id = $1, \
-     connection_url = COALESCE($2, connection_url), \
+     connection_url = COALESCE($2, connection_url), unconfirmed_bot_token = NULL, \
      cleanup_pending = CASE WHEN status IN ('stopped', 'failed') THEN TRUE ELSE cleanup_pending END, \
      updated_at = $3 \
      WHERE id = $4 AND attempt = $5 AND (platform_id IS NULL OR platform_id = $1) RETURNING *";
@@ -158,7 +178,12 @@ impl Store {
         idempotency: Option<&IdempotencyKey>,
     ) -> Result<CreateOutcome, StoreError> {
         match self.try_create_bot(&new, idempotency).await {
-            Ok(outcome) => Ok(outcome),
+            Ok(outcome) => {
+                if matches!(outcome, CreateOutcome::Created(_)) {
+                    self.wake_outbox();
+                }
+                Ok(outcome)
+            }
             // Two requests with one new key raced and the other one won:
             // answer as it would have been answered a moment later.
             Err(e) if is_unique_violation(&e) => match idempotency {
@@ -224,6 +249,16 @@ impl Store {
                         .bind(now)
                         .execute(&mut *tx)
                         .await?;
+                    if let Some(url) = new.webhook_url {
+                        sqlx::query("INSERT INTO bot_webhook_urls (bot_id, url) VALUES ($1, $2)")
+                            .bind(record.id)
+                            .bind(url)
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    let events = announce(&record, None, BotState::Pending, "created", now)
+                        .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
+                    write_events!(self, tx, record.id, &events, now);
                     if let Some(key) = idempotency {
                         sqlx::query(
                             "INSERT INTO idempotency_keys (key, fingerprint, bot_id, created_at) \
@@ -311,16 +346,19 @@ impl Store {
     /// Bots matching `filter`, in id order.
     pub async fn list_bots(&self, filter: &ListFilter) -> Result<Vec<BotRecord>, StoreError> {
         let status = filter.status.map(BotState::as_str);
+        let meeting_status = filter.meeting_status.map(MeetingStatus::as_str);
         let after = filter.after.map(db_id).unwrap_or(0);
         Ok(with_pool!(self, |pool| {
             sqlx::query_as(
                 "SELECT * FROM bots WHERE ($1 IS NULL OR status = $1) \
-                 AND ($2 IS NULL OR platform = $2) AND id > $3 ORDER BY id LIMIT $4",
+                 AND ($2 IS NULL OR platform = $2) AND ($5 IS NULL OR meeting_status = $5) \
+                 AND id > $3 ORDER BY id LIMIT $4",
             )
             .bind(status)
             .bind(filter.platform.as_deref())
             .bind(after)
             .bind(i64::from(filter.limit))
+            .bind(meeting_status)
             .fetch_all(pool)
             .await?
         }))
@@ -360,18 +398,51 @@ impl Store {
         owner: &str,
         lease_until: i64,
     ) -> Result<Option<BotRecord>, StoreError> {
+        self.begin_deploy_with_token(bot, platform, reason, owner, lease_until, None)
+            .await
+    }
+
+    /// [`begin_deploy`](Self::begin_deploy), and, when the
+    /// bot gets the bot protocol, its `token` for the new attempt (the hash
+    /// for good, the token itself until the platform answers; earlier
+    /// attempts' tokens are revoked). `None` when the bot is not pending any
+    /// more (someone else moved it first).
+    pub async fn begin_deploy_with_token(
+        &self,
+        bot: BotId,
+        platform: &str,
+        reason: &str,
+        owner: &str,
+        lease_until: i64,
+        token: Option<&BotToken>,
+    ) -> Result<Option<BotRecord>, StoreError> {
         let now = now_ms();
-        Ok(in_transaction!(self, |tx| {
+        let record = in_transaction!(self, |tx| {
             let record: Option<BotRecord> = sqlx::query_as(BEGIN_DEPLOY)
                 .bind(reason)
                 .bind(now)
                 .bind(owner)
                 .bind(lease_until)
                 .bind(db_id(bot))
+                .bind(token.map(BotToken::expose))
                 .bind(platform)
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some(record) = &record {
+                sqlx::query(REVOKE_TOKENS)
+                    .bind(now)
+                    .bind(record.id)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(token) = token {
+                    sqlx::query(INSERT_TOKEN)
+                        .bind(token.hash())
+                        .bind(record.id)
+                        .bind(record.attempt)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 sqlx::query(INSERT_HISTORY)
                     .bind(record.id)
                     .bind(BotState::Pending.as_str())
@@ -381,9 +452,21 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                let events = announce(
+                    record,
+                    Some(BotState::Pending),
+                    BotState::Deploying,
+                    reason,
+                    now,
+                )?;
+                write_events!(self, tx, record.id, &events, now);
             }
             record
-        }))
+        });
+        if record.is_some() {
+            self.wake_outbox();
+        }
+        Ok(record)
     }
 
     /// Applies `t` if the bot is still in `t.from` at `t.attempt`, with its
@@ -405,9 +488,19 @@ impl Store {
                 .bind(db_id(t.bot))
                 .bind(t.from.as_str())
                 .bind(i64::from(t.attempt))
+                .bind(t.ending.map(|(state, _)| state.as_str()))
+                .bind(t.ending.map(|(_, reason)| readable(reason)))
                 .fetch_optional(&mut *tx)
                 .await?;
-            if record.is_some() {
+            if record.is_some() && t.to.is_terminal() {
+                // An ended bot's token is refused from now on.
+                sqlx::query(REVOKE_TOKENS)
+                    .bind(now)
+                    .bind(db_id(t.bot))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(record) = &record {
                 sqlx::query(INSERT_HISTORY)
                     .bind(db_id(t.bot))
                     .bind(t.from.as_str())
@@ -417,9 +510,14 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                let events = announce(record, Some(t.from), t.to, &reason, now)?;
+                write_events!(self, tx, record.id, &events, now);
             }
             record
         });
+        if record.is_some() {
+            self.wake_outbox();
+        }
         if t.to.is_terminal() && record.is_some() {
             self.purge_erased().await;
         }
@@ -495,7 +593,7 @@ impl Store {
         let done = with_pool!(self, |pool| {
             sqlx::query(
                 "UPDATE bots SET cleanup_pending = FALSE, meeting_url = NULL, meeting_password = NULL, \
-                 updated_at = $1 WHERE id = $2 AND attempt = $3 AND status IN ('stopped', 'failed')",
+                 unconfirmed_bot_token = NULL, updated_at = $1 WHERE id = $2 AND attempt = $3 AND status IN ('stopped', 'failed')",
             )
             .bind(now_ms())
             .bind(db_id(bot))

@@ -117,6 +117,7 @@ impl Store {
             pool: DbPool::Sqlite(pool),
             target,
             installation,
+            outbox: super::outbox::Outbox::default(),
         })
     }
 
@@ -149,6 +150,7 @@ impl Store {
             pool: DbPool::Postgres(pool),
             target,
             installation,
+            outbox: super::outbox::Outbox::default(),
         })
     }
 }

@@ -13,19 +13,27 @@
 //! block that the `with_pool!` and `in_transaction!` macros compile for
 //! both drivers, choosing the SQL by [`Dialect`] where it must differ.
 
+mod bot_protocol;
 mod bots;
 mod connect;
 mod leases;
+pub(crate) mod outbox;
 mod placement;
 mod rows;
 mod slots;
 
 use std::fmt;
 
+pub use bot_protocol::{MeetingChange, MeetingWrite, StopOnEnding, TokenOwner, WatchCutoffs};
 pub use bots::{CreateOutcome, IdempotencyKey, ListFilter, NewBot, Transition};
 pub use leases::LeaseHolder;
+pub use outbox::{
+    AfterAttempt, AttemptRecord, DESTINATION_BOT, DESTINATION_OPERATOR, DeliveryRecord,
+    OutboxSummary, RetryOutcome,
+};
 pub use placement::{NoRoom, PlaceOn, Placed, QueueStats};
 pub use rows::BotRecord;
+pub(crate) use rows::timestamp;
 
 use platform_core::InstallationId;
 use sqlx::{PgPool, SqlitePool};
@@ -54,6 +62,8 @@ pub struct Store {
     target: String,
     /// The installation id the schema was created with.
     installation: InstallationId,
+    /// Where webhook events go, and the delivery worker's wake-up.
+    outbox: outbox::Outbox,
 }
 
 impl fmt::Debug for Store {

@@ -16,7 +16,8 @@
 
 use platform_core::BotId;
 
-use super::bots::{INSERT_HISTORY, db_id, readable};
+use super::bots::{INSERT_HISTORY, INSERT_TOKEN, REVOKE_TOKENS, db_id, readable};
+use super::outbox::{announce, write_events};
 use super::rows::BotRecord;
 use super::{Dialect, Store, StoreError, in_transaction, now_ms, with_pool};
 use crate::bot::BotState;
@@ -43,6 +44,8 @@ pub struct PlaceOn<'a> {
     pub reason: &'a str,
     /// The lease the caller keeps on the bot while it deploys it.
     pub lease: (&'a str, i64),
+    /// The bot-protocol token of the new attempt, when bots get one.
+    pub token: Option<&'a crate::bot_protocol::BotToken>,
 }
 
 /// A cap that left no room.
@@ -59,8 +62,9 @@ pub struct NoRoom {
 /// What [`Store::place_bot`] did.
 #[derive(Debug)]
 pub enum Placed {
-    /// The bot is `deploying` on the platform with a new attempt.
-    Placed(BotRecord),
+    /// The bot is `deploying` on the platform with a new attempt (boxed: a
+    /// record is large beside the other answers).
+    Placed(Box<BotRecord>),
     /// The platform is at its cap; nothing was written.
     NoRoom(NoRoom),
     /// The bot is not where the caller thought (someone else moved it).
@@ -80,7 +84,7 @@ const HOLDING: &str = "status IN ('deploying', 'running', 'stopping')";
 
 const PLACE: &str = "UPDATE bots SET status = 'deploying', platform = $1, reason = $2, \
      attempt = attempt + 1, platform_id = NULL, connection_url = NULL, deploy_started_at = $3, \
-     lease_owner = $4, lease_until = $5, updated_at = $3 \
+     lease_owner = $4, lease_until = $5, updated_at = $3, unconfirmed_bot_token = $9 \
      WHERE id = $6 AND status = $7 AND attempt = $8 RETURNING *";
 
 const QUEUE: &str = "UPDATE bots SET status = 'queued', platform = '', platform_id = NULL, \
@@ -136,7 +140,7 @@ impl Store {
         let count_meeting = format!(
             "SELECT COUNT(*) FROM bots WHERE platform = $1 AND meeting_platform = $2 AND {HOLDING}"
         );
-        Ok(in_transaction!(self, |tx| {
+        let placed = in_transaction!(self, |tx| {
             let locked: Option<(String,)> = sqlx::query_as(lock)
                 .bind(p.platform)
                 .fetch_optional(&mut *tx)
@@ -200,10 +204,25 @@ impl Store {
                         .bind(db_id(p.bot))
                         .bind(p.from.as_str())
                         .bind(i64::from(p.attempt))
+                        .bind(p.token.map(crate::bot_protocol::BotToken::expose))
                         .fetch_optional(&mut *tx)
                         .await?;
                     match record {
                         Some(record) => {
+                            sqlx::query(REVOKE_TOKENS)
+                                .bind(now)
+                                .bind(record.id)
+                                .execute(&mut *tx)
+                                .await?;
+                            if let Some(token) = p.token {
+                                sqlx::query(INSERT_TOKEN)
+                                    .bind(token.hash())
+                                    .bind(record.id)
+                                    .bind(record.attempt)
+                                    .bind(now)
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
                             sqlx::query(INSERT_HISTORY)
                                 .bind(record.id)
                                 .bind(p.from.as_str())
@@ -213,13 +232,20 @@ impl Store {
                                 .bind(now)
                                 .execute(&mut *tx)
                                 .await?;
-                            Placed::Placed(record)
+                            let events =
+                                announce(&record, Some(p.from), BotState::Deploying, &reason, now)?;
+                            write_events!(self, tx, record.id, &events, now);
+                            Placed::Placed(Box::new(record))
                         }
                         None => Placed::Moved,
                     }
                 }
             }
-        }))
+        });
+        if matches!(placed, Placed::Placed(_)) {
+            self.wake_outbox();
+        }
+        Ok(placed)
     }
 
     /// Puts a bot in the queue (`pending`, or `deploying` on a platform
@@ -234,7 +260,7 @@ impl Store {
     ) -> Result<Option<BotRecord>, StoreError> {
         let now = now_ms();
         let reason = readable(reason);
-        Ok(in_transaction!(self, |tx| {
+        let queued = in_transaction!(self, |tx| {
             let record: Option<BotRecord> = sqlx::query_as(QUEUE)
                 .bind(&reason)
                 .bind(now)
@@ -253,9 +279,15 @@ impl Store {
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
+                let events = announce(record, Some(from), BotState::Queued, &reason, now)?;
+                write_events!(self, tx, record.id, &events, now);
             }
             record
-        }))
+        });
+        if queued.is_some() {
+            self.wake_outbox();
+        }
+        Ok(queued)
     }
 
     /// Takes the lease of the next queued bot in drain order (priority,
@@ -345,9 +377,8 @@ impl Store {
         let sql = format!(
             "SELECT platform, COUNT(*) FROM bots WHERE {HOLDING} GROUP BY platform ORDER BY platform"
         );
-        let rows: Vec<(String, i64)> = with_pool!(self, |pool| {
-            sqlx::query_as(&sql).fetch_all(pool).await?
-        });
+        let rows: Vec<(String, i64)> =
+            with_pool!(self, |pool| { sqlx::query_as(&sql).fetch_all(pool).await? });
         Ok(rows
             .into_iter()
             .map(|(platform, n)| (platform, u64::try_from(n).unwrap_or_default()))

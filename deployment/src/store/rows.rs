@@ -11,6 +11,7 @@ use time::OffsetDateTime;
 
 use super::StoreError;
 use crate::bot::{AutomaticLeaveSecs, Bot, BotState, HistoryEntry};
+use crate::meeting::{EventSource, MeetingHistoryEntry, MeetingStatus};
 
 /// Every column of the `bots` table. Its `Debug` shows no secret.
 #[derive(Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -40,6 +41,16 @@ pub struct BotRecord {
     pub(crate) updated_at: i64,
     pub(crate) priority: i64,
     pub(crate) queued_at: Option<i64>,
+    pub(crate) meeting_status: String,
+    pub(crate) meeting_sub_code: Option<String>,
+    pub(crate) meeting_message: Option<String>,
+    pub(crate) meeting_recording: Option<bool>,
+    pub(crate) meeting_status_at: Option<i64>,
+    pub(crate) last_heartbeat_at: Option<i64>,
+    pub(crate) leave_requested_at: Option<i64>,
+    pub(crate) end_status: Option<String>,
+    pub(crate) end_reason: Option<String>,
+    pub(crate) unconfirmed_bot_token: Option<String>,
 }
 
 impl fmt::Debug for BotRecord {
@@ -56,6 +67,9 @@ impl fmt::Debug for BotRecord {
             .field("cleanup_pending", &self.cleanup_pending)
             .field("lease_owner", &self.lease_owner)
             .field("lease_until", &self.lease_until)
+            .field("meeting_status", &self.meeting_status)
+            .field("last_heartbeat_at", &self.last_heartbeat_at)
+            .field("leave_requested_at", &self.leave_requested_at)
             .finish_non_exhaustive()
     }
 }
@@ -122,7 +136,50 @@ impl BotRecord {
     /// Whether the row still holds the meeting URL or password (they are
     /// erased when the bot ends).
     pub fn holds_secrets(&self) -> bool {
-        self.meeting_url.is_some() || self.meeting_password.is_some()
+        self.meeting_url.is_some()
+            || self.meeting_password.is_some()
+            || self.unconfirmed_bot_token.is_some()
+    }
+
+    /// Its meeting status, as the bot last reported it.
+    pub fn meeting_status(&self) -> Result<MeetingStatus, StoreError> {
+        self.meeting_status.parse().map_err(|_| {
+            StoreError::Corrupt(format!(
+                "bot {} has meeting status {:?}",
+                self.id, self.meeting_status
+            ))
+        })
+    }
+
+    /// When the bot last heartbeat, as far as the database knows (see
+    /// [`HeartbeatBuffer`](crate::bot_protocol::HeartbeatBuffer) for how
+    /// stale it may be).
+    pub fn last_heartbeat_at_ms(&self) -> Option<i64> {
+        self.last_heartbeat_at
+    }
+
+    /// When leave was requested, if it was.
+    pub fn leave_requested_at_ms(&self) -> Option<i64> {
+        self.leave_requested_at
+    }
+
+    /// How a stop in progress ends when the service started it on the bot's
+    /// word or silence: the final state and its reason.
+    pub fn ending(&self) -> Option<(BotState, &str)> {
+        let state = self.end_status.as_deref()?.parse().ok()?;
+        Some((state, self.end_reason.as_deref().unwrap_or("stopped")))
+    }
+
+    /// The token of the current attempt while the platform has not answered
+    /// its deploy (so a repeated call sends the same environment).
+    pub(crate) fn unconfirmed_bot_token(&self) -> Option<&str> {
+        self.unconfirmed_bot_token.as_deref()
+    }
+
+    /// Whether the bot ever spoke the bot protocol (a heartbeat or a
+    /// meeting-status report).
+    pub fn spoke_protocol(&self) -> bool {
+        self.last_heartbeat_at.is_some() || self.meeting_status != MeetingStatus::Unknown.as_str()
     }
 
     fn meeting_platform(&self) -> Result<MeetingPlatform, StoreError> {
@@ -194,6 +251,13 @@ impl BotRecord {
             cleanup_pending: self.cleanup_pending,
             created_at: timestamp(self.created_at),
             updated_at: timestamp(self.updated_at),
+            meeting_status: self.meeting_status()?,
+            meeting_sub_code: self.meeting_sub_code.clone(),
+            meeting_message: self.meeting_message.clone(),
+            meeting_recording: self.meeting_recording,
+            meeting_status_at: self.meeting_status_at.map(timestamp),
+            last_heartbeat_at: self.last_heartbeat_at.map(timestamp),
+            leave_requested_at: self.leave_requested_at.map(timestamp),
         })
     }
 }
@@ -227,6 +291,44 @@ impl HistoryRow {
             from: self.from_status.as_deref().map(parse).transpose()?,
             to: parse(&self.to_status)?,
             reason: self.reason,
+            attempt: u32::try_from(self.attempt).unwrap_or_default(),
+            at: timestamp(self.at),
+        })
+    }
+}
+
+/// A `bot_meeting_history` row.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub(crate) struct MeetingHistoryRow {
+    pub(crate) event_id: Option<String>,
+    pub(crate) from_status: String,
+    pub(crate) to_status: String,
+    pub(crate) sub_code: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) recording: Option<bool>,
+    pub(crate) source: String,
+    pub(crate) attempt: i64,
+    pub(crate) at: i64,
+}
+
+impl MeetingHistoryRow {
+    pub(crate) fn into_entry(self) -> Result<MeetingHistoryEntry, StoreError> {
+        let parse = |s: &str| {
+            s.parse::<MeetingStatus>()
+                .map_err(|_| StoreError::Corrupt(format!("meeting history holds status {s:?}")))
+        };
+        Ok(MeetingHistoryEntry {
+            from: parse(&self.from_status)?,
+            to: parse(&self.to_status)?,
+            sub_code: self.sub_code,
+            message: self.message,
+            recording: self.recording,
+            event_id: self.event_id,
+            source: if self.source == EventSource::Service.as_str() {
+                EventSource::Service
+            } else {
+                EventSource::Bot
+            },
             attempt: u32::try_from(self.attempt).unwrap_or_default(),
             at: timestamp(self.at),
         })

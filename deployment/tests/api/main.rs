@@ -16,9 +16,12 @@ mod common;
 mod support;
 
 mod auth;
+mod bot_protocol;
 mod contract;
 mod errors;
 mod idempotency;
 mod lifecycle;
 mod openapi;
+mod replicas;
 mod shutdown;
+mod webhooks;

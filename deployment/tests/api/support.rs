@@ -44,13 +44,26 @@ pub fn client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-async fn start(service: BotService, db: TestDb, state_dir: Option<tempfile::TempDir>) -> TestApp {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+async fn bind() -> tokio::net::TcpListener {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
-        .expect("bind a loopback port");
+        .expect("bind a loopback port")
+}
+
+async fn start(service: BotService, db: TestDb, state_dir: Option<tempfile::TempDir>) -> TestApp {
+    start_on(bind().await, service, db, state_dir).await
+}
+
+async fn start_on(
+    listener: tokio::net::TcpListener,
+    service: BotService,
+    db: TestDb,
+    state_dir: Option<tempfile::TempDir>,
+) -> TestApp {
     let addr = listener.local_addr().unwrap();
     let stop = StopSignal::new();
     let options = ServeOptions {
+        webhook_worker: None,
         reconcile_interval: Duration::from_secs(1),
         shutdown_grace: Duration::from_secs(10),
         max_body_bytes: 8 * 1024,
@@ -84,12 +97,34 @@ pub async fn spawn_fake(platform: Arc<FakePlatform>) -> TestApp {
     start(service, db, None).await
 }
 
+/// The API over a fake platform with these options; bots are told to
+/// reach the API at its real address.
+pub async fn spawn_fake_with(
+    platform: Arc<FakePlatform>,
+    options: deployment::ServiceOptions,
+) -> TestApp {
+    let db = TestDb::sqlite();
+    let listener = bind().await;
+    let addr = listener.local_addr().unwrap();
+    let service = BotService::new(
+        db.store().await,
+        platform as Arc<dyn PlatformService>,
+        deployment::ServiceOptions {
+            bot_api_url: Some(format!("http://{addr}")),
+            ..options
+        },
+    );
+    start_on(listener, service, db, None).await
+}
+
 /// The API over the local platform running real stand-in bots (which end
 /// on their own within a minute, should a failing test leave one behind).
 pub async fn spawn_local() -> TestApp {
     let db = TestDb::sqlite();
     let state = tempfile::tempdir().unwrap();
+    let listener = bind().await;
     let env = MapEnv::new()
+        .with("LISTEN_ADDR", listener.local_addr().unwrap().to_string())
         .with("DEPLOYMENT_PLATFORM", "local")
         .with("DATABASE_URL", db.url())
         .with("LOCAL_STATE_DIR", state.path().display().to_string())
@@ -102,7 +137,7 @@ pub async fn spawn_local() -> TestApp {
     let service = deployment::open_service(&settings, Arc::new(env))
         .await
         .expect("open the service on the local platform");
-    start(service, db, Some(state)).await
+    start_on(listener, service, db, Some(state)).await
 }
 
 impl TestApp {
@@ -225,8 +260,8 @@ pub struct ServeProcess {
     /// Every line it wrote on standard error so far.
     pub stderr: Arc<std::sync::Mutex<Vec<String>>>,
     /// Its working directory (database, local platform state), removed
-    /// when dropped.
-    _dir: tempfile::TempDir,
+    /// when dropped, unless the test owns it.
+    _dir: Option<tempfile::TempDir>,
 }
 
 /// The command for `meeboter-deploy serve` in `dir`, with `extra` variables.
@@ -262,9 +297,17 @@ pub fn serve_command(dir: &std::path::Path, extra: &[(&str, &str)]) -> std::proc
 impl ServeProcess {
     /// Starts it and waits (at most 60 s) until it listens.
     pub fn start(extra: &[(&str, &str)]) -> Self {
-        use std::io::BufRead;
         let dir = tempfile::tempdir().unwrap();
-        let mut child = serve_command(dir.path(), extra)
+        let mut serve = Self::start_in(dir.path(), extra);
+        serve._dir = Some(dir);
+        serve
+    }
+
+    /// Starts it in `dir`, which the test keeps (to start it again there
+    /// after a crash), and waits (at most 60 s) until it listens.
+    pub fn start_in(dir: &std::path::Path, extra: &[(&str, &str)]) -> Self {
+        use std::io::BufRead;
+        let mut child = serve_command(dir, extra)
             .spawn()
             .expect("start meeboter-deploy serve");
         let stderr = Arc::new(std::sync::Mutex::new(Vec::new()));
@@ -296,7 +339,7 @@ impl ServeProcess {
             child,
             addr,
             stderr,
-            _dir: dir,
+            _dir: None,
         }
     }
 

@@ -160,6 +160,7 @@ pub fn create(input: BotDeploymentInput, deploy: bool) -> CreateBot {
         idempotency: None,
         deploy,
         priority: 0,
+        webhook_url: None,
     }
 }
 
@@ -189,3 +190,5 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+pub mod receiver;

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::bot_env::{BotEnvironment, bot_environment};
 use crate::config::{BotDeploymentConfig, BotId};
 use crate::error::{Error, Result};
 use crate::platform::{DeployResult, MarkedBot, PlatformId, PlatformService};
@@ -47,6 +48,7 @@ struct FakeState {
     unreachable: bool,
     /// The most bots ever live at once.
     peak_live: usize,
+    environments: Vec<(BotId, u32, BotEnvironment)>,
 }
 
 /// A platform that keeps its bots in memory. Deploys are idempotent per
@@ -181,6 +183,17 @@ impl FakePlatform {
         }
     }
 
+    /// The environment every deploy call for `bot` received, with its
+    /// attempt, in call order (secrets included: tests only).
+    pub fn environments(&self, bot: BotId) -> Vec<(u32, BotEnvironment)> {
+        self.state()
+            .environments
+            .iter()
+            .filter(|(b, _, _)| *b == bot)
+            .map(|(_, attempt, env)| (*attempt, env.clone()))
+            .collect()
+    }
+
     /// How many times each method was called.
     pub fn calls(&self) -> FakeCalls {
         self.state().calls
@@ -230,6 +243,11 @@ impl PlatformService for FakePlatform {
         self.delay().await;
         let mut state = self.state();
         state.calls.deploy += 1;
+        // Recorded even for a call that fails: a timed-out call may have
+        // reached the platform with it.
+        state
+            .environments
+            .push((config.bot_id(), attempt, bot_environment(config)));
         if let Some(error) = state.deploy_errors.pop_front() {
             return Err(error);
         }
