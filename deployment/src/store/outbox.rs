@@ -292,62 +292,66 @@ impl Store {
         Ok(claimed)
     }
 
-    /// Records an attempt of a delivery `owner` holds and what follows
-    /// from it, and releases the claim. `false` (nothing written) when the
-    /// claim is no longer `owner`'s.
-    pub async fn finish_attempt(
+    /// Records attempts of deliveries `owner` holds, each with what
+    /// follows from it, and releases their claims, all in one transaction.
+    /// An attempt whose claim is no longer `owner`'s is not recorded.
+    /// Returns how many were.
+    pub async fn finish_attempts(
         &self,
         owner: &str,
-        attempt: &AttemptRecord,
-        after: AfterAttempt,
-    ) -> Result<bool, StoreError> {
+        attempts: &[(AttemptRecord, AfterAttempt)],
+    ) -> Result<usize, StoreError> {
         let now = now_ms();
-        let (state, next, delivered_at) = match after {
-            AfterAttempt::Delivered => (DELIVERED, None, Some(now)),
-            AfterAttempt::RetryAt(at) => (PENDING, Some(at), None),
-            AfterAttempt::Failed => (FAILED, None, None),
-        };
-        let updated = in_transaction!(self, |tx| {
-            let updated = sqlx::query(
-                "UPDATE webhook_deliveries SET state = $1, \
-                 next_attempt_at = COALESCE($2, next_attempt_at), attempts = $3, \
-                 claimed_by = NULL, claim_until = NULL, last_attempt_at = $4, \
-                 last_status_code = $5, last_error = $6, last_response = $7, \
-                 delivered_at = $8, updated_at = $9 \
-                 WHERE id = $10 AND claimed_by = $11 AND state = 'pending'",
-            )
-            .bind(state)
-            .bind(next)
-            .bind(attempt.number)
-            .bind(attempt.started_at)
-            .bind(attempt.status_code)
-            .bind(attempt.error.as_deref())
-            .bind(attempt.response.as_deref())
-            .bind(delivered_at)
-            .bind(now)
-            .bind(attempt.delivery_id)
-            .bind(owner)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if updated > 0 {
-                sqlx::query(
-                    "INSERT INTO webhook_attempts (delivery_id, number, started_at, duration_ms, \
-                     status_code, error, response) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        let recorded = in_transaction!(self, |tx| {
+            let mut recorded = 0;
+            for (attempt, after) in attempts {
+                let (state, next, delivered_at) = match after {
+                    AfterAttempt::Delivered => (DELIVERED, None, Some(now)),
+                    AfterAttempt::RetryAt(at) => (PENDING, Some(*at), None),
+                    AfterAttempt::Failed => (FAILED, None, None),
+                };
+                let updated = sqlx::query(
+                    "UPDATE webhook_deliveries SET state = $1, \
+                     next_attempt_at = COALESCE($2, next_attempt_at), attempts = $3, \
+                     claimed_by = NULL, claim_until = NULL, last_attempt_at = $4, \
+                     last_status_code = $5, last_error = $6, last_response = $7, \
+                     delivered_at = $8, updated_at = $9 \
+                     WHERE id = $10 AND claimed_by = $11 AND state = 'pending'",
                 )
-                .bind(attempt.delivery_id)
+                .bind(state)
+                .bind(next)
                 .bind(attempt.number)
                 .bind(attempt.started_at)
-                .bind(attempt.duration_ms)
                 .bind(attempt.status_code)
                 .bind(attempt.error.as_deref())
                 .bind(attempt.response.as_deref())
+                .bind(delivered_at)
+                .bind(now)
+                .bind(attempt.delivery_id)
+                .bind(owner)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+                if updated > 0 {
+                    recorded += 1;
+                    sqlx::query(
+                        "INSERT INTO webhook_attempts (delivery_id, number, started_at, duration_ms, \
+                         status_code, error, response) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(attempt.delivery_id)
+                    .bind(attempt.number)
+                    .bind(attempt.started_at)
+                    .bind(attempt.duration_ms)
+                    .bind(attempt.status_code)
+                    .bind(attempt.error.as_deref())
+                    .bind(attempt.response.as_deref())
+                    .execute(&mut *tx)
+                    .await?;
+                }
             }
-            updated > 0
+            recorded
         });
-        Ok(updated)
+        Ok(recorded)
     }
 
     /// A bot's deliveries, oldest first, each with its attempts.

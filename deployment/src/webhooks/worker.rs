@@ -70,13 +70,27 @@ impl DeliveryWorker {
     }
 
     /// Runs until `stopped` resolves, then lets the attempts in flight
-    /// finish (each is bounded by the timeout).
+    /// finish (each is bounded by the timeout) and records them.
+    ///
+    /// Each turn of the loop records every attempt that finished since the
+    /// last turn in one transaction, then claims as many due deliveries as
+    /// there are free slots in another: two writes per turn however many
+    /// deliveries it handles, which is what SQLite's single writer needs
+    /// under load. A bot's next event becomes claimable in the same turn
+    /// its previous one is recorded.
     pub async fn run(self, stopped: impl Future<Output = ()> + Send) {
         let written = self.store.outbox_written();
-        let mut in_flight: JoinSet<()> = JoinSet::new();
+        let mut in_flight: JoinSet<Finished> = JoinSet::new();
+        let mut finished: Vec<Finished> = Vec::new();
         tokio::pin!(stopped);
         tracing::info!(owner = %self.owner, "webhook delivery worker started");
         loop {
+            while let Some(joined) = in_flight.try_join_next() {
+                if let Ok(done) = joined {
+                    finished.push(done);
+                }
+            }
+            self.record(&mut finished).await;
             let free = self.options.concurrency.saturating_sub(in_flight.len());
             if free > 0 {
                 let lease = self.sender.timeout() + CLAIM_MARGIN;
@@ -96,27 +110,61 @@ impl DeliveryWorker {
             }
             tokio::select! {
                 () = &mut stopped => break,
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                Some(joined) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    if let Ok(done) = joined {
+                        finished.push(done);
+                    }
+                }
                 () = written.notified() => {}
                 () = tokio::time::sleep(self.options.poll_interval) => {}
             }
         }
         let bound = self.sender.timeout() + Duration::from_secs(5);
-        if tokio::time::timeout(bound, async {
-            while in_flight.join_next().await.is_some() {}
+        let drained = tokio::time::timeout(bound, async {
+            while let Some(joined) = in_flight.join_next().await {
+                if let Ok(done) = joined {
+                    finished.push(done);
+                }
+            }
         })
-        .await
-        .is_err()
-        {
+        .await;
+        if drained.is_err() {
             // Unrecorded attempts are sent again after their claim expires:
             // at least once, never lost.
             in_flight.abort_all();
         }
+        self.record(&mut finished).await;
         tracing::info!("webhook delivery worker stopped");
     }
 
-    /// One attempt at `delivery`, recorded with what follows from it.
-    async fn attempt(&self, delivery: DeliveryRecord) {
+    /// Records finished attempts in one transaction and logs them.
+    async fn record(&self, finished: &mut Vec<Finished>) {
+        if finished.is_empty() {
+            return;
+        }
+        let batch: Vec<(AttemptRecord, AfterAttempt)> = finished
+            .iter()
+            .map(|f| (f.record.clone(), f.after))
+            .collect();
+        match self.store.finish_attempts(&self.owner, &batch).await {
+            Ok(recorded) if recorded < batch.len() => tracing::warn!(
+                lost = batch.len() - recorded,
+                "some webhook deliveries' claims were lost during their attempt; their results are not recorded"
+            ),
+            Ok(_) => {}
+            Err(error) => tracing::warn!(
+                error = %error,
+                attempts = batch.len(),
+                "webhook attempts could not be recorded; they are sent again once their claims expire"
+            ),
+        }
+        for done in finished.drain(..) {
+            done.log();
+        }
+    }
+
+    /// One attempt at `delivery`, and what follows from it.
+    async fn attempt(&self, delivery: DeliveryRecord) -> Finished {
         crate::failpoint::pause_if_armed(crate::failpoint::BEFORE_WEBHOOK_SEND).await;
         let started_at = now_ms();
         let clock = Instant::now();
@@ -137,50 +185,60 @@ impl DeliveryWorker {
                 AfterAttempt::RetryAt(next)
             }
         };
-        let record = AttemptRecord {
-            delivery_id: delivery.id,
-            number,
-            started_at,
-            duration_ms,
-            status_code: result.status_code.map(i32::from),
-            error: result.error.clone(),
-            response: result.response.clone(),
-        };
-        match self.store.finish_attempt(&self.owner, &record, after).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                delivery = delivery.id,
-                "a webhook delivery's claim was lost during the attempt; its result is not recorded"
-            ),
-            Err(error) => tracing::warn!(
-                delivery = delivery.id,
-                error = %error,
-                "a webhook attempt could not be recorded; it is sent again once its claim expires"
-            ),
+        Finished {
+            record: AttemptRecord {
+                delivery_id: delivery.id,
+                number,
+                started_at,
+                duration_ms,
+                status_code: result.status_code.map(i32::from),
+                error: result.error,
+                response: result.response,
+            },
+            after,
+            bot_id: delivery.bot_id,
+            event_type: delivery.event_type,
         }
-        match after {
+    }
+}
+
+/// An attempt made, waiting to be recorded.
+#[derive(Debug)]
+struct Finished {
+    record: AttemptRecord,
+    after: AfterAttempt,
+    bot_id: i64,
+    event_type: String,
+}
+
+impl Finished {
+    fn log(&self) {
+        let delivery = self.record.delivery_id;
+        let attempt = self.record.number;
+        let error = self.record.error.as_deref().unwrap_or_default();
+        match self.after {
             AfterAttempt::Delivered => tracing::debug!(
-                delivery = delivery.id,
-                bot_id = delivery.bot_id,
-                event = %delivery.event_type,
-                attempt = number,
+                delivery,
+                bot_id = self.bot_id,
+                event = %self.event_type,
+                attempt,
                 "webhook delivered"
             ),
             AfterAttempt::RetryAt(at) => tracing::info!(
-                delivery = delivery.id,
-                bot_id = delivery.bot_id,
-                event = %delivery.event_type,
-                attempt = number,
-                error = result.error.as_deref().unwrap_or_default(),
+                delivery,
+                bot_id = self.bot_id,
+                event = %self.event_type,
+                attempt,
+                error,
                 retry_in_ms = at - now_ms(),
                 "webhook not accepted; retrying later"
             ),
             AfterAttempt::Failed => tracing::warn!(
-                delivery = delivery.id,
-                bot_id = delivery.bot_id,
-                event = %delivery.event_type,
-                attempt = number,
-                error = result.error.as_deref().unwrap_or_default(),
+                delivery,
+                bot_id = self.bot_id,
+                event = %self.event_type,
+                attempt,
+                error,
                 "webhook given up after WEBHOOK_MAX_AGE; POST /v1/webhooks/{{delivery}}/retry sends it again"
             ),
         }
