@@ -144,6 +144,7 @@ fn main() {
                     idempotency: None,
                     deploy: true,
                     webhook_url: None,
+                    priority: 0,
                 })
                 .await
                 .expect("create a bot")

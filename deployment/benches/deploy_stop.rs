@@ -81,6 +81,7 @@ fn main() {
                     input,
                     idempotency: None,
                     deploy: true,
+                    priority: 0,
                     webhook_url: None,
                 })
                 .await

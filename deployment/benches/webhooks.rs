@@ -160,6 +160,7 @@ async fn lifecycles(service: &BotService, first: u64, bots: u64, tasks: u64) -> 
                         input: input(n),
                         idempotency: None,
                         deploy: true,
+                        priority: 0,
                         webhook_url: None,
                     })
                     .await

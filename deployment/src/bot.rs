@@ -13,12 +13,18 @@ use crate::meeting::{MeetingHistoryEntry, MeetingStatus};
 /// Where a bot is in its life. One state machine for every platform:
 ///
 /// ```text
-/// pending ──► deploying ──► running ──► stopping ──► stopped
-///    │  ▲         │ │          │  │         │
-///    │  └─────────┘ │          │  └─────────┼──► stopped (ended on its own)
-///    │ (pool full)  └──────────┴────────────┴──► failed (with a reason)
-///    └──► stopped (cancelled before deploying)
+/// pending ──► queued ──► deploying ──► running ──► stopping ──► stopped
+///    │  │      ▲  │  │     │ │ │          │  │         │
+///    │  │      │  │  │     │ │ └──────────┼──┼─────────┼──► failed (with a reason)
+///    │  │      └──┼──┼─────┘ │ (no platform has room)  └──► stopped (ended on its own)
+///    │  └─────────┼──┼───────┘ (placed at once)
+///    │            │  └──► failed (queue_timeout)
+///    └────────────┴──► stopped (cancelled before deploying)
 /// ```
+///
+/// A bot is placed on the first platform of the priority list with room
+/// under its cap (`deploying`); when none has room it waits in the durable
+/// `queued` state, drained in priority order, then age.
 ///
 /// `stopped` and `failed` are terminal: a bot that ended never comes back; a
 /// new meeting gets a new bot.
@@ -37,8 +43,11 @@ use crate::meeting::{MeetingHistoryEntry, MeetingStatus};
 )]
 #[serde(rename_all = "lowercase")]
 pub enum BotState {
-    /// Created, not deployed yet (or sent back because the pool was full).
+    /// Created, not deployed yet.
     Pending,
+    /// Waiting for room: no platform of the priority list had room under
+    /// its cap. Drained in order (priority, then age) as capacity frees.
+    Queued,
     /// The deploy intent is recorded; the platform is starting the bot.
     Deploying,
     /// The platform reports the bot running.
@@ -53,8 +62,9 @@ pub enum BotState {
 
 impl BotState {
     /// Every state, in lifecycle order.
-    pub const ALL: [BotState; 6] = [
+    pub const ALL: [BotState; 7] = [
         Self::Pending,
+        Self::Queued,
         Self::Deploying,
         Self::Running,
         Self::Stopping,
@@ -65,16 +75,27 @@ impl BotState {
     /// The states the reconciler watches.
     pub const ACTIVE: [BotState; 3] = [Self::Deploying, Self::Running, Self::Stopping];
 
+    /// The states in which a bot holds capacity on its platform (what a
+    /// platform's cap counts).
+    pub const HOLDING_CAPACITY: [BotState; 3] = Self::ACTIVE;
+
     /// The lowercase name used in the database, APIs and the CLI.
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
+            Self::Queued => "queued",
             Self::Deploying => "deploying",
             Self::Running => "running",
             Self::Stopping => "stopping",
             Self::Stopped => "stopped",
             Self::Failed => "failed",
         }
+    }
+
+    /// Whether the bot holds capacity on its platform (deploying, running,
+    /// stopping).
+    pub const fn is_active(self) -> bool {
+        matches!(self, Self::Deploying | Self::Running | Self::Stopping)
     }
 
     /// Whether the bot has ended for good.
@@ -85,10 +106,11 @@ impl BotState {
     /// The states a bot in this state may move to.
     pub const fn allowed_next(self) -> &'static [BotState] {
         match self {
-            Self::Pending => &[Self::Deploying, Self::Stopped, Self::Failed],
+            Self::Pending => &[Self::Queued, Self::Deploying, Self::Stopped, Self::Failed],
+            Self::Queued => &[Self::Deploying, Self::Stopped, Self::Failed],
             Self::Deploying => &[
                 Self::Running,
-                Self::Pending,
+                Self::Queued,
                 Self::Stopping,
                 Self::Stopped,
                 Self::Failed,
@@ -128,7 +150,7 @@ impl fmt::Display for BotState {
 /// A state name that is not one of ours.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown bot status {given:?}; allowed: pending, deploying, running, stopping, stopped, failed"
+    "unknown bot status {given:?}; allowed: pending, queued, deploying, running, stopping, stopped, failed"
 )]
 pub struct UnknownBotState {
     /// What was given (cut to 64 characters).
@@ -182,8 +204,15 @@ pub struct Bot {
     pub status: BotState,
     /// Why it is in that state (the last transition's reason).
     pub reason: Option<String>,
-    /// The platform that runs it (`coolify`, `aws`, `local`).
-    pub platform: String,
+    /// The platform it was placed on (`coolify`, `aws`, `local`, …);
+    /// `null` until it is placed (pending, queued).
+    pub platform: Option<String>,
+    /// Its queue priority: a queued bot with a higher priority is placed
+    /// first, then the one that waited longest. Default 0.
+    pub priority: i64,
+    /// Its place in the queue while it is `queued` (1 is next), else
+    /// `null`.
+    pub queue_position: Option<u64>,
     /// Its identifier on that platform, once known.
     pub platform_id: Option<String>,
     /// Where it can be reached, once known.

@@ -60,17 +60,18 @@ pub enum ServiceError {
         /// The bot created with it.
         bot: BotId,
     },
-    /// The bot belongs to another platform than the one this service runs.
+    /// The bot was placed on a platform this service is not configured
+    /// for: it is left alone.
     #[error(
-        "bot {bot} runs on the {bot_platform} platform but this service runs {service_platform}; start the service with DEPLOYMENT_PLATFORM={bot_platform} to manage it"
+        "bot {bot} runs on the {bot_platform} platform, which this service is not configured for (it holds: {configured}); the bot is left alone: add {bot_platform} to PLATFORM_PRIORITY and configure it to manage the bot"
     )]
-    PlatformMismatch {
+    PlatformNotConfigured {
         /// The bot.
         bot: BotId,
         /// Its platform.
         bot_platform: String,
-        /// The service's platform.
-        service_platform: &'static str,
+        /// The platforms the service holds, comma-separated.
+        configured: String,
     },
     /// Every slot is busy (or the platform has no capacity right now): the
     /// bot is back to `pending` and nothing was started.
@@ -191,7 +192,7 @@ impl ServiceError {
             Self::IllegalMeetingTransition(_) => "illegal_meeting_transition",
             Self::BotEnded { .. } => "bot_ended",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
-            Self::PlatformMismatch { .. } => "platform_mismatch",
+            Self::PlatformNotConfigured { .. } => "platform_not_configured",
             Self::PoolExhausted { .. } => "pool_exhausted",
             Self::PlatformUnavailable { .. } => "platform_unavailable",
             Self::DeployFailed { .. } => "deploy_failed",
@@ -221,7 +222,7 @@ impl ServiceError {
             | Self::IllegalMeetingTransition(_)
             | Self::BotEnded { .. }
             | Self::IdempotencyConflict { .. }
-            | Self::PlatformMismatch { .. } => ErrorClass::Conflict,
+            | Self::PlatformNotConfigured { .. } => ErrorClass::Conflict,
             Self::PoolExhausted { .. } | Self::PlatformUnavailable { .. } => {
                 ErrorClass::Unavailable
             }

@@ -51,6 +51,7 @@ pub mod meeting;
 pub mod metrics;
 pub mod orphan_sweep;
 mod platform_calls;
+mod platform_set;
 pub mod platforms;
 pub mod reconciler;
 pub mod service;
@@ -58,6 +59,7 @@ pub mod settings;
 pub mod sim_bot;
 pub mod startup;
 pub mod store;
+pub mod sweep_lease;
 pub mod telemetry;
 pub mod webhooks;
 
@@ -67,8 +69,8 @@ pub use meeting::{MeetingEvent, MeetingStatus};
 pub use orphan_sweep::SweepReport;
 pub use reconciler::ReconcileReport;
 pub use service::{
-    BotPage, BotService, CreateBot, CreatedBot, ListQuery, LiveStatus, PoolSummary, Readiness,
-    ServiceOptions, idempotency_key,
+    BotPage, BotService, CreateBot, CreatedBot, DrainReport, ListQuery, LiveStatus, Placement,
+    PlatformsView, PoolSummary, Readiness, ServiceOptions, idempotency_key,
 };
 pub use settings::ServiceSettings;
 pub use startup::open_service;

@@ -134,6 +134,13 @@ pub struct MetricsSnapshot {
     pub http_requests: BTreeMap<HttpLabels, u64>,
     /// HTTP request latency by route.
     pub http_latency: BTreeMap<String, Histogram>,
+    /// Bots a platform had no room for, by that platform and where they
+    /// went instead (another platform, or `queue`).
+    pub fallbacks: BTreeMap<(&'static str, &'static str), u64>,
+    /// Queued bots failed as `queue_timeout`.
+    pub queue_timeouts: u64,
+    /// Times this process took the platform sweep's lease.
+    pub sweep_lease_taken: u64,
 }
 
 /// The service's counters. Shared by every clone of the service; cheap to
@@ -198,6 +205,22 @@ impl Metrics {
     /// Records that the orphan sweep stopped a leaked bot.
     pub fn record_orphan_stopped(&self, platform: &'static str) {
         self.with(|c| *c.orphans_stopped.entry(platform).or_default() += 1);
+    }
+
+    /// Records that `from` had no room for a bot, which went to `to` (a
+    /// platform, or `queue`).
+    pub fn record_fallback(&self, from: &'static str, to: &'static str) {
+        self.with(|c| *c.fallbacks.entry((from, to)).or_default() += 1);
+    }
+
+    /// Records a queued bot failed as `queue_timeout`.
+    pub fn record_queue_timeout(&self) {
+        self.with(|c| c.queue_timeouts += 1);
+    }
+
+    /// Records that this process took the platform sweep's lease.
+    pub fn record_sweep_lease_taken(&self) {
+        self.with(|c| c.sweep_lease_taken += 1);
     }
 
     /// Records one answered HTTP request.

@@ -34,6 +34,7 @@ use tracing::Instrument;
 
 use crate::bot::BotState;
 use crate::error::ServiceResult;
+use crate::platform_set::ListedPlatform;
 use crate::service::BotService;
 use crate::store::BotRecord;
 
@@ -51,19 +52,30 @@ pub struct SweepReport {
     pub stopped: usize,
     /// Orphans whose stop or cleanup failed (tried again next sweep).
     pub errors: usize,
+    /// Nothing was swept: another service process holds the platform
+    /// sweep's lease.
+    pub not_lease_holder: bool,
 }
 
-/// When each unheld resource was first seen unheld.
+/// When each unheld resource was first seen unheld, by platform.
 #[derive(Debug, Default)]
 pub(crate) struct Sightings {
-    first_seen: Mutex<HashMap<PlatformId, Instant>>,
+    first_seen: Mutex<HashMap<&'static str, HashMap<PlatformId, Instant>>>,
 }
 
 impl Sightings {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<PlatformId, Instant>> {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<&'static str, HashMap<PlatformId, Instant>>> {
         self.first_seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+fn forget(sightings: &Sightings, platform: &'static str, id: &PlatformId) {
+    if let Some(seen) = sightings.lock().get_mut(platform) {
+        seen.remove(id);
     }
 }
 
@@ -103,12 +115,38 @@ fn whose(record: Option<&BotRecord>) -> String {
 }
 
 impl BotService {
-    /// Runs one orphan sweep (see the [module docs](crate::orphan_sweep)).
+    /// Runs one orphan sweep on every platform the service holds (see the
+    /// [module docs](crate::orphan_sweep)), when this process holds the
+    /// platform sweep's lease: with several replicas only one sweeps at a
+    /// time.
     pub async fn sweep_orphans(&self) -> ServiceResult<SweepReport> {
-        let span = tracing::info_span!("orphan_sweep", platform = self.platform_name());
+        if !self.hold_sweep_lease().await? {
+            return Ok(SweepReport {
+                not_lease_holder: true,
+                ..SweepReport::default()
+            });
+        }
+        let mut total = SweepReport::default();
+        for platform in self.inner.platforms.iter() {
+            let report = self.sweep_platform_orphans(platform).await?;
+            total.listed += report.listed;
+            total.held += report.held;
+            total.suspected += report.suspected;
+            total.stopped += report.stopped;
+            total.errors += report.errors;
+        }
+        Ok(total)
+    }
+
+    async fn sweep_platform_orphans(
+        &self,
+        platform: &ListedPlatform,
+    ) -> ServiceResult<SweepReport> {
+        let name = platform.name();
+        let span = tracing::info_span!("orphan_sweep", platform = name);
         async {
             let mut report = SweepReport::default();
-            let marked = match self.inner.calls.list_marked().await {
+            let marked = match platform.calls.list_marked().await {
                 Ok(marked) => marked,
                 Err(error) => {
                     tracing::warn!(error = %error, "the platform could not list its bots; no orphan is looked for this time");
@@ -117,12 +155,13 @@ impl BotService {
                 }
             };
             report.listed = marked.len();
-            let unheld = self.unheld(marked).await?;
+            let unheld = self.unheld(name, marked).await?;
             report.held = report.listed - unheld.len();
             let now = Instant::now();
             let min_gap = self.inner.options.platform_call_timeout;
             let due: Vec<MarkedBot> = {
-                let mut first_seen = self.inner.sightings.lock();
+                let mut sightings = self.inner.sightings.lock();
+                let first_seen = sightings.entry(name).or_default();
                 let current: HashSet<&PlatformId> = unheld.iter().map(|m| &m.identifier).collect();
                 first_seen.retain(|id, _| current.contains(id));
                 let mut due = Vec::new();
@@ -150,13 +189,13 @@ impl BotService {
                 let record = self.store().get_bot(marked.bot).await?;
                 if record
                     .as_ref()
-                    .is_some_and(|r| holds(r, self.platform_name(), &marked))
+                    .is_some_and(|r| holds(r, name, &marked))
                 {
-                    self.inner.sightings.lock().remove(&marked.identifier);
+                    forget(&self.inner.sightings, name, &marked.identifier);
                     report.held += 1;
                     continue;
                 }
-                match self.stop_orphan(&marked, record.as_ref()).await {
+                match self.stop_orphan(platform, &marked, record.as_ref()).await {
                     true => report.stopped += 1,
                     false => report.errors += 1,
                 }
@@ -173,7 +212,11 @@ impl BotService {
     }
 
     /// The listed resources no active bot of this database holds.
-    async fn unheld(&self, marked: Vec<MarkedBot>) -> ServiceResult<Vec<MarkedBot>> {
+    async fn unheld(
+        &self,
+        platform: &str,
+        marked: Vec<MarkedBot>,
+    ) -> ServiceResult<Vec<MarkedBot>> {
         let mut ids: Vec<BotId> = marked.iter().map(|m| m.bot).collect();
         ids.sort_unstable();
         ids.dedup();
@@ -185,26 +228,27 @@ impl BotService {
         }
         Ok(marked
             .into_iter()
-            .filter(|m| {
-                !records
-                    .get(&m.bot)
-                    .is_some_and(|r| holds(r, self.platform_name(), m))
-            })
+            .filter(|m| !records.get(&m.bot).is_some_and(|r| holds(r, platform, m)))
             .collect())
     }
 
     /// Stops and cleans up one orphan; whether both succeeded.
-    async fn stop_orphan(&self, marked: &MarkedBot, record: Option<&BotRecord>) -> bool {
+    async fn stop_orphan(
+        &self,
+        platform: &ListedPlatform,
+        marked: &MarkedBot,
+        record: Option<&BotRecord>,
+    ) -> bool {
         let id = &marked.identifier;
         let why = whose(record);
-        let stopped = match self.inner.calls.stop(id).await {
-            Ok(()) => self.inner.calls.cleanup(id).await,
+        let stopped = match platform.calls.stop(id).await {
+            Ok(()) => platform.calls.cleanup(id).await,
             Err(error) => Err(error),
         };
         match stopped {
             Ok(()) => {
-                self.inner.sightings.lock().remove(id);
-                self.metrics().record_orphan_stopped(self.platform_name());
+                forget(&self.inner.sightings, platform.name(), id);
+                self.metrics().record_orphan_stopped(platform.name());
                 tracing::warn!(
                     platform_id = %id,
                     bot_id = %marked.bot,

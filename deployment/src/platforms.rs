@@ -6,6 +6,7 @@ use std::sync::Arc;
 use platform_core::{
     AutoSelect, EnvLookup, EnvVarSpec, InstallationId, PlatformContext, PlatformDescriptor,
     PlatformService, Registry, SelectedBy, Selection, SlotStore, select_auto, select_platform,
+    select_platforms,
 };
 use serde::Serialize;
 
@@ -122,8 +123,15 @@ pub struct PlatformListing {
     pub platforms: Vec<PlatformInfo>,
     /// What `DEPLOYMENT_PLATFORM=auto` would pick in this environment.
     pub auto: Choice,
-    /// What the current `DEPLOYMENT_PLATFORM` picks.
+    /// What the current `DEPLOYMENT_PLATFORM` picks (the first of the
+    /// priority list).
     pub selected: Choice,
+    /// The platforms bots are placed on, in order (`PLATFORM_PRIORITY`,
+    /// or `DEPLOYMENT_PLATFORM` as a list); empty with the reason in
+    /// `priority_error` when the configuration names none validly.
+    pub priority: Vec<&'static str>,
+    /// Why there is no priority list, when there is none.
+    pub priority_error: Option<String>,
     /// The service's own variables.
     pub service_env: &'static [EnvVarSpec],
     /// Variables only CLI commands read.
@@ -145,6 +153,12 @@ pub struct PlatformListing {
     pub installation_id: Option<InstallationId>,
     /// Why there is no installation id, when there is none.
     pub installation_note: Option<String>,
+    /// Each platform's bots against its cap, the queue and the sweep
+    /// lease, read from the database when it exists and the platforms can
+    /// be built.
+    pub capacity: Option<crate::service::PlatformsView>,
+    /// Why there is no capacity view, when there is none.
+    pub capacity_note: Option<String>,
 }
 
 /// The registry of compiled-in platforms.
@@ -188,7 +202,17 @@ pub fn listing(env: &dyn EnvLookup) -> ServiceResult<PlatformListing> {
             .map(PlatformInfo::of)
             .collect(),
         auto: Choice::of(select_auto(&registry, env)),
-        selected: Choice::of(select_platform(&registry, env)),
+        selected: match select_platforms(&registry, env).map(|list| list.into_iter().next()) {
+            Ok(Some(first)) => Choice::of(Ok(first)),
+            Ok(None) => Choice::of(select_platform(&registry, env)),
+            Err(error) => Choice::of(Err(error)),
+        },
+        priority: select_platforms(&registry, env)
+            .map(|list| list.iter().map(|s| s.descriptor.name).collect())
+            .unwrap_or_default(),
+        priority_error: select_platforms(&registry, env)
+            .err()
+            .map(|e| e.to_string()),
         service_env: settings::SERVICE_ENV,
         cli_env: settings::CLI_ENV,
         sim_bot_env: sim_bot::SIM_BOT_ENV,
@@ -198,6 +222,8 @@ pub fn listing(env: &dyn EnvLookup) -> ServiceResult<PlatformListing> {
         version: env!("CARGO_PKG_VERSION"),
         installation_id: None,
         installation_note: None,
+        capacity: None,
+        capacity_note: None,
     })
 }
 
@@ -222,4 +248,63 @@ pub async fn build_platform(
         })?;
     tracing::info!(platform = selection.descriptor.name, reason = %selection.reason, "platform chosen");
     Ok((selection, platform))
+}
+
+/// Chooses the platforms as `PLATFORM_PRIORITY` (or `DEPLOYMENT_PLATFORM`)
+/// in `env` says and builds each, with `slots` as their slot store, for the
+/// bots of `installation`, in placement order. Configuration problems of
+/// every listed platform come back as one error listing all of them.
+pub async fn build_platforms(
+    env: Arc<dyn EnvLookup>,
+    slots: Arc<dyn SlotStore>,
+    installation: InstallationId,
+) -> ServiceResult<Vec<(Selection, Arc<dyn PlatformService>)>> {
+    let registry = registry()?;
+    let selections = select_platforms(&registry, env.as_ref())?;
+    let mut built = Vec::with_capacity(selections.len());
+    let mut config_problems: Vec<platform_core::Error> = Vec::new();
+    for selection in selections {
+        for warning in &selection.warnings {
+            tracing::warn!(platform = selection.descriptor.name, "{warning}");
+        }
+        let context =
+            PlatformContext::new(Arc::clone(&env), Arc::clone(&slots), installation.clone());
+        match (selection.descriptor.build)(context).await {
+            Ok(platform) => {
+                tracing::info!(
+                    platform = selection.descriptor.name,
+                    reason = %selection.reason,
+                    cap = %platform.capacity(),
+                    "platform chosen"
+                );
+                built.push((selection, platform));
+            }
+            Err(e @ platform_core::Error::Config { .. }) => config_problems.push(e),
+            Err(other) => return Err(ServiceError::Platform(other)),
+        }
+    }
+    match config_problems.len() {
+        0 => Ok(built),
+        1 => Err(ServiceError::Config(config_problems.remove(0))),
+        _ => {
+            // Every platform's problems at once, each named with its platform.
+            let mut problems = Vec::new();
+            for error in config_problems {
+                if let platform_core::Error::Config {
+                    platform,
+                    problems: found,
+                } = error
+                {
+                    problems.extend(found.into_iter().map(|p| {
+                        let message = format!("({platform}) {}", p.problem);
+                        platform_core::ConfigProblem::new(p.variable, message)
+                    }));
+                }
+            }
+            Err(ServiceError::Config(platform_core::Error::Config {
+                platform: "platforms",
+                problems,
+            }))
+        }
+    }
 }

@@ -54,6 +54,7 @@ use tracing::Instrument;
 
 use crate::bot::BotState;
 use crate::error::{ServiceError, ServiceResult};
+use crate::platform_set::ListedPlatform;
 use crate::service::{AttemptBot, BotService, DeployCall, WatchReport};
 use crate::store::{BotRecord, Transition, now_ms};
 
@@ -81,6 +82,15 @@ pub struct ReconcileReport {
     pub released_slots: usize,
     /// Bots whose handling failed (retried next pass).
     pub errors: usize,
+    /// Queued bots failed for waiting longer than `QUEUE_TIMEOUT`.
+    pub queue_timeouts: usize,
+    /// Queued bots placed on a platform by this pass's drain.
+    pub queue_placed: usize,
+    /// Bots on platforms this service is not configured for, left alone.
+    pub unconfigured: usize,
+    /// Whether this process ran the platform sweep (it holds the sweep
+    /// lease); when it does not, another process does.
+    pub swept: bool,
     /// What the bot-protocol watchdog ended (heartbeat timeouts, overdue
     /// leaves, silent bots).
     pub watchdog: WatchReport,
@@ -101,9 +111,15 @@ impl ReconcileReport {
             status_errors,
             released_slots,
             errors,
+            queue_timeouts,
+            queue_placed,
+            unconfigured: _,
+            swept: _,
             watchdog,
         } = *self;
-        promoted
+        queue_timeouts
+            + queue_placed
+            + promoted
             + ended
             + redriven_deploys
             + finished_stops
@@ -143,11 +159,54 @@ enum Outcome {
 }
 
 impl BotService {
-    /// Runs one reconciler pass over every bot that needs one.
+    /// Runs one reconciler pass: fails queued bots past `QUEUE_TIMEOUT`;
+    /// when this process holds the [sweep lease](crate::sweep_lease), walks
+    /// every bot that needs its platform, platform by platform in batches;
+    /// then drains the queue into the capacity that freed.
     pub async fn reconcile_once(&self) -> ServiceResult<ReconcileReport> {
-        let span = tracing::info_span!("reconcile", platform = self.platform_name());
+        let span = tracing::info_span!("reconcile");
         async {
-            let mut report = ReconcileReport::default();
+            let mut report = ReconcileReport {
+                queue_timeouts: self.expire_queue().await?,
+                ..ReconcileReport::default()
+            };
+            if self.hold_sweep_lease().await? {
+                report.swept = true;
+                for platform in self.inner.platforms.iter() {
+                    self.sweep_platform(platform, &mut report).await?;
+                }
+                self.report_unconfigured(&mut report).await?;
+                report.watchdog = self.watch_once().await?;
+            }
+            // Only the database is touched: every process may do it.
+            let ttl = i64::try_from(self.inner.options.idempotency_key_ttl.as_millis())
+                .unwrap_or(i64::MAX);
+            self.store()
+                .forget_idempotency_keys(now_ms().saturating_sub(ttl))
+                .await?;
+            report.queue_placed = self.drain_queue().await?.placed;
+            // Only what changed is worth an operator's attention; a quiet
+            // pass is a debug line.
+            if report.changed_something() {
+                tracing::info!(?report, "reconcile pass done");
+            } else {
+                tracing::debug!(?report, "reconcile pass done");
+            }
+            Ok(report)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// One platform's part of the sweep: its bots in leased batches, one
+    /// batch status call each, then its leaked slots.
+    async fn sweep_platform(
+        &self,
+        platform: &ListedPlatform,
+        report: &mut ReconcileReport,
+    ) -> ServiceResult<()> {
+        let span = tracing::info_span!("reconcile_platform", platform = platform.name());
+        async {
             let owner = self.inner.instance.clone();
             let batch_size = self.inner.options.reconcile_batch.max(1);
             let mut after = BotId(0);
@@ -155,7 +214,7 @@ impl BotService {
                 let batch = self
                     .store()
                     .lease_batch(
-                        self.platform_name(),
+                        platform.name(),
                         &owner,
                         self.reconcile_lease_until(),
                         after,
@@ -166,7 +225,7 @@ impl BotService {
                 after = last.id();
                 let full_batch = batch.len() >= batch_size as usize;
                 report.examined += batch.len();
-                let statuses = self.batch_statuses(&batch, &mut report).await;
+                let statuses = self.batch_statuses(platform, &batch, report).await;
                 let statuses = &statuses;
                 let owner = &owner;
                 let outcomes: Vec<Outcome> = futures::stream::iter(batch)
@@ -194,29 +253,35 @@ impl BotService {
                     break;
                 }
             }
-            report.watchdog = self.watch_once().await?;
-            report.released_slots = self.release_orphan_slots().await?;
-            let ttl = i64::try_from(self.inner.options.idempotency_key_ttl.as_millis()).unwrap_or(i64::MAX);
-            self.store()
-                .forget_idempotency_keys(now_ms().saturating_sub(ttl))
-                .await?;
-            // Only what changed is worth an operator's attention; a quiet
-            // pass is a debug line.
-            if report.changed_something() {
-                tracing::info!(?report, "reconcile pass done");
-            } else {
-                tracing::debug!(?report, "reconcile pass done");
-            }
-            Ok(report)
+            report.released_slots += self.release_orphan_slots(platform.name()).await?;
+            Ok(())
         }
         .instrument(span)
         .await
+    }
+
+    /// Says plainly which bots sit on platforms this service is not
+    /// configured for: they are left alone, never swept or orphaned.
+    async fn report_unconfigured(&self, report: &mut ReconcileReport) -> ServiceResult<()> {
+        for (platform, bots) in self.store().needing_platform().await? {
+            if self.inner.platforms.get(&platform).is_none() {
+                report.unconfigured += usize::try_from(bots).unwrap_or(usize::MAX);
+                tracing::warn!(
+                    platform = %platform,
+                    bots,
+                    configured = %self.platform_names().join(", "),
+                    "bots run on a platform this service is not configured for; they are left alone (add the platform to PLATFORM_PRIORITY to manage them)"
+                );
+            }
+        }
+        Ok(())
     }
 
     /// One batch status call for the batch's deploying and running bots.
     /// `None` when the call failed: no evidence either way.
     async fn batch_statuses(
         &self,
+        platform: &ListedPlatform,
         batch: &[BotRecord],
         report: &mut ReconcileReport,
     ) -> Option<HashMap<PlatformId, BotStatus>> {
@@ -228,7 +293,7 @@ impl BotService {
         if asked.is_empty() {
             return Some(HashMap::new());
         }
-        match self.inner.calls.statuses(&asked).await {
+        match platform.calls.statuses(&asked).await {
             Ok(statuses) => Some(statuses),
             Err(error) => {
                 tracing::warn!(error = %error, "batch status read failed; no evidence taken from it");
@@ -240,12 +305,12 @@ impl BotService {
 
     /// Gives back slots that ended bots still hold (see
     /// [`Store::release_orphan_slots`](crate::Store::release_orphan_slots)).
-    async fn release_orphan_slots(&self) -> ServiceResult<usize> {
+    async fn release_orphan_slots(&self, platform: &str) -> ServiceResult<usize> {
         let grace =
             i64::try_from(self.inner.options.orphan_slot_grace.as_millis()).unwrap_or(i64::MAX);
         let released = self
             .store()
-            .release_orphan_slots(self.platform_name(), now_ms().saturating_sub(grace))
+            .release_orphan_slots(platform, now_ms().saturating_sub(grace))
             .await?;
         for (pool, slot, bot) in &released {
             tracing::warn!(pool, slot, bot_id = %bot, "slot still held by an ended bot after its cleanup; given back");
@@ -393,6 +458,20 @@ impl BotService {
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut sweeper = tokio::time::interval(self.inner.options.orphan_sweep_interval);
         sweeper.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The lease is renewed beside the passes, so a long pass does not
+        // let it lapse while its holder lives.
+        let heartbeat = {
+            let service = self.clone();
+            let every = (self.inner.options.sweep_lease / 3).max(Duration::from_millis(100));
+            tokio::spawn(async move {
+                let mut beat = tokio::time::interval(every);
+                beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    beat.tick().await;
+                    service.renew_sweep_lease().await;
+                }
+            })
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -410,6 +489,8 @@ impl BotService {
                 }
             }
         }
+        heartbeat.abort();
+        self.release_sweep_lease().await;
         tracing::info!("reconciler stopped");
     }
 }

@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use platform_core::{
-    ConfigProblem, DEPLOYMENT_PLATFORM, EnvLookup, EnvVarSpec, SecretString, ValueKind, load_env,
+    ConfigProblem, DEPLOYMENT_PLATFORM, EnvLookup, EnvVarSpec, PLATFORM_PRIORITY, SecretString,
+    ValueKind, load_env,
 };
 
 /// Where the service keeps its state.
@@ -93,6 +94,17 @@ pub const PLATFORM_CALL_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
     "Seconds one platform call (a deploy or a stop, the platform's own retries included) may take before the service stops waiting and leaves it to the reconciler. Also how long a request's claim on a bot keeps the reconciler away from it, so after a crash the reconciler takes over at most this long (plus 2 s) later.",
 )
 .kind(ValueKind::Seconds { min: 1, max: 600 });
+
+/// How long a bot may wait in the queue.
+pub const QUEUE_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
+    "QUEUE_TIMEOUT",
+    "600",
+    "Seconds a bot may wait in the queue (no platform of PLATFORM_PRIORITY had room under its cap) before it fails with the reason queue_timeout. A meeting bot that joins ten minutes late is rarely still wanted; raise it for bots that may start late.",
+)
+.kind(ValueKind::Seconds {
+    min: 10,
+    max: 86_400,
+});
 
 /// Where bots reach the service (the bot protocol).
 pub const BOT_API_URL: EnvVarSpec = EnvVarSpec::optional(
@@ -250,6 +262,7 @@ pub const WEBHOOK_ALLOW_PRIVATE: EnvVarSpec = EnvVarSpec::with_default(
 /// Every variable of the service itself, in the order the docs list them.
 pub const SERVICE_ENV: &[EnvVarSpec] = &[
     DEPLOYMENT_PLATFORM,
+    PLATFORM_PRIORITY,
     DATABASE_URL,
     LISTEN_ADDR,
     API_TOKEN,
@@ -259,6 +272,7 @@ pub const SERVICE_ENV: &[EnvVarSpec] = &[
     ORPHAN_SWEEP_INTERVAL,
     DEPLOY_TIMEOUT,
     PLATFORM_CALL_TIMEOUT,
+    QUEUE_TIMEOUT,
     BOT_API_URL,
     HEARTBEAT_TIMEOUT,
     LEAVE_GRACE,
@@ -348,6 +362,8 @@ pub struct ServiceSettings {
     pub deploy_timeout: Duration,
     /// `PLATFORM_CALL_TIMEOUT`.
     pub platform_call_timeout: Duration,
+    /// `QUEUE_TIMEOUT`.
+    pub queue_timeout: Duration,
     /// `BOT_API_URL`, without a trailing slash.
     pub bot_api_url: Option<String>,
     /// `HEARTBEAT_TIMEOUT`.
@@ -445,6 +461,7 @@ impl ServiceSettings {
                     orphan_sweep_interval: values.checked_seconds(&ORPHAN_SWEEP_INTERVAL)?,
                     deploy_timeout: values.checked_seconds(&DEPLOY_TIMEOUT)?,
                     platform_call_timeout: values.checked_seconds(&PLATFORM_CALL_TIMEOUT)?,
+                    queue_timeout: values.checked_seconds(&QUEUE_TIMEOUT)?,
                     bot_api_url: values
                         .get(&BOT_API_URL)
                         .map(|url| url.trim().trim_end_matches('/').to_owned()),

@@ -653,36 +653,53 @@ fn sim_bot_exits_on_its_own_when_its_lifetime_ends() {
 }
 
 #[test]
-fn a_full_machine_answers_pool_exhausted_with_a_retry_hint_and_keeps_the_bot_pending() {
+fn a_full_machine_queues_the_bot_and_places_it_when_a_bot_ends() {
     let machine = Machine::new();
-    let deploy = |n: u32| {
+    let run = |args: &[&str]| {
         machine
-            .command(&[
-                "--json",
-                "deploy",
-                "--meeting-platform",
-                "zoom",
-                "--meeting-url",
-                &format!("https://zoom.us/j/{n}"),
-            ])
+            .command(args)
             .env("LOCAL_MAX_BOTS", "1")
             .output()
             .unwrap()
     };
+    let deploy = |n: u32| {
+        run(&[
+            "--json",
+            "deploy",
+            "--meeting-platform",
+            "zoom",
+            "--meeting-url",
+            &format!("https://zoom.us/j/{n}"),
+        ])
+    };
     let first = deploy(1);
     assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
     let second = deploy(2);
-    assert_eq!(second.status.code(), Some(5), "{}", stderr(&second));
+    assert_eq!(second.status.code(), Some(0), "{}", stderr(&second));
     let body: Value = serde_json::from_slice(&second.stdout).unwrap();
-    assert_eq!(body["error"]["code"], "pool_exhausted", "{body}");
-    assert_eq!(body["error"]["retryable"], true);
-    assert!(body["error"]["retry_after_secs"].as_u64().unwrap() > 0);
-    let (_, pending) = machine.json(&["list", "--status", "pending"]);
-    assert_eq!(pending["bots"].as_array().unwrap().len(), 1, "{pending}");
+    assert_eq!(body["status"], "queued", "{body}");
+    assert_eq!(body["queue_position"], 1, "{body}");
+    assert!(
+        body["reason"]
+            .as_str()
+            .unwrap()
+            .contains("local: at its cap (1 of 1 bots, LOCAL_MAX_BOTS)"),
+        "{body}"
+    );
+    let (_, queued) = machine.json(&["list", "--status", "queued"]);
+    assert_eq!(queued["bots"].as_array().unwrap().len(), 1, "{queued}");
     assert_eq!(machine.bot_processes().len(), 1);
     let (_, running) = machine.json(&["list", "--status", "running"]);
-    let id = running["bots"][0]["id"].as_u64().unwrap().to_string();
-    assert_eq!(machine.json(&["stop", &id]).0, 0);
+    let first_id = running["bots"][0]["id"].as_u64().unwrap().to_string();
+    assert_eq!(machine.json(&["stop", &first_id]).0, 0);
+    // The next reconciler pass places the queued bot in the freed room.
+    let pass = run(&["--json", "reconcile", "--once"]);
+    assert_eq!(pass.status.code(), Some(0), "{}", stderr(&pass));
+    let second_id = body["id"].as_u64().unwrap().to_string();
+    let (_, placed) = machine.json(&["status", &second_id]);
+    assert_eq!(placed["bot"]["status"], "running", "{placed}");
+    assert_eq!(placed["bot"]["platform"], "local", "{placed}");
+    assert_eq!(machine.json(&["stop", &second_id]).0, 0);
     assert!(machine.wait_for_no_bot_process().is_empty());
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{TestDb, create, zoom_input};
-use deployment::{BotService, BotState, ServiceError, ServiceOptions, Store};
+use deployment::{BotService, BotState, ServiceOptions, Store};
 use platform_core::testkit::FakePlatform;
 use platform_core::{BotId, Error, PlatformService, StatusKind};
 
@@ -71,7 +71,13 @@ async fn an_orphan_is_stopped_on_the_second_sweep_and_nothing_held_is_touched(st
         .bot;
     let intent = service
         .store()
-        .begin_deploy(in_flight.id, "deploy requested", "elsewhere", i64::MAX / 2)
+        .begin_deploy(
+            in_flight.id,
+            "fake",
+            "deploy requested",
+            "elsewhere",
+            i64::MAX / 2,
+        )
         .await
         .unwrap()
         .expect("the intent is recorded");
@@ -196,28 +202,27 @@ fn unreachable() -> Error {
 }
 
 #[tokio::test]
-async fn an_unreachable_platform_sends_the_bot_back_to_pending_and_says_so() {
+async fn an_unreachable_platform_queues_the_bot_and_says_so() {
     let db = TestDb::sqlite();
     let fake = Arc::new(FakePlatform::new());
     let service = service(db.store().await, &fake);
     fake.fail_next_deploys([unreachable()]);
-    let err = service
+    let bot = service
         .create_bot(create(zoom_input(5), true))
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), "platform_unavailable", "{err}");
-    assert!(err.is_retryable());
-    assert!(err.retry_after().is_some());
-    let ServiceError::PlatformUnavailable { bot, .. } = err else {
-        panic!("expected platform_unavailable, got {err:?}");
-    };
-    let details = service.get(bot).await.unwrap();
-    assert_eq!(details.bot.status, BotState::Pending);
-    let reason = details.bot.reason.unwrap_or_default();
-    assert!(reason.contains("could not be reached"), "{reason}");
-    // Deployed again once the platform answers: a new attempt runs.
-    let bot = service.deploy(bot).await.unwrap();
-    assert_eq!(bot.status, BotState::Running);
+        .unwrap()
+        .bot;
+    assert_eq!(bot.status, BotState::Queued);
+    let reason = bot.reason.unwrap_or_default();
+    assert!(
+        reason.contains("fake: platform_unavailable") && reason.contains("connection refused"),
+        "{reason}"
+    );
+    // Placed again by the next pass once the platform answers: a new
+    // attempt runs.
+    service.reconcile_once().await.unwrap();
+    let bot = service.get(bot.id).await.unwrap().bot;
+    assert_eq!((bot.status, bot.attempt), (BotState::Running, 2));
 }
 
 #[tokio::test]
@@ -235,7 +240,7 @@ async fn a_repeated_deploy_that_cannot_reach_the_platform_proves_nothing() {
     // so it stays deploying.
     service
         .store()
-        .begin_deploy(bot.id, "deploy requested", "crashed", 0)
+        .begin_deploy(bot.id, "fake", "deploy requested", "crashed", 0)
         .await
         .unwrap();
     fake.fail_next_deploys([unreachable()]);

@@ -136,7 +136,7 @@ async fn a_deploy_left_without_an_answer_is_redriven_with_the_same_attempt(store
     // What a crash right after the intent leaves: deploying, no identifier,
     // a lease that has run out.
     let record = store
-        .begin_deploy(bot.id, "deploy requested", "dead-process", 0)
+        .begin_deploy(bot.id, "fake", "deploy requested", "dead-process", 0)
         .await
         .unwrap()
         .unwrap();
@@ -154,7 +154,7 @@ async fn a_deploy_left_without_an_answer_is_redriven_with_the_same_attempt(store
         .bot;
     let far = deployment_now_ms() + 60_000;
     store
-        .begin_deploy(other.id, "deploy requested", "live-process", far)
+        .begin_deploy(other.id, "fake", "deploy requested", "live-process", far)
         .await
         .unwrap();
     let report = service.reconcile_once().await.unwrap();
@@ -303,7 +303,8 @@ impl PlatformService for PoolPlatform {
 /// Two engines (each with its own connections, as two processes would
 /// have) share one PostgreSQL database and one 40-slot pool, and deploy
 /// 100 bots at once: exactly 40 run, no slot is given twice, the other 60
-/// are pending with `pool_exhausted`; stopping them all frees every slot.
+/// are queued (the pool answered `pool_exhausted`); stopping the 40 frees
+/// their slots for queued bots, still one bot per slot.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_engines_share_one_pool_without_giving_a_slot_twice() {
     let db = common::TestDb::postgres().await;
@@ -354,8 +355,9 @@ async fn two_engines_share_one_pool_without_giving_a_slot_twice() {
     for outcome in futures::future::join_all(deploys).await {
         match outcome.unwrap() {
             Ok(bot) if bot.status == BotState::Running => running += 1,
+            // A full pool queues the bot: nothing was started for it.
+            Ok(bot) if bot.status == BotState::Queued => exhausted += 1,
             Ok(bot) => panic!("unexpected {bot:?}"),
-            Err(e) if e.code() == "pool_exhausted" => exhausted += 1,
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
@@ -396,15 +398,15 @@ async fn two_engines_share_one_pool_without_giving_a_slot_twice() {
         })
         .collect();
     assert_eq!(slot_of.len(), 40, "two running bots share a slot");
-    let pending = engines[1]
+    let queued = engines[1]
         .list(&deployment::ListQuery {
-            status: Some(BotState::Pending),
+            status: Some(BotState::Queued),
             limit: Some(500),
             ..Default::default()
         })
         .await
         .unwrap();
-    assert_eq!(pending.bots.len(), 60);
+    assert_eq!(queued.bots.len(), 60);
 
     let stops = page.bots.iter().enumerate().map(|(n, bot)| {
         let engine = engines[n % 2].clone();
@@ -414,10 +416,24 @@ async fn two_engines_share_one_pool_without_giving_a_slot_twice() {
     for outcome in futures::future::join_all(stops).await {
         assert_eq!(outcome.unwrap().unwrap().status, BotState::Stopped);
     }
+    // The freed slots go to queued bots, still one bot per slot and never
+    // to a stopped bot.
+    let (a, b) = tokio::join!(engines[0].reconcile_once(), engines[1].reconcile_once());
+    assert_eq!(a.unwrap().errors + b.unwrap().errors, 0);
+    let stopped: BTreeSet<BotId> = page.bots.iter().map(|b| b.id).collect();
     let slots = stores[1].list_slots("warm").await.unwrap();
-    assert!(
-        slots.iter().all(|s| s.state == SlotState::Idle),
-        "{slots:?}"
+    let holders: Vec<BotId> = slots
+        .iter()
+        .filter_map(|s| match s.state {
+            SlotState::Claimed { bot_id } => Some(bot_id),
+            _ => None,
+        })
+        .collect();
+    assert!(holders.iter().all(|h| !stopped.contains(h)), "{slots:?}");
+    assert_eq!(
+        holders.iter().collect::<BTreeSet<_>>().len(),
+        holders.len(),
+        "a bot holds two slots"
     );
     // Both reconcilers at once find nothing left to do twice.
     let (a, b) = tokio::join!(engines[0].reconcile_once(), engines[1].reconcile_once());
@@ -444,7 +460,7 @@ async fn two_reconcilers_never_act_on_one_bot_twice() {
             .unwrap()
             .bot;
         stores[0]
-            .begin_deploy(bot.id, "deploy requested", "dead-process", 0)
+            .begin_deploy(bot.id, "fake", "deploy requested", "dead-process", 0)
             .await
             .unwrap();
     }
@@ -529,7 +545,7 @@ async fn a_crash_after_the_slot_was_claimed_reuses_it_and_frees_it(store: Store)
         .unwrap()
         .bot;
     let record = store
-        .begin_deploy(bot.id, "deploy requested", "dead-process", 0)
+        .begin_deploy(bot.id, "pool-fake", "deploy requested", "dead-process", 0)
         .await
         .unwrap()
         .unwrap();

@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{create, service_on, zoom_input};
-use deployment::{BotState, CreateBot, ListQuery, ServiceError, Store, idempotency_key};
+use deployment::{BotState, CreateBot, ListQuery, Store, idempotency_key};
 use platform_core::testkit::FakePlatform;
 use platform_core::{BotId, Error, MeetingPlatform, StatusKind};
 
@@ -26,7 +26,7 @@ async fn lifecycle_records_every_transition_and_erases_secrets(store: Store) {
     let bot = created.bot;
     assert_eq!(bot.status, BotState::Running, "{bot:?}");
     assert_eq!(bot.attempt, 1);
-    assert_eq!(bot.platform, "fake");
+    assert_eq!(bot.platform.as_deref(), Some("fake"));
     assert_eq!(
         bot.platform_id.as_deref(),
         Some(format!("fake-{}-1", bot.id).as_str())
@@ -131,7 +131,7 @@ async fn illegal_moves_are_refused_with_the_state_and_the_allowed_moves(store: S
     assert_eq!(fake.calls().stop, 1);
 }
 
-async fn a_full_pool_sends_the_bot_back_to_pending(store: Store) {
+async fn a_full_pool_queues_the_bot_until_there_is_room(store: Store) {
     let fake = Arc::new(FakePlatform::new());
     let service = service_on(store, fake.clone());
     fake.fail_next_deploys([Error::PoolExhausted {
@@ -139,26 +139,23 @@ async fn a_full_pool_sends_the_bot_back_to_pending(store: Store) {
         meeting_platform: MeetingPlatform::Zoom,
         capacity: 4,
     }]);
-    let err = service
+    let bot = service
         .create_bot(create(zoom_input(5), true))
         .await
-        .unwrap_err();
-    assert_eq!(err.code(), "pool_exhausted");
-    assert!(err.is_retryable());
-    assert!(err.retry_after().is_some());
-    let ServiceError::PoolExhausted { bot, .. } = err else {
-        unreachable!()
-    };
+        .unwrap()
+        .bot;
+    assert_eq!(bot.status, BotState::Queued);
+    assert_eq!(bot.queue_position, Some(1));
     assert_eq!(
         fake.calls().deploy,
         1,
         "a full pool must not be retried at once"
     );
-    let details = service.get(bot).await.unwrap();
-    assert_eq!(details.bot.status, BotState::Pending);
-    assert!(details.bot.reason.unwrap().contains("all 4 zoom slots"));
-    // Later, with room, it deploys as a new attempt.
-    let bot = service.deploy(bot).await.unwrap();
+    assert!(bot.reason.unwrap().contains("all 4 zoom slots"));
+    // Later, with room, the reconciler's drain deploys it as a new attempt.
+    let report = service.reconcile_once().await.unwrap();
+    assert_eq!(report.queue_placed, 1, "{report:?}");
+    let bot = service.get(bot.id).await.unwrap().bot;
     assert_eq!((bot.status, bot.attempt), (BotState::Running, 2));
 }
 
@@ -256,6 +253,7 @@ async fn idempotency_keys_return_the_same_bot_or_conflict(store: Store) {
         input: zoom_input(n),
         idempotency: Some(idempotency_key("order-42", body).unwrap()),
         deploy: true,
+        priority: 0,
         webhook_url: None,
     };
     let first = service.create_bot(request(9, b"body-a")).await.unwrap();
@@ -280,6 +278,7 @@ async fn idempotency_keys_return_the_same_bot_or_conflict(store: Store) {
                 input: zoom_input(11),
                 idempotency: Some(idempotency_key("order-43", b"same").unwrap()),
                 deploy: false,
+                priority: 0,
                 webhook_url: None,
             })
         })
@@ -453,19 +452,32 @@ async fn a_bot_of_another_platform_is_left_alone(store: Store) {
     let fake = Arc::new(FakePlatform::new());
     let service = service_on(store.clone(), fake.clone());
     let bot = service
-        .create_bot(create(zoom_input(60), false))
+        .create_bot(create(zoom_input(60), true))
         .await
         .unwrap()
         .bot;
+    assert_eq!(bot.status, BotState::Running);
     let other = Arc::new(FakePlatform::new().named("other"));
     let elsewhere = service_on(store, other.clone());
-    let err = elsewhere.deploy(bot.id).await.unwrap_err();
-    assert_eq!(err.code(), "platform_mismatch");
+    let err = elsewhere.stop(bot.id).await.unwrap_err();
+    assert_eq!(err.code(), "platform_not_configured");
     assert!(
-        err.to_string().contains("DEPLOYMENT_PLATFORM=fake"),
+        err.to_string().contains("runs on the fake platform")
+            && err.to_string().contains("left alone"),
         "{err}"
     );
-    assert_eq!(other.calls().deploy, 0);
+    // Its reconciler reports the bot and leaves it alone.
+    let report = elsewhere.reconcile_once().await.unwrap();
+    assert_eq!(report.unconfigured, 1);
+    assert_eq!(other.calls().deploy + other.calls().stop, 0);
+    assert_eq!(fake.calls().stop, 0);
+    let live = elsewhere.live_status(bot.id).await.unwrap();
+    assert!(
+        live.platform_error
+            .as_deref()
+            .is_some_and(|e| e.contains("not configured")),
+        "{live:?}"
+    );
     assert_eq!(elsewhere.platform().platform_name(), "other");
 }
 
@@ -549,7 +561,7 @@ on_both_databases!(
     lifecycle_records_every_transition_and_erases_secrets,
     deploy_is_idempotent_per_bot,
     illegal_moves_are_refused_with_the_state_and_the_allowed_moves,
-    a_full_pool_sends_the_bot_back_to_pending,
+    a_full_pool_queues_the_bot_until_there_is_room,
     a_definite_rejection_fails_the_bot,
     an_ambiguous_failure_stays_deploying_and_is_redriven_with_the_same_attempt,
     a_stop_the_platform_does_not_confirm_is_finished_by_the_reconciler,

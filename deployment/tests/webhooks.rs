@@ -68,6 +68,7 @@ fn create(n: u64, webhook_url: Option<String>, deploy: bool) -> CreateBot {
         input: zoom_input(n),
         idempotency: None,
         deploy,
+        priority: 0,
         webhook_url,
     }
 }

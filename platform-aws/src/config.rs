@@ -146,6 +146,19 @@ pub const ECS_API_RATE_PERCENT: EnvVarSpec = EnvVarSpec::with_default(
 )
 .kind(ValueKind::Integer { min: 1, max: 100 });
 
+/// Cap on bots at once.
+pub const AWS_MAX_BOTS: EnvVarSpec = EnvVarSpec::optional(
+    "AWS_MAX_BOTS",
+    "Most bots this installation runs on ECS at once (deploying, running or stopping). The service \
+     counts them in its database in the same transaction that places a bot, so several replicas \
+     together never exceed it; past it a bot goes to the next platform of PLATFORM_PRIORITY or is \
+     queued. Unset: no cap of the service's own (ECS's own quotas still apply).",
+)
+.kind(ValueKind::Integer {
+    min: 0,
+    max: 1_000_000,
+});
+
 /// Endpoint override for every AWS service.
 pub const AWS_ENDPOINT_URL: EnvVarSpec = EnvVarSpec::optional(
     "AWS_ENDPOINT_URL",
@@ -209,6 +222,7 @@ pub const ENV_SPECS: &[EnvVarSpec] = &[
     ECS_STARTED_BY,
     ECS_REQUEST_TIMEOUT,
     ECS_API_RATE_PERCENT,
+    AWS_MAX_BOTS,
     AWS_ENDPOINT_URL,
     AWS_ENDPOINT_URL_ECS,
     AWS_ACCESS_KEY_ID,
@@ -292,6 +306,8 @@ pub struct AwsConfig {
     pub request_timeout: Duration,
     /// Share of the documented ECS rates to pace to, 1 to 100.
     pub api_rate_percent: u8,
+    /// Most bots at once (`AWS_MAX_BOTS`); `None` is no cap.
+    pub max_bots: Option<u32>,
     /// Endpoint override (`AWS_ENDPOINT_URL_ECS`, else `AWS_ENDPOINT_URL`).
     pub endpoint_url: Option<String>,
     /// Static credentials; `None` means the default credential chain.
@@ -412,6 +428,9 @@ impl AwsConfig {
             started_by: text(&ECS_STARTED_BY)?,
             request_timeout: checked(&ECS_REQUEST_TIMEOUT, values.seconds(&ECS_REQUEST_TIMEOUT))?,
             api_rate_percent: number(&values, &ECS_API_RATE_PERCENT)?,
+            max_bots: values
+                .integer(&AWS_MAX_BOTS)
+                .and_then(|n| u32::try_from(n).ok()),
             endpoint_url: values
                 .get(&AWS_ENDPOINT_URL_ECS)
                 .or_else(|| values.get(&AWS_ENDPOINT_URL))

@@ -262,6 +262,13 @@ impl PlatformService for AwsEcsPlatform {
         PLATFORM_NAME
     }
 
+    fn capacity(&self) -> platform_core::PlatformCapacity {
+        platform_core::PlatformCapacity::at_most(
+            self.config.max_bots,
+            crate::config::AWS_MAX_BOTS.name,
+        )
+    }
+
     async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {
         let bot = config.bot_id();
         let meeting_platform = config.meeting_platform();

@@ -601,6 +601,19 @@ impl PlatformService for CoolifyPlatform {
         PLATFORM
     }
 
+    fn capacity(&self) -> platform_core::PlatformCapacity {
+        platform_core::PlatformCapacity::pools(
+            MeetingPlatform::ALL
+                .into_iter()
+                .map(|platform| {
+                    let max = *self.config.pool_max.get(platform);
+                    (platform, u32::try_from(max).unwrap_or(u32::MAX))
+                })
+                .collect(),
+            "COOLIFY_POOL_MAX_ZOOM, COOLIFY_POOL_MAX_TEAMS, COOLIFY_POOL_MAX_MEET",
+        )
+    }
+
     fn describe_pool(&self) -> Option<String> {
         let per_platform: Vec<String> = MeetingPlatform::ALL
             .into_iter()

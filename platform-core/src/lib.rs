@@ -33,6 +33,7 @@
 //! plugin, compiled and run against the conformance suite as a doc test.
 
 pub mod bot_env;
+pub mod capacity;
 pub mod config;
 pub mod error;
 pub mod installation;
@@ -51,6 +52,7 @@ pub mod status;
 pub mod testkit;
 
 pub use bot_env::{BotEnvVar, BotEnvironment, bot_environment};
+pub use capacity::PlatformCapacity;
 pub use config::{
     AutomaticLeave, AutomaticLeaveInput, BotDeploymentConfig, BotDeploymentInput, BotId,
     BotProtocolAccess, DisplayName, FieldError, InvalidDeploymentConfig,
@@ -68,7 +70,8 @@ pub use registry::{
 pub use retry::{RetryPolicy, retry};
 pub use secret::SecretString;
 pub use selection::{
-    DEPLOYMENT_PLATFORM, SelectedBy, Selection, SelectionError, select_auto, select_platform,
+    DEPLOYMENT_PLATFORM, PLATFORM_PRIORITY, SelectedBy, Selection, SelectionError, select_auto,
+    select_auto_all, select_platform, select_platforms,
 };
 pub use settings::{
     ConfigProblem, EnvLookup, EnvValues, EnvVarSpec, MapEnv, ProcessEnv, Requirement, ValueKind,

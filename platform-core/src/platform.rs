@@ -278,6 +278,15 @@ pub trait PlatformService: Send + Sync {
         None
     }
 
+    /// How many bots the operator lets this platform hold at once
+    /// (`AWS_MAX_BOTS`, the Coolify pool maxima, …). The service counts the
+    /// bots holding capacity here in its database and places a bot only
+    /// below the cap, atomically with the count, so several service
+    /// processes together never exceed it. The default is no cap.
+    fn capacity(&self) -> crate::PlatformCapacity {
+        crate::PlatformCapacity::unlimited()
+    }
+
     /// Checks what a deploy will need beyond reaching the platform (task
     /// definitions, images, networks, pools, templates), for `doctor`,
     /// which calls it only once [`check_reachable`](Self::check_reachable)

@@ -24,6 +24,12 @@ pub const DEPLOYMENT_PLATFORM: EnvVarSpec = EnvVarSpec::with_default(
     "Which platform runs the bots: coolify, aws, kubernetes, local, or auto (Coolify if configured, else AWS if configured, else Kubernetes when running in a cluster or K8S_NAMESPACE is set, else local).",
 );
 
+/// The variable that lists several platforms, in the order bots are placed.
+pub const PLATFORM_PRIORITY: EnvVarSpec = EnvVarSpec::optional(
+    "PLATFORM_PRIORITY",
+    "The platforms that run bots, in the order a bot is placed: comma-separated names of compiled-in platforms, such as coolify,aws. Each bot goes to the first one with room under its cap and overflows to the next; when none has room it is queued. Every listed platform must be fully configured. Unset: DEPLOYMENT_PLATFORM decides (one name is a list of one; auto lists every configured platform).",
+);
+
 /// How the platform was chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -87,6 +93,52 @@ pub enum SelectionError {
         present: Vec<&'static str>,
         /// Its marker variables that are missing.
         missing: Vec<&'static str>,
+    },
+    /// `PLATFORM_PRIORITY` names a platform we know nothing of.
+    #[error("PLATFORM_PRIORITY names {given:?}, which is not a known platform; this binary accepts: {}", list_or_none(.compiled_in))]
+    PriorityUnknown {
+        /// What was given.
+        given: String,
+        /// The platforms compiled in.
+        compiled_in: Vec<&'static str>,
+    },
+    /// `PLATFORM_PRIORITY` names a platform this binary was built without.
+    #[error(
+        "PLATFORM_PRIORITY names {name:?}: the {name} platform is not compiled into this binary (compiled in: {}); rebuild with `cargo build -p deployment --features {feature}`",
+        list_or_none(.compiled_in)
+    )]
+    PriorityNotCompiledIn {
+        /// The platform asked for.
+        name: String,
+        /// The cargo feature that adds it.
+        feature: &'static str,
+        /// The platforms compiled in.
+        compiled_in: Vec<&'static str>,
+    },
+    /// `PLATFORM_PRIORITY` names a platform twice.
+    #[error(
+        "PLATFORM_PRIORITY names {name:?} twice; list each platform once, in the order bots should be placed"
+    )]
+    PriorityDuplicate {
+        /// The platform named twice.
+        name: String,
+    },
+    /// `PLATFORM_PRIORITY` is set but names nothing, or has an empty entry.
+    #[error(
+        "PLATFORM_PRIORITY={given:?} has an empty entry; give comma-separated platform names such as coolify,aws"
+    )]
+    PriorityEmpty {
+        /// What was given (cut to 64 characters).
+        given: String,
+    },
+    /// Both `PLATFORM_PRIORITY` and a platform name in
+    /// `DEPLOYMENT_PLATFORM` are set.
+    #[error(
+        "PLATFORM_PRIORITY and DEPLOYMENT_PLATFORM={platform} are both set; set PLATFORM_PRIORITY alone (a list), or DEPLOYMENT_PLATFORM alone (one platform, or auto)"
+    )]
+    PriorityConflict {
+        /// What `DEPLOYMENT_PLATFORM` says.
+        platform: String,
     },
     /// `auto` found nothing configured and there is no fallback.
     #[error("DEPLOYMENT_PLATFORM=auto: no platform is configured. {}", describe_needs(.needs, .any_of))]
@@ -284,4 +336,121 @@ pub fn select_auto(registry: &Registry, env: &dyn EnvLookup) -> Result<Selection
             .map(|d| d.name)
             .collect(),
     })
+}
+
+/// The platforms the service holds, in the order bots are placed on them:
+///
+/// - `PLATFORM_PRIORITY=coolify,aws`: those, in that order. A name that is
+///   not known, not compiled in or given twice is an error naming it.
+/// - else `DEPLOYMENT_PLATFORM=x`: a list of one.
+/// - else `auto` (the default): every platform whose variables are all set,
+///   in detection order (Coolify, AWS, Kubernetes); a platform partly
+///   configured is an error naming what is missing; the fallback (local)
+///   only when nothing else is configured.
+pub fn select_platforms(
+    registry: &Registry,
+    env: &dyn EnvLookup,
+) -> Result<Vec<Selection>, SelectionError> {
+    let Some((_, listed)) = PLATFORM_PRIORITY.lookup(env) else {
+        let requested = DEPLOYMENT_PLATFORM
+            .lookup(env)
+            .map(|(_, v)| v.trim().to_ascii_lowercase())
+            .unwrap_or_else(|| "auto".into());
+        if requested == "auto" {
+            return select_auto_all(registry, env);
+        }
+        return select_platform(registry, env).map(|one| vec![one]);
+    };
+    if let Some((_, named)) = DEPLOYMENT_PLATFORM.lookup(env) {
+        let named = named.trim().to_ascii_lowercase();
+        if named != "auto" && !named.is_empty() {
+            return Err(SelectionError::PriorityConflict {
+                platform: named.chars().take(64).collect(),
+            });
+        }
+    }
+    let compiled_in = registry.names();
+    let mut chosen: Vec<Selection> = Vec::new();
+    for (index, entry) in listed.split(',').enumerate() {
+        let name = entry.trim().to_ascii_lowercase();
+        if name.is_empty() {
+            return Err(SelectionError::PriorityEmpty {
+                given: listed.chars().take(64).collect(),
+            });
+        }
+        if chosen.iter().any(|s| s.descriptor.name == name) {
+            return Err(SelectionError::PriorityDuplicate { name });
+        }
+        match registry.get(&name) {
+            Some(descriptor) => chosen.push(Selection {
+                descriptor,
+                selected_by: SelectedBy::Name,
+                reason: format!("PLATFORM_PRIORITY, position {}", index + 1),
+                warnings: Vec::new(),
+            }),
+            None => {
+                return Err(
+                    match FIRST_PARTY_PLATFORMS
+                        .iter()
+                        .find(|(known, _)| *known == name)
+                    {
+                        Some((_, feature)) => SelectionError::PriorityNotCompiledIn {
+                            name,
+                            feature,
+                            compiled_in,
+                        },
+                        None => SelectionError::PriorityUnknown {
+                            given: name.chars().take(64).collect(),
+                            compiled_in,
+                        },
+                    },
+                );
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// What `auto` lists: every configured platform in detection order, or the
+/// fallback alone when nothing is configured (see [`select_platforms`]).
+pub fn select_auto_all(
+    registry: &Registry,
+    env: &dyn EnvLookup,
+) -> Result<Vec<Selection>, SelectionError> {
+    let mut detectable: Vec<(u16, &'static PlatformDescriptor)> = registry
+        .platforms()
+        .iter()
+        .filter_map(|d| match d.auto {
+            AutoSelect::Detect { order, .. } | AutoSelect::DetectAny { order, .. } => {
+                Some((order, *d))
+            }
+            _ => None,
+        })
+        .collect();
+    detectable.sort_by_key(|(order, d)| (*order, d.name));
+    let mut chosen = Vec::new();
+    for (_, descriptor) in detectable {
+        match descriptor.detect(env) {
+            Detection::Configured => chosen.push(Selection {
+                descriptor,
+                selected_by: SelectedBy::Detected,
+                reason: format!("auto-detected, position {}", chosen.len() + 1),
+                warnings: Vec::new(),
+            }),
+            Detection::Partial { present, missing } => {
+                return Err(SelectionError::PartlyConfigured {
+                    platform: descriptor.name,
+                    present,
+                    missing,
+                });
+            }
+            Detection::NotConfigured | Detection::NotDetectable => {}
+        }
+    }
+    if chosen.is_empty() {
+        // Nothing configured: the single-platform rule (the fallback, with
+        // its warning, or the error saying what each platform needs).
+        return select_auto(registry, env).map(|one| vec![one]);
+    }
+    Ok(chosen)
 }

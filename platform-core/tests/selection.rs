@@ -5,7 +5,7 @@ use std::sync::Arc;
 use platform_core::testkit::FakePlatform;
 use platform_core::{
     AutoSelect, EnvVarSpec, MapEnv, PlatformContext, PlatformDescriptor, PlatformService, Registry,
-    SelectedBy, SelectionError, select_auto, select_platform,
+    SelectedBy, SelectionError, select_auto, select_platform, select_platforms,
 };
 
 const CLOUD_URL: EnvVarSpec = EnvVarSpec::required("COOLIFY_API_URL", "Coolify API URL.");
@@ -224,4 +224,74 @@ fn the_registry_is_sorted_and_rejects_duplicates() {
             .contains("two platform plugins are registered as \"local\""),
         "{err}"
     );
+}
+
+fn names(env: &MapEnv) -> Result<Vec<&'static str>, SelectionError> {
+    select_platforms(&all(), env).map(|list| list.iter().map(|s| s.descriptor.name).collect())
+}
+
+#[test]
+fn a_priority_list_is_taken_in_its_order() {
+    let env = MapEnv::from([("PLATFORM_PRIORITY", " AWS , coolify")]);
+    assert_eq!(names(&env).unwrap(), ["aws", "coolify"]);
+    let list = select_platforms(&all(), &env).unwrap();
+    assert_eq!(list[1].reason, "PLATFORM_PRIORITY, position 2");
+}
+
+#[test]
+fn one_platform_name_is_a_list_of_one() {
+    let env = MapEnv::from([("DEPLOYMENT_PLATFORM", "coolify")]);
+    assert_eq!(names(&env).unwrap(), ["coolify"]);
+}
+
+#[test]
+fn auto_lists_every_configured_platform_and_local_only_alone() {
+    let env = MapEnv::from([
+        ("COOLIFY_API_URL", "https://c.example"),
+        ("COOLIFY_API_KEY", "k"),
+        ("AWS_REGION", "eu-west-1"),
+        ("ECS_CLUSTER", "bots"),
+    ]);
+    assert_eq!(names(&env).unwrap(), ["coolify", "aws"]);
+    let env = MapEnv::from([("AWS_REGION", "eu-west-1"), ("ECS_CLUSTER", "bots")]);
+    assert_eq!(names(&env).unwrap(), ["aws"]);
+    assert_eq!(names(&MapEnv::default()).unwrap(), ["local"]);
+    let partial = MapEnv::from([
+        ("AWS_REGION", "eu-west-1"),
+        ("ECS_CLUSTER", "bots"),
+        ("COOLIFY_API_URL", "https://c.example"),
+    ]);
+    let err = names(&partial).unwrap_err();
+    assert!(err.to_string().contains("COOLIFY_API_KEY missing"), "{err}");
+}
+
+#[test]
+fn bad_priority_lists_name_the_bad_entry() {
+    let cases = [
+        ("coolify,nomad", "\"nomad\", which is not a known platform"),
+        ("coolify,aws,coolify", "names \"coolify\" twice"),
+        ("coolify,,aws", "has an empty entry"),
+        ("auto", "\"auto\", which is not a known platform"),
+    ];
+    for (list, expected) in cases {
+        let env = MapEnv::from([("PLATFORM_PRIORITY", list)]);
+        let err = names(&env).unwrap_err();
+        assert!(err.to_string().contains(expected), "{list}: {err}");
+    }
+    let only_local = registry(&[&LOCAL]);
+    let env = MapEnv::from([("PLATFORM_PRIORITY", "local,aws")]);
+    let err = select_platforms(&only_local, &env).unwrap_err();
+    assert!(
+        err.to_string().contains("not compiled into this binary")
+            && err.to_string().contains("--features aws"),
+        "{err}"
+    );
+    let env = MapEnv::from([
+        ("PLATFORM_PRIORITY", "aws"),
+        ("DEPLOYMENT_PLATFORM", "coolify"),
+    ]);
+    assert!(matches!(
+        names(&env).unwrap_err(),
+        SelectionError::PriorityConflict { .. }
+    ));
 }

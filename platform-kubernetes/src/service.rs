@@ -341,6 +341,15 @@ impl PlatformService for KubernetesPlatform {
         PLATFORM_NAME
     }
 
+    fn capacity(&self) -> platform_core::PlatformCapacity {
+        platform_core::PlatformCapacity::at_most(
+            self.config
+                .max_bots
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            crate::config::K8S_MAX_BOTS.name,
+        )
+    }
+
     async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {
         let bot = config.bot_id();
         let meeting_platform = config.meeting_platform();

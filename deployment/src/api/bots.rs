@@ -65,6 +65,12 @@ pub struct CreateBotRequest {
     #[serde(default = "deploy_by_default")]
     #[schema(default = true)]
     pub deploy: bool,
+    /// Queue priority, -1000000 to 1000000 (default 0): when no platform
+    /// has room the bot is queued, and a queued bot with a higher priority
+    /// is placed first, then the one that waited longest.
+    #[serde(default)]
+    #[schema(minimum = -1_000_000, maximum = 1_000_000, default = 0)]
+    pub priority: i64,
     /// This bot's own webhook receiver, besides the operator's
     /// `WEBHOOK_URL`: https, without credentials, reaching only public
     /// addresses (checked now and at every delivery). Every event about the
@@ -85,7 +91,7 @@ fn deploy_by_default() -> bool {
 }
 
 impl CreateBotRequest {
-    fn into_input(self) -> (BotDeploymentInput, bool, Option<String>) {
+    fn into_input(self) -> (BotDeploymentInput, bool, i64, Option<String>) {
         let input = BotDeploymentInput {
             meeting_platform: self.meeting_platform,
             meeting_url: self.meeting_url,
@@ -94,7 +100,7 @@ impl CreateBotRequest {
             recording_enabled: self.recording_enabled,
             automatic_leave: self.automatic_leave,
         };
-        (input, self.deploy, self.webhook_url)
+        (input, self.deploy, self.priority, self.webhook_url)
     }
 }
 
@@ -104,9 +110,10 @@ impl CreateBotRequest {
 /// (byte for byte) returns the bot the first request created, with 200 and
 /// `Idempotent-Replayed: true`, and deploys it if it is still pending; the
 /// same key with another body is `idempotency_conflict`. Keys are kept for
-/// 24 hours. When every slot is busy the answer is `pool_exhausted` (503,
-/// `Retry-After`) with the `bot_id` of the bot, which stays pending: retry
-/// with the same key, or deploy that bot later.
+/// 24 hours. The bot is placed on the first platform of the priority list
+/// with room; when no platform has room the answer is still 201, with the
+/// bot `queued` and its `queue_position`: it is placed as soon as capacity
+/// frees, or fails as `queue_timeout` after `QUEUE_TIMEOUT`.
 #[utoipa::path(
     post,
     path = "/v1/bots",
@@ -116,7 +123,7 @@ impl CreateBotRequest {
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; makes the create safe to retry", min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7E]{1,255}$"),
     ),
     responses(
-        (status = 201, description = "Created (and deployed unless `deploy` was false); `Location` names the bot", body = Bot),
+        (status = 201, description = "Created (and placed unless `deploy` was false: `deploying`/`running` on a platform, or `queued` with its `queue_position` when no platform has room); `Location` names the bot", body = Bot),
         (status = 200, description = "An earlier request with the same Idempotency-Key and body created this bot", body = Bot),
         (status = 400, description = "`malformed_json`, `invalid_idempotency_key`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
@@ -141,13 +148,14 @@ pub async fn create_bot(
             Some(idempotency_key(key, &body.raw)?)
         }
     };
-    let (input, deploy, webhook_url) = body.value.into_input();
+    let (input, deploy, priority, webhook_url) = body.value.into_input();
     let created = state
         .service()
         .create_bot(CreateBot {
             input,
             idempotency,
             deploy,
+            priority,
             webhook_url,
         })
         .await?;
@@ -177,7 +185,7 @@ pub async fn create_bot(
         (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`bot_not_found`", body = ErrorBody),
-        (status = 409, description = "`illegal_transition` (a stopped or failed bot never comes back), `platform_mismatch`", body = ErrorBody),
+        (status = 409, description = "`illegal_transition` (a stopped or failed bot never comes back), `platform_not_configured`", body = ErrorBody),
         (status = 502, description = "`deploy_failed`", body = ErrorBody),
         (status = 503, description = "`pool_exhausted` and other retryable errors, with `Retry-After`", body = ErrorBody),
     ),
@@ -202,7 +210,7 @@ pub async fn deploy_bot(
         (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`bot_not_found`", body = ErrorBody),
-        (status = 409, description = "`illegal_transition` (already stopped or failed), `platform_mismatch`", body = ErrorBody),
+        (status = 409, description = "`illegal_transition` (already stopped or failed), `platform_not_configured`", body = ErrorBody),
         (status = 503, description = "Retryable errors, with `Retry-After`", body = ErrorBody),
     ),
     security(("bearer" = []))

@@ -101,9 +101,9 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "this Idempotency-Key was used with a different request body",
     ),
     (
-        "platform_mismatch",
+        "platform_not_configured",
         409,
-        "the bot belongs to another platform than the one this service runs",
+        "the bot was placed on a platform this service is not configured for; it is left alone",
     ),
     (
         "body_too_large",
@@ -404,7 +404,7 @@ fn bot_of(error: &ServiceError) -> Option<BotId> {
     match error {
         ServiceError::BotNotFound(bot)
         | ServiceError::IdempotencyConflict { bot, .. }
-        | ServiceError::PlatformMismatch { bot, .. }
+        | ServiceError::PlatformNotConfigured { bot, .. }
         | ServiceError::PoolExhausted { bot, .. }
         | ServiceError::PlatformUnavailable { bot, .. }
         | ServiceError::DeployFailed { bot, .. } => Some(*bot),

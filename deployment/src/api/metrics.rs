@@ -31,7 +31,7 @@ fn escape(value: &str) -> String {
         .replace('\n', r"\n")
 }
 
-fn labels(pairs: &[(&str, &str)]) -> String {
+pub(super) fn labels(pairs: &[(&str, &str)]) -> String {
     let inner: Vec<String> = pairs
         .iter()
         .map(|(name, value)| format!("{name}=\"{}\"", escape(value)))
@@ -39,7 +39,7 @@ fn labels(pairs: &[(&str, &str)]) -> String {
     format!("{{{}}}", inner.join(","))
 }
 
-fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+pub(super) fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} {kind}");
 }
@@ -186,6 +186,7 @@ pub async fn render(service: &BotService) -> String {
     let Ok(summary) = summary else {
         return out;
     };
+    super::placement_metrics::render(&mut out, service).await;
     header(
         &mut out,
         "meeboter_bots",

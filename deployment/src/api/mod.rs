@@ -32,6 +32,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod placement_metrics;
 pub mod platforms;
 pub mod pool;
 pub mod request_log;

@@ -7,6 +7,7 @@ use serde::Serialize;
 use super::errors::{ApiError, ErrorBody};
 use super::state::ApiState;
 use crate::platforms::registry;
+use crate::service::PlatformsView;
 
 /// One compiled-in platform.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
@@ -17,15 +18,21 @@ pub struct PlatformView {
     pub description: &'static str,
     /// The cargo feature of `deployment` that brings it in.
     pub feature: &'static str,
-    /// Whether this service runs it.
+    /// Whether this service places bots on it (it is in the priority
+    /// list).
     pub active: bool,
 }
 
 /// The platforms of this binary.
 #[derive(Clone, Debug, Serialize, utoipa::ToSchema)]
 pub struct PlatformsResponse {
-    /// The platform this service deploys bots on.
+    /// The first platform of the priority list (the only one when one is
+    /// configured).
     pub active: &'static str,
+    /// Each platform's bots against its cap (counted in the database, so
+    /// the same from every replica), the queue, and who runs the platform
+    /// sweep.
+    pub placement: PlatformsView,
     /// Every compiled-in platform, sorted by name.
     pub platforms: Vec<PlatformView>,
     /// The cargo features this binary was built with.
@@ -40,7 +47,8 @@ pub struct PlatformsResponse {
     path = "/v1/platforms",
     tag = "service",
     responses(
-        (status = 200, description = "The compiled-in platforms", body = PlatformsResponse),
+        (status = 200, description = "The compiled-in platforms, the placement order with each platform's used/cap and queued bots, and the queue", body = PlatformsResponse),
+        (status = 503, description = "`database_unavailable`: the database did not answer", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -49,6 +57,8 @@ pub async fn list_platforms(
     State(state): State<ApiState>,
 ) -> Result<Json<PlatformsResponse>, ApiError> {
     let active = state.service().platform_name();
+    let held = state.service().platform_names();
+    let placement = state.service().platforms_view().await?;
     let platforms = registry()?
         .platforms()
         .iter()
@@ -56,11 +66,12 @@ pub async fn list_platforms(
             name: descriptor.name,
             description: descriptor.description,
             feature: descriptor.feature,
-            active: descriptor.name == active,
+            active: held.contains(&descriptor.name),
         })
         .collect();
     Ok(Json(PlatformsResponse {
         active,
+        placement,
         platforms,
         features: crate::ENABLED_FEATURES.to_vec(),
         version: env!("CARGO_PKG_VERSION"),

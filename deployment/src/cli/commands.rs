@@ -57,7 +57,7 @@ pub(super) async fn run(cli: Cli) -> ExitCode {
         Command::Doctor => return super::doctor::run(&printer, settings).await,
         Command::SimBot => return sim_bot(&printer).await,
         command => match settings {
-            Ok(settings) => with_service(&printer, &settings, command).await,
+            Ok(settings) => Box::pin(with_service(&printer, &settings, command)).await,
             Err(e) => Err(ServiceError::Config(e)),
         },
     };
@@ -78,7 +78,23 @@ async fn platforms_command(
     let mut listing = platforms::listing(env)?;
     match settings {
         Ok(settings) => match Store::existing_installation(settings.database_url.expose()).await {
-            Ok(Some(id)) => listing.installation_id = Some(id),
+            Ok(Some(id)) => {
+                listing.installation_id = Some(id);
+                match open_service(settings, Arc::new(ProcessEnv)).await {
+                    Ok(service) => {
+                        match service.platforms_view().await {
+                            Ok(view) => listing.capacity = Some(view),
+                            Err(error) => listing.capacity_note = Some(error.to_string()),
+                        }
+                        service.store().close().await;
+                    }
+                    Err(error) => {
+                        listing.capacity_note = Some(format!(
+                            "the platforms cannot be opened to count their bots: {error}"
+                        ));
+                    }
+                }
+            }
             Ok(None) => {
                 listing.installation_note = Some(
                     "the database does not exist yet; it gets its installation id when serve or a bot command first opens it".into(),
@@ -109,7 +125,13 @@ async fn with_service(
         _ => None,
     };
     let service = open_service(settings, Arc::new(ProcessEnv)).await?;
-    let result = run_with_service(printer, settings, &service, command, create).await;
+    // A one-shot command ends with its process: capacity it frees is
+    // drained by the next reconciler pass, not by a task cut off at exit.
+    service.set_background_drain(matches!(command, Command::Reconcile { once: false }));
+    let result = Box::pin(run_with_service(
+        printer, settings, &service, command, create,
+    ))
+    .await;
     service.store().close().await;
     result
 }
@@ -201,8 +223,9 @@ async fn run_with_service(
             });
         }
         Command::Reconcile { once: true } => {
-            let report = service.reconcile_once().await?;
-            printer.print(&report, output::report);
+            let report = service.reconcile_once().await;
+            service.release_sweep_lease().await;
+            printer.print(&report?, output::report);
         }
         Command::Reconcile { once: false } => {
             tracing::info!(
@@ -318,6 +341,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
         input,
         idempotency,
         deploy: !args.no_deploy,
+        priority: args.priority,
         webhook_url: args.webhook_url.clone(),
     })
 }

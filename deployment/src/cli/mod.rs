@@ -176,6 +176,10 @@ pub struct DeployArgs {
     /// Only create the bot (pending); deploy it later with `deploy --bot ID`.
     #[arg(long)]
     pub no_deploy: bool,
+    /// Queue priority, -1000000 to 1000000 (default 0): when no platform
+    /// has room the bot is queued, and higher priorities are placed first.
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub priority: i64,
     /// A key that makes retries safe: the same key and request return the
     /// same bot.
     #[arg(long)]

@@ -150,9 +150,16 @@ pub(super) fn bot(bot: &Bot) -> String {
     let _ = writeln!(
         out,
         "  platform:        {} ({})",
-        bot.platform,
+        or_dash(bot.platform.as_deref()),
         or_dash(bot.platform_id.as_deref())
     );
+    if let Some(position) = bot.queue_position {
+        let _ = writeln!(
+            out,
+            "  queue position:  {position} (priority {})",
+            bot.priority
+        );
+    }
     let _ = writeln!(out, "  attempt:         {}", bot.attempt);
     let _ = writeln!(
         out,
@@ -280,7 +287,10 @@ pub(super) fn page(page: &BotPage) -> String {
                 bot.id.to_string(),
                 bot.status.to_string(),
                 meeting_status(bot),
-                bot.platform.clone(),
+                match bot.queue_position {
+                    Some(position) => format!("queued #{position}"),
+                    None => or_dash(bot.platform.as_deref()).to_owned(),
+                },
                 bot.meeting_platform.as_str().to_owned(),
                 one_line(or_dash(bot.reason.as_deref()), LISTED_REASON_CHARS),
                 bot.meeting_url.clone(),
@@ -349,7 +359,7 @@ pub(super) fn pool(summary: &PoolSummary) -> String {
 
 pub(super) fn report(report: &ReconcileReport) -> String {
     format!(
-        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, heartbeat timeouts {}, overdue leaves {}, silent bots {}, status errors {}, errors {}\n",
+        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, heartbeat timeouts {}, overdue leaves {}, silent bots {}, status errors {}, errors {}; queue: placed {}, timed out {}; bots on unconfigured platforms {}{}\n",
         report.examined,
         report.promoted,
         report.ended,
@@ -362,7 +372,15 @@ pub(super) fn report(report: &ReconcileReport) -> String {
         report.watchdog.leave_overdue,
         report.watchdog.silent,
         report.status_errors,
-        report.errors
+        report.errors,
+        report.queue_placed,
+        report.queue_timeouts,
+        report.unconfigured,
+        if report.swept {
+            ""
+        } else {
+            " (the platform sweep runs in another process)"
+        }
     )
 }
 
@@ -431,8 +449,23 @@ pub(super) fn platforms(listing: &PlatformListing) -> String {
         }
         out.push('\n');
     }
+    match (&listing.priority_error, listing.priority.as_slice()) {
+        (Some(error), _) => {
+            let _ = writeln!(out, "placement order: none ({error})");
+        }
+        (None, list) => {
+            let _ = writeln!(out, "placement order: {}", list.join(", "));
+        }
+    }
     choice(&mut out, "DEPLOYMENT_PLATFORM selects", &listing.selected);
     choice(&mut out, "auto would pick", &listing.auto);
+    match (&listing.capacity, &listing.capacity_note) {
+        (Some(view), _) => out.push_str(&capacity(view)),
+        (None, Some(note)) => {
+            let _ = writeln!(out, "capacity: not shown ({note})");
+        }
+        (None, None) => {}
+    }
     match (&listing.installation_id, &listing.installation_note) {
         (Some(id), _) => {
             let _ = writeln!(out, "installation id: {id}");
@@ -463,6 +496,65 @@ pub(super) fn doctor(report: &super::doctor::DoctorReport) -> String {
             )
         } else {
             "problems found; fix them and run doctor again".into()
+        }
+    );
+    out
+}
+
+/// Each platform's bots against its cap, the queue and the sweep lease.
+pub(super) fn capacity(view: &crate::service::PlatformsView) -> String {
+    let rows: Vec<Vec<String>> = view
+        .platforms
+        .iter()
+        .map(|p| {
+            let cap = p.cap.map_or_else(|| "no cap".to_owned(), |c| c.to_string());
+            let over = if p.over_cap > 0 {
+                format!(
+                    " (over by {}: nothing is stopped, new bots go elsewhere)",
+                    p.over_cap
+                )
+            } else {
+                String::new()
+            };
+            vec![
+                p.position.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+                p.name.clone(),
+                if p.configured {
+                    "yes".to_owned()
+                } else {
+                    "NO: its bots are left alone".to_owned()
+                },
+                format!("{}/{cap}{over}", p.used),
+                p.queued.to_string(),
+            ]
+        })
+        .collect();
+    let mut out = String::from("\ncapacity (counted in the database, every replica):\n");
+    out.push_str(&table(
+        &["#", "PLATFORM", "CONFIGURED", "USED/CAP", "QUEUED"],
+        &rows,
+    ));
+    let _ = writeln!(
+        out,
+        "queue: {} bots{}; timeout {} s",
+        view.queue.length,
+        view.queue
+            .oldest_age_seconds
+            .map(|age| format!(", oldest waiting {age} s"))
+            .unwrap_or_default(),
+        view.queue.timeout_seconds
+    );
+    let _ = writeln!(
+        out,
+        "platform sweep: {}",
+        match &view.sweep_lease.holder {
+            Some(holder) if view.sweep_lease.held_here =>
+                format!("held by {holder} (this process)"),
+            Some(holder) => format!(
+                "held by {holder}, {} ms left",
+                view.sweep_lease.expires_in_ms.unwrap_or(0)
+            ),
+            None => "not held yet".to_owned(),
         }
     );
     out

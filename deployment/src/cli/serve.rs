@@ -45,12 +45,14 @@ pub(super) async fn serve(settings: &ServiceSettings) -> Result<(), ServiceError
         ..settings.clone()
     };
     let service = open_service(settings, Arc::new(ProcessEnv)).await?;
-    if let Err(problem) = settings.bot_api_url_for(service.platform_name()) {
-        service.store().close().await;
-        return Err(ServiceError::Config(platform_core::Error::Config {
-            platform: "service",
-            problems: vec![problem],
-        }));
+    for platform in service.platform_names() {
+        if let Err(problem) = settings.bot_api_url_for(platform) {
+            service.store().close().await;
+            return Err(ServiceError::Config(platform_core::Error::Config {
+                platform: "service",
+                problems: vec![problem],
+            }));
+        }
     }
     let token = match choice {
         TokenChoice::Configured(token) => token,

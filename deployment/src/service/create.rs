@@ -19,9 +19,18 @@ pub struct CreateBot {
     pub idempotency: Option<IdempotencyKey>,
     /// Whether to deploy it at once.
     pub deploy: bool,
+    /// Its queue priority: when no platform has room, a queued bot with a
+    /// higher priority is placed first, then the one that waited longest.
+    /// Default 0; [`MIN_PRIORITY`] to [`MAX_PRIORITY`].
+    pub priority: i64,
     /// The bot's own webhook receiver, besides the operator's.
     pub webhook_url: Option<String>,
 }
+
+/// The lowest queue priority a bot may have.
+pub const MIN_PRIORITY: i64 = -1_000_000;
+/// The highest queue priority a bot may have.
+pub const MAX_PRIORITY: i64 = 1_000_000;
 
 /// What [`BotService::create_bot`] did.
 #[derive(Clone, Debug, Serialize)]
@@ -54,6 +63,15 @@ impl BotService {
     /// request with the same key is refused. Nothing is written when the
     /// request is invalid.
     pub async fn create_bot(&self, request: CreateBot) -> ServiceResult<CreatedBot> {
+        if !(MIN_PRIORITY..=MAX_PRIORITY).contains(&request.priority) {
+            return Err(ServiceError::InvalidQuery {
+                parameter: "priority",
+                message: format!(
+                    "is {}; allowed: a whole number from {MIN_PRIORITY} to {MAX_PRIORITY} (higher is placed first)",
+                    request.priority
+                ),
+            });
+        }
         let config = request
             .input
             .validate(BotId(0))
@@ -67,7 +85,7 @@ impl BotService {
             .create_bot(
                 NewBot {
                     config: &config,
-                    platform: self.platform_name(),
+                    priority: request.priority,
                     webhook_url: webhook_url.as_deref(),
                 },
                 request.idempotency.as_ref(),
@@ -94,7 +112,7 @@ impl BotService {
         let bot = if request.deploy && record.state()? == BotState::Pending {
             self.deploy(record.id()).await?
         } else {
-            record.to_bot()?
+            self.shown(record).await?
         };
         Ok(CreatedBot { bot, created })
     }

@@ -1,10 +1,11 @@
-//! Deploying a bot: the intent first, then the platform call, then its
-//! answer recorded (see the table in the [service docs](super)).
+//! Deploying a bot: placement, the intent first, then the platform call,
+//! then its answer recorded (see the table in the [service docs](super)).
 
 use platform_core::{BotId, ErrorKind};
 use tracing::Instrument;
 
 use super::BotService;
+use super::placement::{DeployAnswer, Placement, describe_nothing_started};
 
 use crate::bot::{Bot, BotState};
 use crate::error::{ServiceError, ServiceResult};
@@ -12,7 +13,8 @@ use crate::failpoint;
 use crate::store::{BotRecord, Transition};
 
 impl BotService {
-    /// Deploys a pending bot. A bot that is already deploying or running is
+    /// Deploys a pending bot: placed on the first platform with room, or
+    /// queued. A bot that is already queued, deploying or running is
     /// returned as it is: nothing new is started. See the module docs for
     /// what each platform answer does.
     pub async fn deploy(&self, id: BotId) -> ServiceResult<Bot> {
@@ -20,60 +22,63 @@ impl BotService {
         async {
             let owner = self.inner.instance.as_str();
             // The bot may move between our read and our write (another
-            // request deployed it, or a full pool sent it back to pending):
-            // read again and decide again, a few times.
-            let mut intent = None;
+            // request deployed it): read again and decide again, a few times.
             for _ in 0..5 {
                 let record = self.load(id).await?;
-                self.check_platform(&record)?;
                 match record.state()? {
-                    BotState::Deploying | BotState::Running => return Ok(record.to_bot()?),
+                    BotState::Queued | BotState::Deploying | BotState::Running => {
+                        return self.shown(record).await;
+                    }
                     BotState::Pending => {}
                     other => other.check_move(id, BotState::Deploying).map(|_| ())?,
                 }
-                let token = self.new_bot_token()?;
-                intent = self
-                    .store_ref()
-                    .begin_deploy_with_token(
-                        id,
-                        "deploy requested",
-                        owner,
-                        self.lease_until(),
-                        token.as_ref(),
-                    )
-                    .await?;
-                if intent.is_some() {
-                    break;
+                let placed = self.place_and_deploy(record).await;
+                self.store_ref().release_lease(id, owner).await?;
+                match placed? {
+                    Placement::Deployed(record) | Placement::Queued(record) => {
+                        return self.shown(record).await;
+                    }
+                    Placement::NoRoom { .. } | Placement::Moved => {}
                 }
             }
-            let Some(record) = intent else {
-                return Err(ServiceError::Storage(
-                    crate::store::StoreError::Unavailable(format!(
-                        "bot {id} kept changing while it was being deployed; try again"
-                    )),
-                ));
-            };
-            tracing::info!(attempt = record.attempt(), "deploy intent recorded");
-            failpoint::pause_if_armed(failpoint::AFTER_DEPLOY_INTENT).await;
-            let outcome = self.drive_deploy(record, DeployCall::First).await;
-            self.store_ref().release_lease(id, owner).await?;
-            outcome.and_then(|r| Ok(r.to_bot()?))
+            Err(ServiceError::Storage(
+                crate::store::StoreError::Unavailable(format!(
+                    "bot {id} kept changing while it was being deployed; try again"
+                )),
+            ))
         }
         .instrument(span)
         .await
     }
 
-    /// Calls the platform for the bot's current attempt and records the
-    /// answer. Used by [`deploy`](Self::deploy) right after the intent
-    /// ([`DeployCall::First`]) and by the reconciler to re-drive a deploy a
-    /// crash left half-done, with the same attempt ([`DeployCall::Repeat`]).
+    /// Calls the bot's platform for its current attempt and records the
+    /// answer; a platform that started nothing sends the bot on to the next
+    /// platform with room, or to the queue. Used by the reconciler to
+    /// re-drive a deploy a crash left half-done, with the same attempt
+    /// ([`DeployCall::Repeat`]).
     pub(crate) async fn drive_deploy(
         &self,
         record: BotRecord,
         call: DeployCall,
     ) -> ServiceResult<BotRecord> {
         let id = record.id();
+        match self.run_placement(record, Some(call)).await? {
+            Placement::Deployed(record) | Placement::Queued(record) => Ok(record),
+            Placement::NoRoom { .. } | Placement::Moved => self.load(id).await,
+        }
+    }
+
+    /// One platform call for the bot's current attempt, its answer recorded
+    /// — except "no capacity, nothing started", which the placement loop
+    /// acts on.
+    pub(super) async fn call_platform(
+        &self,
+        record: BotRecord,
+        call: DeployCall,
+    ) -> ServiceResult<DeployAnswer> {
+        let id = record.id();
         let attempt = record.attempt();
+        let calls = self.calls_for(&record)?;
         let config = match record.config() {
             Ok(config) => self.with_bot_protocol(config, &record),
             Err(reason) => {
@@ -89,7 +94,8 @@ impl BotService {
                 return Err(ServiceError::DeployFailed { bot: id, reason });
             }
         };
-        match self.calls().deploy(&config, attempt).await {
+        let done = |record| Ok(DeployAnswer::Done(record));
+        match calls.deploy(&config, attempt).await {
             Ok(result) => {
                 failpoint::pause_if_armed(failpoint::AFTER_PLATFORM_DEPLOY).await;
                 let recorded = self
@@ -102,72 +108,42 @@ impl BotService {
                     )
                     .await?;
                 let Some(record) = recorded else {
-                    self.release_stale(&result.identifier).await;
-                    return self.load(id).await;
+                    self.release_stale(calls, &result.identifier).await;
+                    return done(self.load(id).await?);
                 };
                 tracing::info!(platform_id = %result.identifier, "platform accepted the bot");
-                match record.state()? {
+                done(match record.state()? {
                     BotState::Deploying => {
                         let Some(platform_id) = record.platform_id() else {
-                            return Ok(record);
+                            return done(record);
                         };
-                        match self.calls().status(&platform_id).await {
-                            Ok(status) => self.apply_observation(record, &status).await,
+                        match calls.status(&platform_id).await {
+                            Ok(status) => self.apply_observation(record, &status).await?,
                             // No evidence either way; the reconciler looks again.
-                            Err(_) => Ok(record),
+                            Err(_) => record,
                         }
                     }
-                    BotState::Stopping => self.drive_stop(record, false).await,
+                    BotState::Stopping => self.drive_stop(record, false).await?,
                     state if state.is_terminal() && record.cleanup_pending() => {
-                        self.drive_cleanup(record).await
+                        self.drive_cleanup(record).await?
                     }
-                    _ => Ok(record),
-                }
+                    _ => record,
+                })
             }
             // Only the first call of an attempt can prove by "could not
             // reach" that nothing runs for it: a repeated call cannot speak
             // for the one before it, which may have started the bot.
             Err(error) if error.kind() == ErrorKind::Unreachable && call == DeployCall::First => {
-                let reason = format!(
-                    "not deployed: the platform could not be reached and nothing was sent ({error}); deploy it again once the platform answers"
-                );
-                let moved = self
-                    .move_bot(Transition::new(
-                        id,
-                        BotState::Deploying,
-                        attempt,
-                        BotState::Pending,
-                        &reason,
-                    ))
-                    .await?;
-                match moved {
-                    Some(_) => Err(ServiceError::PlatformUnavailable {
-                        bot: id,
-                        reason: error.to_string(),
-                        retry_after: self.inner.options.pool_retry_after,
-                    }),
-                    None => self.load(id).await,
-                }
+                Ok(DeployAnswer::NothingStarted {
+                    note: describe_nothing_started(calls.name(), &error),
+                    record,
+                })
             }
             Err(error) if error.nothing_started() && error.kind() != ErrorKind::Unreachable => {
-                let reason = format!("not deployed, nothing was started: {error}");
-                let moved = self
-                    .move_bot(Transition::new(
-                        id,
-                        BotState::Deploying,
-                        attempt,
-                        BotState::Pending,
-                        &reason,
-                    ))
-                    .await?;
-                match moved {
-                    Some(_) => Err(ServiceError::PoolExhausted {
-                        bot: id,
-                        reason: error.to_string(),
-                        retry_after: self.inner.options.pool_retry_after,
-                    }),
-                    None => self.load(id).await,
-                }
+                Ok(DeployAnswer::NothingStarted {
+                    note: describe_nothing_started(calls.name(), &error),
+                    record,
+                })
             }
             Err(error) if !error.is_retryable() => {
                 let reason = format!("the platform refused the bot: {error}");
@@ -185,7 +161,7 @@ impl BotService {
                         bot: id,
                         reason: error.to_string(),
                     }),
-                    None => self.load(id).await,
+                    None => done(self.load(id).await?),
                 }
             }
             Err(error) => {
@@ -194,11 +170,12 @@ impl BotService {
                 let reason = format!(
                     "deploy attempt {attempt} not confirmed yet ({error}); it will be retried with the same attempt"
                 );
-                Ok(self
-                    .store_ref()
-                    .set_reason(id, BotState::Deploying, attempt, &reason)
-                    .await?
-                    .unwrap_or(record))
+                done(
+                    self.store_ref()
+                        .set_reason(id, BotState::Deploying, attempt, &reason)
+                        .await?
+                        .unwrap_or(record),
+                )
             }
         }
     }

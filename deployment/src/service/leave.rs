@@ -20,9 +20,13 @@ impl BotService {
         async {
             for _ in 0..5 {
                 let record = self.load(id).await?;
-                self.check_platform(&record)?;
+                if record.state()?.is_active() {
+                    // Left alone (and said so) when its platform is not
+                    // configured here.
+                    self.calls_for(&record)?;
+                }
                 match record.state()? {
-                    BotState::Pending => return self.stop(id).await,
+                    BotState::Pending | BotState::Queued => return self.stop(id).await,
                     BotState::Stopping => return Ok(record.to_bot()?),
                     state @ (BotState::Stopped | BotState::Failed) => {
                         state.check_move(id, BotState::Stopping)?;

@@ -6,6 +6,7 @@ use platform_core::PlatformId;
 use super::BotService;
 
 use crate::error::ServiceResult;
+use crate::platform_calls::PlatformCalls;
 use crate::store::BotRecord;
 use platform_core::ErrorKind;
 
@@ -45,7 +46,8 @@ impl BotService {
                 "the deploy never reported a bot".into(),
             ));
         };
-        match self.calls().deploy(&config, attempt).await {
+        let calls = self.calls_for(record)?;
+        match calls.deploy(&config, attempt).await {
             Ok(result) => {
                 let recorded = self
                     .store_ref()
@@ -62,7 +64,7 @@ impl BotService {
                         record: Box::new(record),
                     }),
                     None => {
-                        self.release_stale(&result.identifier).await;
+                        self.release_stale(calls, &result.identifier).await;
                         Ok(AttemptBot::Moved)
                     }
                 }
@@ -84,9 +86,9 @@ impl BotService {
     /// Stops and cleans up what the platform started for an attempt the bot
     /// has moved past (another attempt, another identifier), rather than
     /// leak it. Best effort: the answer is stale, nothing records it.
-    pub(super) async fn release_stale(&self, identifier: &PlatformId) {
+    pub(super) async fn release_stale(&self, calls: &PlatformCalls, identifier: &PlatformId) {
         tracing::warn!(platform_id = %identifier, "stale deploy answer; releasing it");
-        let _ = self.calls().stop(identifier).await;
-        let _ = self.calls().cleanup(identifier).await;
+        let _ = calls.stop(identifier).await;
+        let _ = calls.cleanup(identifier).await;
     }
 }

@@ -10,7 +10,7 @@
 //! | the platform answers | the bot | the caller gets |
 //! | --- | --- | --- |
 //! | an identifier | keeps it; `running` as soon as the platform says so | the bot |
-//! | pool exhausted, or a capacity shortage it calls transient (nothing started) | back to `pending`, with the reason | `pool_exhausted` with a retry-after |
+//! | pool exhausted, a capacity shortage it calls transient, or could not be reached (nothing started) | placed on the next platform of the priority list with room, or `queued`; the history says so | the bot |
 //! | a definite refusal (rejected, unauthorised, bad config, failed to start, permanent capacity) | `failed`, with the reason | `deploy_failed` |
 //! | anything that may have started the bot (timeout, 5xx, throttling after the platform's own retries) | stays `deploying`; the reconciler calls again with the same attempt, which the platform contract makes idempotent | the bot, with the reason |
 //!
@@ -27,8 +27,11 @@ mod deploy;
 mod leave;
 mod lost_answers;
 mod observe;
+mod placement;
+mod platforms_view;
 mod pool;
 mod query;
+mod queue;
 mod readiness;
 mod stop;
 mod watchdog;
@@ -44,14 +47,18 @@ use crate::error::{ServiceError, ServiceResult};
 use crate::metrics::Metrics;
 use crate::orphan_sweep::Sightings;
 use crate::platform_calls::PlatformCalls;
+use crate::platform_set::{ListedPlatform, PlatformSet};
 use crate::store::{BotRecord, Store, Transition, now_ms};
 
 pub use bot_protocol::{AuthorizedBot, BotAccess, BotOwnConfig, EventAnswer, HeartbeatAnswer};
 pub use create::{CreateBot, CreatedBot, idempotency_key};
 pub(crate) use deploy::DeployCall;
 pub(crate) use lost_answers::AttemptBot;
+pub use placement::Placement;
+pub use platforms_view::{PlatformUsage, PlatformsView, QueueView, SweepLeaseView};
 pub use pool::{PoolSummary, PoolView, SlotCounts};
 pub use query::{BotPage, DEFAULT_PAGE_SIZE, ListQuery, LiveStatus, MAX_PAGE_SIZE};
+pub use queue::DrainReport;
 pub use readiness::{Check, Readiness};
 pub use watchdog::WatchReport;
 
@@ -89,6 +96,18 @@ pub struct ServiceOptions {
     /// retries within minutes; keeping keys for ever would only grow the
     /// table.
     pub idempotency_key_ttl: Duration,
+    /// How long a queued bot may wait for room before it fails as
+    /// `queue_timeout`. Default 600 s (`QUEUE_TIMEOUT`).
+    pub queue_timeout: Duration,
+    /// How long the platform sweep's lease lasts unless its holder renews
+    /// it. Default 8 s, four fifths of the default `RECONCILE_INTERVAL`
+    /// (`serve` derives it from the interval): the holder renews it three
+    /// times as often, and a replica that finds it lapsed takes it over on
+    /// its next pass, so a dead holder is replaced within two intervals.
+    pub sweep_lease: Duration,
+    /// How many queued bots one process places at once while draining the
+    /// queue. Default 8.
+    pub drain_concurrency: usize,
     /// Where bots reach this service for the bot protocol
     /// (`MEEBOTER_API_URL` in their environment; `BOT_API_URL`). `None`
     /// gives bots no protocol: no URL, no token, as before the protocol.
@@ -135,6 +154,9 @@ impl Default for ServiceOptions {
             orphan_slot_grace: Duration::from_secs(60),
             orphan_sweep_interval: Duration::from_secs(600),
             idempotency_key_ttl: Duration::from_secs(24 * 60 * 60),
+            queue_timeout: Duration::from_secs(600),
+            sweep_lease: Duration::from_secs(8),
+            drain_concurrency: 8,
             bot_api_url: None,
             heartbeat_timeout: Duration::from_secs(300),
             leave_grace: Duration::from_secs(60),
@@ -160,12 +182,22 @@ impl ServiceOptions {
 pub(crate) struct Inner {
     pub(crate) store: Store,
     pub(crate) metrics: Arc<Metrics>,
-    pub(crate) calls: PlatformCalls,
+    pub(crate) platforms: PlatformSet,
     pub(crate) options: ServiceOptions,
     /// Who holds the leases this service instance takes.
     pub(crate) instance: String,
     /// What the orphan sweep has seen unheld, and since when.
     pub(crate) sightings: Sightings,
+    /// Whether this process is draining the queue now (a second drain
+    /// would only compete with the first).
+    pub(crate) draining: std::sync::atomic::AtomicBool,
+    /// Whether this process held the platform sweep's lease at its last
+    /// try.
+    pub(crate) sweeping: std::sync::atomic::AtomicBool,
+    /// Whether capacity freed in this process drains the queue at once in
+    /// the background (long-running processes) or waits for the next
+    /// reconciler pass (one-shot commands).
+    pub(crate) background_drain: std::sync::atomic::AtomicBool,
     /// Heartbeats received and not written yet.
     pub(crate) heartbeats: HeartbeatBuffer,
     /// Each bot's budget of bot-protocol requests.
@@ -182,7 +214,7 @@ pub struct BotService {
 impl std::fmt::Debug for BotService {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BotService")
-            .field("platform", &self.platform_name())
+            .field("platforms", &self.platform_names())
             .field("store", &self.inner.store)
             .field("instance", &self.inner.instance)
             .finish()
@@ -190,41 +222,89 @@ impl std::fmt::Debug for BotService {
 }
 
 impl BotService {
-    /// A service over `store` and `platform`.
+    /// A service over `store` and one platform.
     pub fn new(store: Store, platform: Arc<dyn PlatformService>, options: ServiceOptions) -> Self {
+        match Self::with_platforms(store, vec![platform], options) {
+            Ok(service) => service,
+            // One platform can be neither empty nor listed twice.
+            Err(_) => unreachable!("a list of one platform is always valid"),
+        }
+    }
+
+    /// A service over `store` and several platforms, in the order bots are
+    /// placed on them (`PLATFORM_PRIORITY`). Refused when the list is empty
+    /// or names a platform twice.
+    pub fn with_platforms(
+        store: Store,
+        platforms: Vec<Arc<dyn PlatformService>>,
+        options: ServiceOptions,
+    ) -> ServiceResult<Self> {
         let metrics = Arc::new(Metrics::new());
-        let calls = PlatformCalls::new(
-            platform,
-            options.platform_call_timeout,
-            Arc::clone(&metrics),
-        );
+        let platforms = PlatformSet::new(platforms, options.platform_call_timeout, &metrics)
+            .map_err(|problem| {
+                ServiceError::Config(platform_core::Error::Config {
+                    platform: "service",
+                    problems: vec![platform_core::ConfigProblem::new(
+                        platform_core::PLATFORM_PRIORITY.name,
+                        problem,
+                    )],
+                })
+            })?;
         let instance = format!(
             "pid{}-{}",
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
-        Self {
+        Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 metrics,
-                calls,
+                platforms,
                 instance,
                 sightings: Sightings::default(),
+                draining: std::sync::atomic::AtomicBool::new(false),
+                sweeping: std::sync::atomic::AtomicBool::new(false),
+                background_drain: std::sync::atomic::AtomicBool::new(true),
                 heartbeats: HeartbeatBuffer::default(),
                 bot_limiter: BotRateLimiter::new(options.bot_events_per_minute),
                 options,
             }),
-        }
+        })
     }
 
-    /// The platform's name.
+    /// The first platform of the priority list (the only one when one is
+    /// configured).
     pub fn platform_name(&self) -> &'static str {
-        self.inner.calls.name()
+        self.inner.platforms.first().name()
     }
 
-    /// The platform.
+    /// Every platform the service holds, in the order bots are placed.
+    pub fn platform_names(&self) -> Vec<&'static str> {
+        self.inner.platforms.names()
+    }
+
+    /// The first platform of the priority list.
     pub fn platform(&self) -> &Arc<dyn PlatformService> {
-        self.inner.calls.platform()
+        self.inner.platforms.first().calls.platform()
+    }
+
+    /// The platform named `name`, if the service holds it.
+    pub fn platform_named(&self, name: &str) -> Option<&Arc<dyn PlatformService>> {
+        self.inner.platforms.get(name).map(|p| p.calls.platform())
+    }
+
+    /// Whether capacity freed in this process (a bot ends) drains the
+    /// queue at once in the background (the default), or only on the next
+    /// reconciler pass (a one-shot command whose process ends with it).
+    pub fn set_background_drain(&self, on: bool) {
+        self.inner
+            .background_drain
+            .store(on, std::sync::atomic::Ordering::Release);
+    }
+
+    /// Who this service process is in leases (`pid…-…`).
+    pub fn instance(&self) -> &str {
+        &self.inner.instance
     }
 
     /// The database.
@@ -247,8 +327,21 @@ impl BotService {
         &self.inner.store
     }
 
-    fn calls(&self) -> &PlatformCalls {
-        &self.inner.calls
+    /// The platform a bot was placed on, or why it cannot be reached: the
+    /// bot is on a platform this service is not configured for (it is
+    /// left alone, never orphaned silently).
+    pub(crate) fn calls_for(&self, record: &BotRecord) -> ServiceResult<&PlatformCalls> {
+        self.listed_for(record).map(|p| &p.calls)
+    }
+
+    pub(crate) fn listed_for(&self, record: &BotRecord) -> ServiceResult<&ListedPlatform> {
+        self.inner.platforms.get(record.platform()).ok_or_else(|| {
+            ServiceError::PlatformNotConfigured {
+                bot: record.id(),
+                bot_platform: record.platform().to_owned(),
+                configured: self.platform_names().join(", "),
+            }
+        })
     }
 
     pub(crate) fn lease_until(&self) -> i64 {
@@ -265,21 +358,21 @@ impl BotService {
             .ok_or(ServiceError::BotNotFound(id))
     }
 
-    fn check_platform(&self, record: &BotRecord) -> ServiceResult<()> {
-        if record.platform() == self.platform_name() {
-            Ok(())
-        } else {
-            Err(ServiceError::PlatformMismatch {
-                bot: record.id(),
-                bot_platform: record.platform().to_owned(),
-                service_platform: self.platform_name(),
-            })
+    /// The view of a bot, with its queue position when it is queued.
+    pub(crate) async fn shown(&self, record: BotRecord) -> ServiceResult<crate::bot::Bot> {
+        let mut bot = self.view(&record)?;
+        if bot.status == crate::bot::BotState::Queued {
+            bot.queue_position = Some(self.store_ref().queue_position(&record).await?);
         }
+        Ok(bot)
     }
 
     /// Applies one transition, logging it.
     pub(crate) async fn move_bot(&self, t: Transition<'_>) -> ServiceResult<Option<BotRecord>> {
         let moved = self.store_ref().transition(&t).await?;
+        if moved.is_some() && t.from.is_active() && !t.to.is_active() {
+            self.capacity_freed();
+        }
         match &moved {
             Some(_) => tracing::info!(
                 bot_id = %t.bot,

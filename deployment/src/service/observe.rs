@@ -74,10 +74,10 @@ impl BotService {
             Some(moved) if became_running => {
                 if let Some(started) = record.deploy_started_at_ms() {
                     let took = u64::try_from(now_ms().saturating_sub(started)).unwrap_or(0);
-                    self.inner.metrics.record_deploy_to_running(
-                        self.platform_name(),
-                        Duration::from_millis(took),
-                    );
+                    let platform = self.listed_for(&record)?.name();
+                    self.inner
+                        .metrics
+                        .record_deploy_to_running(platform, Duration::from_millis(took));
                 }
                 Ok(moved)
             }

@@ -47,13 +47,23 @@ pub struct PoolSummary {
 }
 
 impl BotService {
+    /// The platform whose warm pool `pool` shows: the first of the
+    /// priority list with a pool, else the first.
+    fn pool_platform(&self) -> &crate::platform_set::ListedPlatform {
+        self.inner
+            .platforms
+            .iter()
+            .find(|p| p.calls.platform().describe_pool().is_some())
+            .unwrap_or_else(|| self.inner.platforms.first())
+    }
+
     /// Returns a failed slot of this service's pool to idle, once the
     /// operator has fixed what made it fail (a broken image, a deleted
     /// application recreated). The next bot that claims it writes its own
     /// environment and starts it.
     pub async fn recover_slot(&self, slot_id: &str) -> ServiceResult<Slot> {
         let store = self.store_ref();
-        let pool = self.platform_name();
+        let pool = self.pool_platform().name();
         let refuse = |state: &'static str| ServiceError::SlotNotRecoverable {
             pool,
             slot: slot_id.chars().take(128).collect(),
@@ -102,14 +112,15 @@ impl BotService {
                 slots,
             });
         }
+        let platform = self.pool_platform();
         let bots_by_status = store
-            .count_by_status(Some(self.platform_name()))
+            .count_by_status(Some(platform.name()))
             .await?
             .into_iter()
             .collect();
         Ok(PoolSummary {
-            pool_note: self.platform().describe_pool(),
-            platform: self.platform_name(),
+            pool_note: platform.calls.platform().describe_pool(),
+            platform: platform.name(),
             pools,
             bots_by_status,
         })

@@ -60,7 +60,7 @@ impl BotService {
         let history = self.store_ref().history(id).await?;
         let meeting_history = self.store_ref().meeting_history(id).await?;
         Ok(BotDetails {
-            bot: self.view(&record)?,
+            bot: self.shown(record).await?,
             history,
             meeting_history,
         })
@@ -89,10 +89,10 @@ impl BotService {
         let next_cursor = more
             .then(|| records.last().map(|r| encode_cursor(r.id())))
             .flatten();
-        let bots = records
-            .iter()
-            .map(|r| self.view(r))
-            .collect::<Result<_, _>>()?;
+        let mut bots = Vec::with_capacity(records.len());
+        for record in records {
+            bots.push(self.shown(record).await?);
+        }
         Ok(BotPage { bots, next_cursor })
     }
 
@@ -121,41 +121,48 @@ impl BotService {
             }
             None => self.active_records().await?,
         };
-        let asked: Vec<PlatformId> = records
-            .iter()
-            .filter(|r| r.platform() == self.platform_name())
-            .filter_map(BotRecord::platform_id)
-            .collect();
-        let (statuses, error) = if asked.is_empty() {
-            (HashMap::new(), None)
-        } else {
-            match self.calls().statuses(&asked).await {
-                Ok(statuses) => (statuses, None),
-                Err(e) => (HashMap::new(), Some(e.to_string())),
+        // One batch call per platform the bots are on.
+        let mut statuses: HashMap<PlatformId, BotStatus> = HashMap::new();
+        let mut errors: HashMap<&str, String> = HashMap::new();
+        for platform in self.inner.platforms.iter() {
+            let asked: Vec<PlatformId> = records
+                .iter()
+                .filter(|r| r.platform() == platform.name())
+                .filter_map(BotRecord::platform_id)
+                .collect();
+            if asked.is_empty() {
+                continue;
             }
-        };
-        records
-            .iter()
-            .map(|record| {
-                let platform_status = record.platform_id().and_then(|p| statuses.get(&p).cloned());
-                let platform_error = if record.platform() != self.platform_name() {
-                    Some(format!(
-                        "bot runs on {}, this service on {}",
-                        record.platform(),
-                        self.platform_name()
-                    ))
-                } else if record.platform_id().is_some() {
-                    error.clone()
-                } else {
-                    None
-                };
-                Ok(LiveStatus {
-                    bot: self.view(record)?,
-                    platform_status,
-                    platform_error,
-                })
-            })
-            .collect()
+            match platform.calls.statuses(&asked).await {
+                Ok(found) => statuses.extend(found),
+                Err(e) => {
+                    errors.insert(platform.name(), e.to_string());
+                }
+            }
+        }
+        let mut live = Vec::with_capacity(records.len());
+        for record in records {
+            let platform_status = record.platform_id().and_then(|p| statuses.get(&p).cloned());
+            let platform_error = if record.platform().is_empty() {
+                None
+            } else if self.inner.platforms.get(record.platform()).is_none() {
+                Some(format!(
+                    "bot runs on {}, which this service is not configured for (it holds: {}); it is left alone",
+                    record.platform(),
+                    self.platform_names().join(", ")
+                ))
+            } else if record.platform_id().is_some() {
+                errors.get(record.platform()).cloned()
+            } else {
+                None
+            };
+            live.push(LiveStatus {
+                bot: self.shown(record).await?,
+                platform_status,
+                platform_error,
+            });
+        }
+        Ok(live)
     }
 
     /// A bot as shown, with the freshest heartbeat this process knows
@@ -170,12 +177,18 @@ impl BotService {
 
     async fn active_records(&self) -> ServiceResult<Vec<BotRecord>> {
         let mut records = Vec::new();
+        let mut pairs: Vec<(BotState, &'static str)> = Vec::new();
         for status in BotState::ACTIVE {
+            for platform in self.platform_names() {
+                pairs.push((status, platform));
+            }
+        }
+        for (status, platform) in pairs {
             let mut after = None;
             loop {
                 let filter = ListFilter {
                     status: Some(status),
-                    platform: Some(self.platform_name().to_owned()),
+                    platform: Some(platform.to_owned()),
                     meeting_status: None,
                     after,
                     limit: 1000,

@@ -36,19 +36,34 @@ pub struct Readiness {
     pub ready: bool,
     /// The database answers.
     pub database: Check,
-    /// The platform answers with our credentials.
+    /// Every platform answers with our credentials (the error names those
+    /// that do not). The service is ready when at least one does: bots go
+    /// to the platforms that answer.
     pub platform: Check,
 }
 
 impl BotService {
     /// Whether the database and the platform answer.
     pub async fn readiness(&self) -> Readiness {
-        let (database, platform) =
-            tokio::join!(self.store_ref().ping(), self.calls().check_reachable());
+        let reach_all = futures::future::join_all(
+            self.inner
+                .platforms
+                .iter()
+                .map(|p| async move { (p.name(), p.calls.check_reachable().await) }),
+        );
+        let (database, reached) = tokio::join!(self.store_ref().ping(), reach_all);
         let database = Check::from_result(database);
-        let platform = Check::from_result(platform);
+        let any_ok = reached.iter().any(|(_, r)| r.is_ok());
+        let failures: Vec<String> = reached
+            .iter()
+            .filter_map(|(name, r)| r.as_ref().err().map(|e| format!("{name}: {e}")))
+            .collect();
+        let platform = Check {
+            ok: failures.is_empty(),
+            error: (!failures.is_empty()).then(|| failures.join("; ")),
+        };
         Readiness {
-            ready: database.ok && platform.ok,
+            ready: database.ok && any_ok,
             database,
             platform,
         }

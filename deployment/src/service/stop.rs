@@ -22,11 +22,15 @@ impl BotService {
             // write; read again and retry a few times.
             for _ in 0..5 {
                 let record = self.load(id).await?;
-                self.check_platform(&record)?;
                 let state = record.state()?;
+                if state.is_active() {
+                    // Left alone (and said so) when its platform is not
+                    // configured here.
+                    self.calls_for(&record)?;
+                }
                 let attempt = record.attempt();
                 match state {
-                    BotState::Pending => {
+                    BotState::Pending | BotState::Queued => {
                         let t = Transition::new(
                             id,
                             state,
@@ -35,7 +39,7 @@ impl BotService {
                             "stopped before it was deployed",
                         );
                         if let Some(moved) = self.move_bot(t).await? {
-                            return Ok(moved.to_bot()?);
+                            return self.shown(moved).await;
                         }
                     }
                     BotState::Stopped | BotState::Failed => {
@@ -47,7 +51,7 @@ impl BotService {
                             .await?;
                         let outcome = self.drive_stop(record, false).await;
                         self.store_ref().release_lease(id, &owner).await?;
-                        return outcome.and_then(|r| Ok(r.to_bot()?));
+                        return self.shown(outcome?).await;
                     }
                     BotState::Deploying | BotState::Running => {
                         let mut t = Transition::new(
@@ -62,7 +66,7 @@ impl BotService {
                             failpoint::pause_if_armed(failpoint::AFTER_STOP_INTENT).await;
                             let outcome = self.drive_stop(moved, false).await;
                             self.store_ref().release_lease(id, &owner).await?;
-                            return outcome.and_then(|r| Ok(r.to_bot()?));
+                            return self.shown(outcome?).await;
                         }
                     }
                 }
@@ -131,8 +135,9 @@ impl BotService {
                 AttemptBot::Moved => return self.load(id).await,
             },
         };
-        let stopped = match self.calls().stop(&platform_id).await {
-            Ok(()) => self.calls().cleanup(&platform_id).await,
+        let calls = self.calls_for(&record)?;
+        let stopped = match calls.stop(&platform_id).await {
+            Ok(()) => calls.cleanup(&platform_id).await,
             Err(e) => Err(e),
         };
         match stopped {
@@ -164,8 +169,9 @@ impl BotService {
     pub(crate) async fn drive_cleanup(&self, record: BotRecord) -> ServiceResult<BotRecord> {
         let id = record.id();
         if let Some(platform_id) = record.platform_id() {
-            let released = match self.calls().stop(&platform_id).await {
-                Ok(()) => self.calls().cleanup(&platform_id).await,
+            let calls = self.calls_for(&record)?;
+            let released = match calls.stop(&platform_id).await {
+                Ok(()) => calls.cleanup(&platform_id).await,
                 Err(e) => Err(e),
             };
             if let Err(error) = released {

@@ -19,8 +19,8 @@ use crate::meeting::MeetingStatus;
 pub struct NewBot<'a> {
     /// The validated request (its bot id is ignored: the database assigns one).
     pub config: &'a BotDeploymentConfig,
-    /// The platform that will run it.
-    pub platform: &'a str,
+    /// Its queue priority (higher first; 0 by default).
+    pub priority: i64,
     /// The bot's own webhook receiver, already checked.
     pub webhook_url: Option<&'a str>,
 }
@@ -116,8 +116,8 @@ pub(super) fn bot_id(id: i64) -> BotId {
 const INSERT_BOT: &str = "INSERT INTO bots (meeting_platform, meeting_url, meeting_url_redacted, \
      meeting_password, has_password, display_name, recording_enabled, waiting_room_timeout_secs, \
      no_one_joined_timeout_secs, everyone_left_timeout_secs, status, platform, attempt, reason, \
-     cleanup_pending, created_at, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', $11, 0, 'created', FALSE, $12, $12) \
+     cleanup_pending, created_at, updated_at, priority) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', '', 0, 'created', FALSE, $12, $12, $11) \
      RETURNING *";
 
 pub(super) const INSERT_HISTORY: &str = "INSERT INTO bot_status_history (bot_id, from_status, to_status, reason, attempt, at) \
@@ -140,12 +140,12 @@ const TRANSITION: &str = "UPDATE bots SET status = $1, reason = $2, \
 pub(super) const REVOKE_TOKENS: &str =
     "UPDATE bot_tokens SET revoked_at = $1 WHERE bot_id = $2 AND revoked_at IS NULL";
 
-const INSERT_TOKEN: &str = "INSERT INTO bot_tokens (token_hash, bot_id, attempt, created_at) \
+pub(super) const INSERT_TOKEN: &str = "INSERT INTO bot_tokens (token_hash, bot_id, attempt, created_at) \
      VALUES ($1, $2, $3, $4)";
 
 const BEGIN_DEPLOY: &str = "UPDATE bots SET status = 'deploying', reason = $1, attempt = attempt + 1, \
      platform_id = NULL, connection_url = NULL, deploy_started_at = $2, \
-     lease_owner = $3, lease_until = $4, updated_at = $2, unconfirmed_bot_token = $6 \
+     lease_owner = $3, lease_until = $4, updated_at = $2, unconfirmed_bot_token = $6, platform = $7 \
      WHERE id = $5 AND status = 'pending' RETURNING *";
 
 /// Records the platform's identifier for an attempt. A bot that ended
@@ -236,7 +236,7 @@ impl Store {
                         .bind(secs_i64(leave.waiting_room_timeout))
                         .bind(secs_i64(leave.no_one_joined_timeout))
                         .bind(secs_i64(leave.everyone_left_timeout))
-                        .bind(new.platform)
+                        .bind(new.priority)
                         .bind(now)
                         .fetch_one(&mut *tx)
                         .await?;
@@ -385,17 +385,20 @@ impl Store {
         Ok(counts)
     }
 
-    /// `pending → deploying`: writes the deploy intent (attempt + 1, a
-    /// history row, a lease for `owner` until `lease_until`). `None` when the
-    /// bot is not pending any more (someone else moved it first).
+    /// `pending → deploying` on `platform`: writes the deploy intent
+    /// (attempt + 1, a history row, a lease for `owner` until
+    /// `lease_until`) without looking at the platform's cap — the service
+    /// places bots with [`place_bot`](Self::place_bot), which does. `None`
+    /// when the bot is not pending any more (someone else moved it first).
     pub async fn begin_deploy(
         &self,
         bot: BotId,
+        platform: &str,
         reason: &str,
         owner: &str,
         lease_until: i64,
     ) -> Result<Option<BotRecord>, StoreError> {
-        self.begin_deploy_with_token(bot, reason, owner, lease_until, None)
+        self.begin_deploy_with_token(bot, platform, reason, owner, lease_until, None)
             .await
     }
 
@@ -407,6 +410,7 @@ impl Store {
     pub async fn begin_deploy_with_token(
         &self,
         bot: BotId,
+        platform: &str,
         reason: &str,
         owner: &str,
         lease_until: i64,
@@ -421,6 +425,7 @@ impl Store {
                 .bind(lease_until)
                 .bind(db_id(bot))
                 .bind(token.map(BotToken::expose))
+                .bind(platform)
                 .fetch_optional(&mut *tx)
                 .await?;
             if let Some(record) = &record {

@@ -16,7 +16,9 @@
 mod bot_protocol;
 mod bots;
 mod connect;
+mod leases;
 pub(crate) mod outbox;
+mod placement;
 mod rows;
 mod slots;
 
@@ -24,10 +26,12 @@ use std::fmt;
 
 pub use bot_protocol::{MeetingChange, MeetingWrite, StopOnEnding, TokenOwner, WatchCutoffs};
 pub use bots::{CreateOutcome, IdempotencyKey, ListFilter, NewBot, Transition};
+pub use leases::LeaseHolder;
 pub use outbox::{
     AfterAttempt, AttemptRecord, DESTINATION_BOT, DESTINATION_OPERATOR, DeliveryRecord,
     OutboxSummary, RetryOutcome,
 };
+pub use placement::{NoRoom, PlaceOn, Placed, QueueStats};
 pub use rows::BotRecord;
 pub(crate) use rows::timestamp;
 

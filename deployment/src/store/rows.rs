@@ -39,6 +39,8 @@ pub struct BotRecord {
     pub(crate) lease_until: Option<i64>,
     pub(crate) created_at: i64,
     pub(crate) updated_at: i64,
+    pub(crate) priority: i64,
+    pub(crate) queued_at: Option<i64>,
     pub(crate) meeting_status: String,
     pub(crate) meeting_sub_code: Option<String>,
     pub(crate) meeting_message: Option<String>,
@@ -90,9 +92,25 @@ impl BotRecord {
         u32::try_from(self.attempt).unwrap_or(u32::MAX)
     }
 
-    /// The platform that runs it.
+    /// The platform it was placed on; empty while it is not placed
+    /// (pending, queued).
     pub fn platform(&self) -> &str {
         &self.platform
+    }
+
+    /// Its queue priority (higher first).
+    pub fn priority(&self) -> i64 {
+        self.priority
+    }
+
+    /// When it entered the queue (ms since epoch), if it ever did.
+    pub fn queued_at_ms(&self) -> Option<i64> {
+        self.queued_at
+    }
+
+    /// Its meeting platform, as recorded.
+    pub fn meeting_platform_name(&self) -> &str {
+        &self.meeting_platform
     }
 
     /// Its identifier on the platform, once known.
@@ -214,7 +232,9 @@ impl BotRecord {
             id: self.id(),
             status: self.state()?,
             reason: self.reason.clone(),
-            platform: self.platform.clone(),
+            platform: (!self.platform.is_empty()).then(|| self.platform.clone()),
+            priority: self.priority,
+            queue_position: None,
             platform_id: self.platform_id.clone(),
             connection_url: self.connection_url.clone(),
             attempt: self.attempt(),

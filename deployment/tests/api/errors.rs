@@ -236,24 +236,19 @@ async fn state_and_platform_errors_have_codes_and_retry_hints() {
     let platform = Arc::new(FakePlatform::new());
     let app = spawn_fake(Arc::clone(&platform)).await;
 
-    // A full pool: 503 with Retry-After, and the bot stays pending.
+    // A full pool: 201 at once with the bot queued and its position.
     platform.fail_next_deploys([Error::PoolExhausted {
         platform: "fake",
         meeting_platform: MeetingPlatform::Zoom,
         capacity: 2,
     }]);
-    let response = app.create(&zoom_request(1)).await;
-    assert_eq!(response.headers()["retry-after"], "30");
-    let error = expect_error(response, 503, "pool_exhausted").await;
-    assert_eq!(error["error"]["retryable"], true);
-    assert_eq!(error["error"]["retry_after_secs"], 30);
-    let id = error["error"]["bot_id"]
-        .as_u64()
-        .expect("the pending bot's id");
-    let bot = app.get_json(&format!("/v1/bots/{id}"), 200).await;
-    assert_eq!(bot["status"], "pending", "{bot}");
-    // Deploying it later works once a slot is free.
-    let deployed = expect_json(
+    let queued = expect_json(app.create(&zoom_request(1)).await, 201).await;
+    assert_eq!(queued["status"], "queued", "{queued}");
+    assert_eq!(queued["queue_position"], 1, "{queued}");
+    assert!(queued["platform"].is_null(), "{queued}");
+    let id = queued["id"].as_u64().expect("the queued bot's id");
+    // Deploying a queued bot starts nothing new: it waits its turn.
+    let again = expect_json(
         app.authed(Method::POST, &format!("/v1/bots/{id}/deploy"))
             .send()
             .await
@@ -261,6 +256,10 @@ async fn state_and_platform_errors_have_codes_and_retry_hints() {
         200,
     )
     .await;
+    assert_eq!(again["status"], "queued", "{again}");
+    // The next pass places it, now that the pool has room.
+    app.service.reconcile_once().await.unwrap();
+    let deployed = app.get_json(&format!("/v1/bots/{id}"), 200).await;
     assert_eq!(deployed["status"], "running", "{deployed}");
 
     // Stopping twice: the second is an illegal transition.

@@ -23,5 +23,6 @@ mod idempotency;
 mod lifecycle;
 mod openapi;
 mod quick_start;
+mod replicas;
 mod shutdown;
 mod webhooks;

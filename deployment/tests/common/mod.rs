@@ -159,6 +159,7 @@ pub fn create(input: BotDeploymentInput, deploy: bool) -> CreateBot {
         input,
         idempotency: None,
         deploy,
+        priority: 0,
         webhook_url: None,
     }
 }

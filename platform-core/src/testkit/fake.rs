@@ -46,6 +46,8 @@ struct FakeState {
     list_errors: VecDeque<Error>,
     calls: FakeCalls,
     unreachable: bool,
+    /// The most bots ever live at once.
+    peak_live: usize,
     environments: Vec<(BotId, u32, BotEnvironment)>,
 }
 
@@ -57,6 +59,7 @@ pub struct FakePlatform {
     name: &'static str,
     starts_as: StatusKind,
     latency: Duration,
+    capacity: crate::PlatformCapacity,
     state: Mutex<FakeState>,
 }
 
@@ -73,6 +76,7 @@ impl FakePlatform {
             name: "fake",
             starts_as: StatusKind::Running,
             latency: Duration::ZERO,
+            capacity: crate::PlatformCapacity::unlimited(),
             state: Mutex::new(FakeState::default()),
         }
     }
@@ -93,6 +97,19 @@ impl FakePlatform {
     pub fn with_latency(mut self, latency: Duration) -> Self {
         self.latency = latency;
         self
+    }
+
+    /// Declares a cap ([`PlatformService::capacity`]) for the service to
+    /// place under; the fake itself starts whatever it is asked to, and
+    /// [`peak_live_bots`](Self::peak_live_bots) tells whether the cap held.
+    pub fn with_capacity(mut self, capacity: crate::PlatformCapacity) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    /// The most bots that were ever starting or running here at once.
+    pub fn peak_live_bots(&self) -> usize {
+        self.state().peak_live
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
@@ -218,6 +235,10 @@ impl PlatformService for FakePlatform {
         self.name
     }
 
+    fn capacity(&self) -> crate::PlatformCapacity {
+        self.capacity.clone()
+    }
+
     async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {
         self.delay().await;
         let mut state = self.state();
@@ -237,6 +258,12 @@ impl PlatformService for FakePlatform {
             attempt,
             status: BotStatus::new(starts_as).with_raw(starts_as.as_str()),
         });
+        let live = state
+            .bots
+            .values()
+            .filter(|b| !b.status.kind.is_terminal())
+            .count();
+        state.peak_live = state.peak_live.max(live);
         Ok(DeployResult {
             connection_url: Some(format!("fake://{id}")),
             identifier: id,

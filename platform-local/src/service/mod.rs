@@ -329,6 +329,15 @@ impl PlatformService for LocalPlatform {
         PLATFORM
     }
 
+    fn capacity(&self) -> platform_core::PlatformCapacity {
+        platform_core::PlatformCapacity::at_most(
+            self.config
+                .max_bots
+                .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+            crate::config::LOCAL_MAX_BOTS.name,
+        )
+    }
+
     async fn deploy_bot(
         &self,
         config: &BotDeploymentConfig,

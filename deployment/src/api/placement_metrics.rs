@@ -1,0 +1,105 @@
+//! The placement's part of `GET /metrics`: capacity used and cap per
+//! platform, the queue's length and oldest age, fallbacks from one platform
+//! to another (or to the queue), queue timeouts, and the sweep lease.
+
+use std::fmt::Write as _;
+
+use super::metrics::{header, labels};
+use crate::service::BotService;
+
+/// Appends the placement metrics; nothing when the database does not
+/// answer (the scrape says so in `meeboter_database_up`).
+pub async fn render(out: &mut String, service: &BotService) {
+    let snapshot = service.metrics().snapshot();
+    header(
+        out,
+        "meeboter_placement_fallbacks_total",
+        "counter",
+        "Bots a platform had no room for, by that platform and where each went instead (another platform, or queue).",
+    );
+    for ((from, to), n) in &snapshot.fallbacks {
+        let _ = writeln!(
+            out,
+            "meeboter_placement_fallbacks_total{} {n}",
+            labels(&[("from", from), ("to", to)])
+        );
+    }
+    header(
+        out,
+        "meeboter_queue_timeouts_total",
+        "counter",
+        "Queued bots failed as queue_timeout by this process.",
+    );
+    let _ = writeln!(
+        out,
+        "meeboter_queue_timeouts_total {}",
+        snapshot.queue_timeouts
+    );
+    let Ok(view) = service.platforms_view().await else {
+        return;
+    };
+    header(
+        out,
+        "meeboter_platform_capacity_used",
+        "gauge",
+        "Bots holding capacity on each platform (deploying, running, stopping), counted in the database across every replica.",
+    );
+    for platform in &view.platforms {
+        let _ = writeln!(
+            out,
+            "meeboter_platform_capacity_used{} {}",
+            labels(&[
+                ("platform", &platform.name),
+                (
+                    "configured",
+                    if platform.configured { "true" } else { "false" }
+                )
+            ]),
+            platform.used
+        );
+    }
+    header(
+        out,
+        "meeboter_platform_capacity_cap",
+        "gauge",
+        "Each configured platform's cap on bots at once (absent: no cap).",
+    );
+    for platform in &view.platforms {
+        if let Some(cap) = platform.cap {
+            let _ = writeln!(
+                out,
+                "meeboter_platform_capacity_cap{} {cap}",
+                labels(&[("platform", &platform.name)])
+            );
+        }
+    }
+    header(
+        out,
+        "meeboter_queue_length",
+        "gauge",
+        "Bots waiting in the queue for a platform with room.",
+    );
+    let _ = writeln!(out, "meeboter_queue_length {}", view.queue.length);
+    header(
+        out,
+        "meeboter_queue_oldest_age_seconds",
+        "gauge",
+        "How long the bot that waited longest in the queue has waited (0 when the queue is empty).",
+    );
+    let _ = writeln!(
+        out,
+        "meeboter_queue_oldest_age_seconds {}",
+        view.queue.oldest_age_seconds.unwrap_or(0)
+    );
+    header(
+        out,
+        "meeboter_sweep_lease_held",
+        "gauge",
+        "Whether this process runs the platform sweep (1) or another one does (0).",
+    );
+    let _ = writeln!(
+        out,
+        "meeboter_sweep_lease_held {}",
+        u8::from(view.sweep_lease.held_here)
+    );
+}
