@@ -7,8 +7,6 @@
 
 use std::sync::atomic::Ordering;
 
-use futures::StreamExt;
-use futures::stream::FuturesUnordered;
 use platform_core::{BotId, MeetingPlatform};
 use serde::Serialize;
 
@@ -48,7 +46,9 @@ impl BotService {
         let mut report = DrainReport::default();
         let mut passed_over: Vec<BotId> = Vec::new();
         let mut no_room_for: Vec<&'static str> = Vec::new();
-        let mut deploys = FuturesUnordered::new();
+        // Spawned, so a deploy holding a database transaction keeps going
+        // while this loop waits for the next claim (SQLite's one writer).
+        let mut deploys = tokio::task::JoinSet::new();
         let limit = self.inner.options.drain_concurrency.max(1);
         let mut failure = None;
         let mut seen = std::collections::HashSet::new();
@@ -57,7 +57,7 @@ impl BotService {
             // The placement decisions are taken one at a time, in queue
             // order; only the platform calls run side by side.
             while deploys.len() >= limit {
-                if let Some(done) = deploys.next().await {
+                if let Some(Ok(done)) = deploys.join_next().await {
                     self.count_deploy(done, &mut report, &mut failure, &requeued)
                         .await;
                 }
@@ -90,8 +90,9 @@ impl BotService {
             let mut passed = Vec::new();
             match self.choose_platform(&record, &[], &mut passed).await {
                 Ok(Step::Placed(placed, _)) => {
-                    deploys.push(async move {
-                        let outcome = self.run_placement(placed, Some(DeployCall::First)).await;
+                    let service = self.clone();
+                    deploys.spawn(async move {
+                        let outcome = service.run_placement(placed, Some(DeployCall::First)).await;
                         (id, outcome)
                     });
                 }
@@ -117,7 +118,7 @@ impl BotService {
                 }
             }
         }
-        while let Some(done) = deploys.next().await {
+        while let Some(Ok(done)) = deploys.join_next().await {
             self.count_deploy(done, &mut report, &mut failure, &requeued)
                 .await;
         }
