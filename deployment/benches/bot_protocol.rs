@@ -205,7 +205,7 @@ fn main() {
     });
     let wall = started.elapsed();
     // Let the last flush happen.
-    load_runtime.block_on(tokio::time::sleep(Duration::from_secs(6)));
+    load_runtime.block_on(async { tokio::time::sleep(Duration::from_secs(6)).await });
     let after = service.heartbeat_counts();
     let cpu = thread_cpu_secs("service") - before_cpu;
     let mut sorted = latencies;
