@@ -1,6 +1,6 @@
 //! Creating a bot: validation, the record, idempotency keys.
 
-use platform_core::{BotDeploymentInput, BotId};
+use platform_core::{BotDeploymentInput, BotId, FieldError, InvalidDeploymentConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -64,13 +64,16 @@ impl BotService {
     /// request is invalid.
     pub async fn create_bot(&self, request: CreateBot) -> ServiceResult<CreatedBot> {
         if !(MIN_PRIORITY..=MAX_PRIORITY).contains(&request.priority) {
-            return Err(ServiceError::InvalidQuery {
-                parameter: "priority",
-                message: format!(
-                    "is {}; allowed: a whole number from {MIN_PRIORITY} to {MAX_PRIORITY} (higher is placed first)",
-                    request.priority
-                ),
-            });
+            // A field of the body, refused like the body's other fields.
+            return Err(ServiceError::InvalidRequest(InvalidDeploymentConfig {
+                errors: vec![FieldError::new(
+                    "priority",
+                    format!(
+                        "is {}; allowed: a whole number from {MIN_PRIORITY} to {MAX_PRIORITY} (higher is placed first)",
+                        request.priority
+                    ),
+                )],
+            }));
         }
         let config = request
             .input

@@ -60,6 +60,11 @@ async fn invalid_bot_requests_name_the_field_and_write_nothing() {
         ["display_name", "automatic_leave.everyone_left_timeout"]
     );
 
+    let mut body = zoom_request(1);
+    body["priority"] = json!(1_000_001);
+    let error = expect_error(app.create(&body).await, 422, "invalid_bot_config").await;
+    assert_eq!(error["error"]["fields"][0]["field"], "priority", "{error}");
+
     let page = app.get_json("/v1/bots", 200).await;
     assert_eq!(page["bots"], json!([]), "invalid requests wrote nothing");
     app.shutdown().await;
