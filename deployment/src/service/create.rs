@@ -21,7 +21,7 @@ pub struct CreateBot {
     pub deploy: bool,
     /// Its queue priority: when no platform has room, a queued bot with a
     /// higher priority is placed first, then the one that waited longest.
-    /// Default 0; [`MIN_PRIORITY`] to [`MAX_PRIORITY`].
+    /// Default 0; from -1000000 to 1000000.
     pub priority: i64,
     /// The bot's own webhook receiver, besides the operator's.
     pub webhook_url: Option<String>,

@@ -126,7 +126,7 @@ impl Store {
     }
 
     /// Places a bot on a platform if the platform has room, counting and
-    /// placing in one transaction (see the [module docs](self)).
+    /// placing in one transaction (see this module's docs).
     pub async fn place_bot(&self, p: &PlaceOn<'_>) -> Result<Placed, StoreError> {
         let now = now_ms();
         let reason = readable(p.reason);
