@@ -283,6 +283,17 @@ async fn record_exit(
     exit: RecordedExit,
 ) {
     let _locked = deploy_locks::lock(LockScope::deploy(state.root(), key)).await;
+    record_exit_locked(state, key, process, exit);
+}
+
+/// [`record_exit`] for a caller that holds the bot's deploy lock (the lock
+/// is not reentrant: taking it again would wait for ever).
+fn record_exit_locked(
+    state: &StateDir,
+    key: &InstanceKey,
+    process: ProcessIdentity,
+    exit: RecordedExit,
+) {
     if let Ok(Some(mut record)) = state.read(key)
         && record.describes(process)
         && record.exit.is_none()

@@ -3,7 +3,7 @@
 
 use platform_core::{BotStatus, PlatformId, StatusKind};
 
-use super::{EXIT_COLLECTION_WAIT, LocalPlatform, record_exit};
+use super::{EXIT_COLLECTION_WAIT, LocalPlatform, record_exit, record_exit_locked};
 use crate::children::ChildState;
 use crate::exit_status::{RecordedExit, ended_without_status};
 use crate::identifier::LocalBotId;
@@ -92,18 +92,36 @@ impl LocalPlatform {
     }
 
     /// See [`process_control::collect_adopted_zombie`]; records what it
-    /// collects.
+    /// collects. The caller must not hold the bot's deploy lock.
     pub(super) async fn collect_adopted_zombie(
         &self,
         id: &LocalBotId,
         stop_requested: bool,
     ) -> Option<RecordedExit> {
+        let exit = self.reap_adopted_zombie(id, stop_requested)?;
+        record_exit(&self.state, &id.instance, id.process, exit).await;
+        Some(exit)
+    }
+
+    /// [`Self::collect_adopted_zombie`] for a caller that holds the bot's
+    /// deploy lock.
+    pub(super) fn collect_adopted_zombie_locked(
+        &self,
+        id: &LocalBotId,
+        stop_requested: bool,
+    ) -> Option<RecordedExit> {
+        let exit = self.reap_adopted_zombie(id, stop_requested)?;
+        record_exit_locked(&self.state, &id.instance, id.process, exit);
+        Some(exit)
+    }
+
+    /// Collects the exit status of a zombie child of this process that no
+    /// watcher of this platform waits for.
+    fn reap_adopted_zombie(&self, id: &LocalBotId, stop_requested: bool) -> Option<RecordedExit> {
         if self.children.is_watched(id.process) {
             return None;
         }
         let status = process_control::collect_adopted_zombie(id.process)?;
-        let exit = RecordedExit::from_wait(status, stop_requested)?;
-        record_exit(&self.state, &id.instance, id.process, exit).await;
-        Some(exit)
+        RecordedExit::from_wait(status, stop_requested)
     }
 }

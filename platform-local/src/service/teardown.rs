@@ -171,7 +171,7 @@ impl LocalPlatform {
         }
         let deadline = Instant::now() + KILL_WAIT;
         loop {
-            let _ = self.collect_adopted_zombie(id, true).await;
+            let _ = self.collect_adopted_zombie_locked(id, true);
             let mut left: Vec<u32> = strays
                 .iter()
                 .chain(std::iter::once(&id.process))

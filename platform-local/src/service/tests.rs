@@ -224,6 +224,41 @@ async fn an_adopted_bot_that_ended_is_collected_with_its_exit_status() {
     assert!(platform.spawned.pop().unwrap().wait().is_err());
 }
 
+/// Cleanup holds the bot's deploy lock while it collects an adopted
+/// bot's exit status: recording that status must not take the lock again
+/// (it once waited for ever here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cleanup_of_an_adopted_bot_that_ended_collects_it_and_returns() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = platform(dir.path());
+    let key = platform.key(BotId(18), 1);
+    let process = spawn_marked(&mut platform, &key, 45_685);
+    let record =
+        BotRecord::intent(&key, dead_writer(), proc_table::boot_id(), 45_685).spawned(process);
+    platform.state.replace(&record).unwrap();
+    let id = LocalBotId {
+        process,
+        instance: key.clone(),
+    }
+    .to_platform_id();
+
+    platform.spawned[0].kill().unwrap();
+    for _ in 0..500 {
+        if matches!(proc_table::liveness(process), Liveness::Zombie(_)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(matches!(proc_table::liveness(process), Liveness::Zombie(_)));
+    tokio::time::timeout(Duration::from_secs(20), platform.cleanup(&id))
+        .await
+        .expect("cleanup of an adopted zombie must not wait for ever")
+        .unwrap();
+    assert_eq!(proc_table::liveness(process), Liveness::Gone, "collected");
+    assert_eq!(platform.state.read(&key).unwrap(), None);
+    assert!(platform.spawned.pop().unwrap().wait().is_err());
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_repeated_deploy_of_a_bot_that_ended_returns_it_and_starts_nothing() {
     let dir = tempfile::tempdir().unwrap();
