@@ -25,7 +25,7 @@ use platform_core::BotEnvironment;
 use crate::capacity::CapacityProviderStrategy;
 use crate::config::{AwsConfig, BotTaskTarget};
 use crate::error::EcsError;
-use crate::pacer::Pacer;
+use crate::pacer::{Call, EcsRateLimits, Pacer};
 
 /// The longest wait for a connection (TCP and TLS handshakes), whatever
 /// the request time limit: ECS endpoints answer a handshake in
@@ -143,7 +143,7 @@ pub(crate) enum ClusterState {
 /// The ECS client of one platform instance.
 pub(crate) struct EcsClient {
     sdk: aws_sdk_ecs::Client,
-    pacer: Pacer,
+    pub(crate) pacer: Pacer,
     timeout: Duration,
 }
 
@@ -170,9 +170,17 @@ impl EcsClient {
             .build();
         Self {
             sdk: aws_sdk_ecs::Client::from_conf(config),
-            pacer: Pacer::with_share(rate_percent),
+            pacer: Pacer::new(EcsRateLimits::DOCUMENTED, rate_percent),
             timeout,
         }
+    }
+
+    /// Tells the pacer when ECS throttled `call`, and passes the outcome on.
+    fn paced<T>(&self, call: Call, outcome: Result<T, EcsError>) -> Result<T, EcsError> {
+        if let Err(EcsError::Throttled { .. }) = &outcome {
+            self.pacer.throttled(call);
+        }
+        outcome
     }
 
     /// RunTask for one bot.
@@ -252,8 +260,8 @@ impl EcsClient {
             }
             None => call.launch_type(LaunchType::Fargate),
         };
-        self.pacer.run_task().await;
-        match call.send().await {
+        self.pacer.acquire(Call::Launch).await;
+        let answer = match call.send().await {
             Ok(output) => {
                 if let Some(task) = output.tasks().first() {
                     Ok(Launch::Started(Box::new(task.clone())))
@@ -269,7 +277,8 @@ impl EcsClient {
                 }
                 Err(EcsError::from_sdk(error, self.timeout))
             }
-        }
+        };
+        self.paced(Call::Launch, answer)
     }
 
     /// DescribeTasks for at most 100 tasks of one cluster, with their tags
@@ -280,16 +289,18 @@ impl EcsClient {
         tasks: &[String],
         with_tags: bool,
     ) -> Result<(Vec<Task>, Vec<Failure>), EcsError> {
-        self.pacer.read().await;
-        let output = self
-            .sdk
-            .describe_tasks()
-            .cluster(cluster)
-            .set_tasks(Some(tasks.to_vec()))
-            .set_include(with_tags.then(|| vec![TaskField::Tags]))
-            .send()
-            .await
-            .map_err(|e| EcsError::from_sdk(e, self.timeout))?;
+        self.pacer.acquire(Call::Read).await;
+        let output = self.paced(
+            Call::Read,
+            self.sdk
+                .describe_tasks()
+                .cluster(cluster)
+                .set_tasks(Some(tasks.to_vec()))
+                .set_include(with_tags.then(|| vec![TaskField::Tags]))
+                .send()
+                .await
+                .map_err(|e| EcsError::from_sdk(e, self.timeout)),
+        )?;
         Ok((output.tasks().to_vec(), output.failures().to_vec()))
     }
 
@@ -303,18 +314,20 @@ impl EcsClient {
         max_results: i32,
         next_token: Option<&str>,
     ) -> Result<TaskPage, EcsError> {
-        self.pacer.read().await;
-        let output = self
-            .sdk
-            .list_tasks()
-            .cluster(cluster)
-            .started_by(started_by)
-            .desired_status(DesiredStatus::Running)
-            .max_results(max_results)
-            .set_next_token(next_token.map(str::to_owned))
-            .send()
-            .await
-            .map_err(|e| EcsError::from_sdk(e, self.timeout))?;
+        self.pacer.acquire(Call::Read).await;
+        let output = self.paced(
+            Call::Read,
+            self.sdk
+                .list_tasks()
+                .cluster(cluster)
+                .started_by(started_by)
+                .desired_status(DesiredStatus::Running)
+                .max_results(max_results)
+                .set_next_token(next_token.map(str::to_owned))
+                .send()
+                .await
+                .map_err(|e| EcsError::from_sdk(e, self.timeout)),
+        )?;
         Ok(TaskPage {
             arns: output.task_arns().to_vec(),
             next_token: output
@@ -329,14 +342,16 @@ impl EcsClient {
         &self,
         task_definition: &str,
     ) -> Result<TaskDefinition, EcsError> {
-        self.pacer.read().await;
-        let output = self
-            .sdk
-            .describe_task_definition()
-            .task_definition(task_definition)
-            .send()
-            .await
-            .map_err(|e| EcsError::from_sdk(e, self.timeout))?;
+        self.pacer.acquire(Call::Read).await;
+        let output = self.paced(
+            Call::Read,
+            self.sdk
+                .describe_task_definition()
+                .task_definition(task_definition)
+                .send()
+                .await
+                .map_err(|e| EcsError::from_sdk(e, self.timeout)),
+        )?;
         output
             .task_definition()
             .cloned()
@@ -353,29 +368,34 @@ impl EcsClient {
         reason: &str,
     ) -> Result<(), EcsError> {
         let reason: String = reason.chars().take(MAX_STOP_REASON).collect();
-        self.pacer.stop_task().await;
-        self.sdk
-            .stop_task()
-            .cluster(cluster)
-            .task(task)
-            .reason(reason)
-            .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| EcsError::from_sdk(e, self.timeout))
+        self.pacer.acquire(Call::Stop).await;
+        self.paced(
+            Call::Stop,
+            self.sdk
+                .stop_task()
+                .cluster(cluster)
+                .task(task)
+                .reason(reason)
+                .send()
+                .await
+                .map(|_| ())
+                .map_err(|e| EcsError::from_sdk(e, self.timeout)),
+        )
     }
 
     /// DescribeClusters for one cluster: the cheapest call that proves the
     /// credentials work and the cluster exists.
     pub(crate) async fn describe_cluster(&self, cluster: &str) -> Result<ClusterState, EcsError> {
-        self.pacer.read().await;
-        let output = self
-            .sdk
-            .describe_clusters()
-            .clusters(cluster)
-            .send()
-            .await
-            .map_err(|e| EcsError::from_sdk(e, self.timeout))?;
+        self.pacer.acquire(Call::Read).await;
+        let output = self.paced(
+            Call::Read,
+            self.sdk
+                .describe_clusters()
+                .clusters(cluster)
+                .send()
+                .await
+                .map_err(|e| EcsError::from_sdk(e, self.timeout)),
+        )?;
         Ok(match output.clusters().first() {
             Some(found) => ClusterState::Found(found.status().unwrap_or("UNKNOWN").to_owned()),
             None => ClusterState::Missing,

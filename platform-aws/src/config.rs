@@ -139,10 +139,12 @@ pub const ECS_REQUEST_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
 pub const ECS_API_RATE_PERCENT: EnvVarSpec = EnvVarSpec::with_default(
     "ECS_API_RATE_PERCENT",
     "80",
-    "Share of the account's documented ECS request rates this service paces itself to, in percent \
-     (RunTask on Fargate: 20 per second; RunTask and StopTask together: 40 per second, bursts of 100; \
-     DescribeTasks: 20 per second, bursts of 100). The limits are per account and Region: lower it when \
-     several replicas or other tools call ECS there, e.g. 40 for two replicas.",
+    "Share of the account's documented ECS token buckets this service paces itself to, in percent, burst \
+     and refill alike (Fargate launches: a burst of 100, then 20 per second; RunTask and StopTask together: \
+     100, then 40 per second; DescribeTasks and ListTasks: 100, then 20 per second). A burst of bots spends \
+     the share of the burst at once, then goes at the share of the refill rate; a call ECS throttles anyway \
+     halves that pace for a while. The limits are per account and Region: lower it when several replicas \
+     or other tools call ECS there, e.g. 40 for two replicas.",
 )
 .kind(ValueKind::Integer { min: 1, max: 100 });
 

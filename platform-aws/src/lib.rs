@@ -15,8 +15,13 @@
 //!   `stopCode`, `stoppedReason` and container exit codes as the reason. The
 //!   connection URL (`http://<private IP>:<ECS_BOT_PORT>`) appears once the
 //!   task's network interface is attached.
-//! - **Stop** and **cleanup** are `StopTask`; a task ECS does not know, or
-//!   one already stopped, is success.
+//! - **Stop** is `StopTask`; a task ECS does not know, or one already
+//!   stopped, is success. **Cleanup** (the teardown after a stop or the
+//!   bot's end) stops the task unless ECS already stops it and watches it
+//!   until it is `STOPPED`, reading the statuses of every teardown in flight
+//!   together, one `DescribeTasks` per 100 tasks; a task not yet `STOPPED`
+//!   is looked at again, and after 15 s the teardown answers a retryable
+//!   "not confirmed yet".
 //! - **Marked bots** (for the orphan sweep) are `ListTasks` by `startedBy`
 //!   with desired status RUNNING, then `DescribeTasks` with their tags:
 //!   only tasks tagged with this installation's id are listed.
@@ -28,11 +33,14 @@
 //!   never made (refused, a name that does not resolve, a failed TLS
 //!   handshake) is [`platform_core::Error::Unreachable`]; one that broke
 //!   after the request may have gone out stays `Unavailable` or `Timeout`.
-//! - **Throttling**: calls are paced under ECS's per-account token buckets
-//!   (RunTask on Fargate spaced to at most 20 per second, RunTask and
-//!   StopTask sharing the modify bucket, the reads the read bucket), and
-//!   throttling, server errors and timeouts are retried with backoff by
-//!   [`platform_core::retry()`].
+//! - **Throttling**: calls are paced to ECS's per-account token buckets,
+//!   modelled as they are (Fargate launches: a burst of 100, then 20 per
+//!   second; RunTask and StopTask sharing the modify bucket; the reads the
+//!   read bucket) and scaled by `ECS_API_RATE_PERCENT`, so a burst of bots
+//!   spends the burst ECS allows and no more; a call ECS throttles anyway
+//!   backs its bucket off and halves its pace, which then grows back (see
+//!   [`EcsRateLimits`]). Throttling, server errors and timeouts are retried
+//!   with backoff by [`platform_core::retry()`].
 //!
 //! Registered as `aws` (feature `aws` of `deployment`); configured with the
 //! variables in [`config::ENV_SPECS`]. `DEPLOYMENT_PLATFORM=auto` picks it
@@ -57,6 +65,7 @@ mod service;
 mod setup;
 mod status;
 mod task_ref;
+mod teardown;
 
 use std::sync::Arc;
 
@@ -65,6 +74,7 @@ use platform_core::{AutoSelect, PlatformContext, PlatformDescriptor, PlatformSer
 pub use capacity::{CapacityProviderShare, CapacityProviderStrategy};
 pub use config::{AwsConfig, BotTaskTarget, StaticCredentials};
 pub use marks::{MAX_CLIENT_TOKEN_LEN, client_token, tags};
+pub use pacer::{EcsBucket, EcsRateLimits};
 pub use service::{AwsEcsPlatform, DESCRIBE_TASKS_BATCH};
 
 /// The platform's registered name.

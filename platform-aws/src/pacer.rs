@@ -1,109 +1,183 @@
 //! Client-side pacing under ECS's request rate limits, so a burst of bots at
-//! the top of the hour queues smoothly instead of being throttled.
+//! the top of the hour goes out as fast as ECS allows and is not throttled.
 //!
 //! ECS meters requests with token buckets per account and Region (see
-//! `ECS-NOTES.md`): RunTask and StopTask share the "cluster resource modify"
-//! bucket (bursts of 100, 40 per second), DescribeTasks and ListTasks share
-//! the "cluster resource read" bucket (bursts of 100, 20 per second), and
-//! RunTask on Fargate is further limited to 20 calls per second. We keep one
-//! [`TokenBucket`] of our own per limit, scaled by the operator's share
-//! (`ECS_API_RATE_PERCENT`, default 80 %: the account's buckets are shared
-//! with everything else in it), and take a token from each bucket a call
-//! draws on before sending it.
+//! `ECS-NOTES.md`): Fargate task launches (RunTask) a bucket of 100 refilled
+//! at 20 per second; RunTask and StopTask share the "cluster resource
+//! modify" bucket (100, 40 per second); DescribeTasks and ListTasks share
+//! the "cluster resource read" bucket (100, 20 per second). We keep one
+//! [`TokenBucket`] of our own per ECS bucket, of the same shape scaled by
+//! the operator's share (`ECS_API_RATE_PERCENT`, default 80 %: the account's
+//! buckets are shared with everything else in it), and take a token from
+//! each bucket a call draws on before sending it.
 //!
-//! The Fargate RunTask limit is documented both as "a burst of 20 and 20 per
-//! second" and as "20 per second". We pace to the stricter reading, no more
-//! than the rate in any one second, by spacing calls evenly (a bucket of one
-//! token) rather than bursting and then refilling. One bot still launches at
-//! once; a burst of 300 takes about 19 seconds at the default share, while
-//! ECS itself takes 30 s or more to start each task.
+//! A burst therefore spends the bucket's burst at once and then goes at the
+//! refill rate: 1,000 launches at a 100 % share take (1,000 − 100) / 20 =
+//! 45 s, ECS's own minimum; at the default 80 % (a burst of 80, then 16 a
+//! second) 57.5 s.
+//!
+//! When ECS throttles a call anyway (another caller in the account drew on
+//! the same bucket), that call's bucket backs off for [`THROTTLE_BACKOFF`]
+//! and halves its pace, which then grows back (see
+//! [`platform_core::pacing`]); the call itself is retried by the service's
+//! retry policy and goes through the pacer again.
+
+use std::time::Duration;
 
 use platform_core::pacing::TokenBucket;
 
-/// RunTask calls on Fargate per second, at a 100 % share.
-const RUN_TASK_PER_SECOND: f64 = 20.0;
-/// Burst of the modify bucket (RunTask and StopTask), at a 100 % share.
-const MODIFY_BURST: f64 = 100.0;
-/// Refill of the modify bucket per second, at a 100 % share.
-const MODIFY_PER_SECOND: f64 = 40.0;
-/// Burst of the read bucket (DescribeTasks, ListTasks, DescribeClusters,
-/// DescribeTaskDefinition), at a 100 % share.
-const READ_BURST: f64 = 100.0;
-/// Refill of the read bucket per second, at a 100 % share.
-const READ_PER_SECOND: f64 = 20.0;
+/// How long a bucket lets nothing out after ECS throttled one of its calls:
+/// in one second ECS refills 20 launches.
+pub(crate) const THROTTLE_BACKOFF: Duration = Duration::from_secs(1);
 
-/// The buckets of the ECS calls this platform makes.
+/// One ECS token bucket: its burst (the tokens it holds when full) and its
+/// refill per second.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EcsBucket {
+    /// Tokens in the full bucket.
+    pub burst: f64,
+    /// Tokens refilled per second.
+    pub per_second: f64,
+}
+
+/// The ECS request buckets this platform paces itself to, at a 100 % share
+/// (`ECS_API_RATE_PERCENT` scales them all).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EcsRateLimits {
+    /// Fargate task launches: one per RunTask of this platform.
+    pub launches: EcsBucket,
+    /// "Cluster resource modify": RunTask and StopTask together.
+    pub modify: EcsBucket,
+    /// "Cluster resource read": DescribeTasks, ListTasks (and here also
+    /// DescribeClusters and DescribeTaskDefinition).
+    pub read: EcsBucket,
+}
+
+impl EcsRateLimits {
+    /// The limits AWS documents for every account and Region.
+    pub const DOCUMENTED: Self = Self {
+        launches: EcsBucket {
+            burst: 100.0,
+            per_second: 20.0,
+        },
+        modify: EcsBucket {
+            burst: 100.0,
+            per_second: 40.0,
+        },
+        read: EcsBucket {
+            burst: 100.0,
+            per_second: 20.0,
+        },
+    };
+
+    /// The same buckets refilled `factor` times faster (bursts unchanged):
+    /// an account whose quotas were raised, or a benchmark against an ECS
+    /// emulator whose clock runs `factor` times faster.
+    pub fn refilled_faster(self, factor: f64) -> Self {
+        let faster = |bucket: EcsBucket| EcsBucket {
+            burst: bucket.burst,
+            per_second: bucket.per_second * factor,
+        };
+        Self {
+            launches: faster(self.launches),
+            modify: faster(self.modify),
+            read: faster(self.read),
+        }
+    }
+}
+
+impl Default for EcsRateLimits {
+    fn default() -> Self {
+        Self::DOCUMENTED
+    }
+}
+
+/// Which of ECS's buckets a call draws on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Call {
+    /// RunTask: a Fargate launch and the modify bucket.
+    Launch,
+    /// StopTask: the modify bucket.
+    Stop,
+    /// DescribeTasks, ListTasks, DescribeClusters, DescribeTaskDefinition.
+    Read,
+}
+
+/// The buckets of the ECS calls this platform makes; one per platform
+/// instance, shared by all its calls.
 #[derive(Debug)]
 pub(crate) struct Pacer {
-    run_task: TokenBucket,
+    launches: TokenBucket,
     modify: TokenBucket,
     read: TokenBucket,
 }
 
 impl Pacer {
-    /// Buckets sized to `percent` (1 to 100) of the documented limits.
-    pub(crate) fn with_share(percent: u8) -> Self {
+    /// Buckets of the shape of `limits`, sized to `percent` (1 to 100) of
+    /// them.
+    pub(crate) fn new(limits: EcsRateLimits, percent: u8) -> Self {
         let share = f64::from(percent.clamp(1, 100)) / 100.0;
+        let bucket = |name, bucket: EcsBucket| {
+            TokenBucket::new(name, bucket.burst * share, bucket.per_second * share)
+        };
         Self {
-            run_task: TokenBucket::new("ECS RunTask", 1.0, RUN_TASK_PER_SECOND * share),
-            modify: TokenBucket::new(
-                "ECS RunTask+StopTask",
-                MODIFY_BURST * share,
-                MODIFY_PER_SECOND * share,
-            ),
-            read: TokenBucket::new("ECS reads", READ_BURST * share, READ_PER_SECOND * share),
+            launches: bucket("ECS Fargate launches", limits.launches),
+            modify: bucket("ECS RunTask+StopTask", limits.modify),
+            read: bucket("ECS reads", limits.read),
         }
     }
 
-    /// Before a RunTask call: the Fargate RunTask limit and the modify bucket.
-    pub(crate) async fn run_task(&self) {
-        self.run_task.acquire().await;
-        self.modify.acquire().await;
+    /// Waits until `call` may be sent.
+    pub(crate) async fn acquire(&self, call: Call) {
+        match call {
+            Call::Launch => {
+                self.launches.acquire().await;
+                self.modify.acquire().await;
+            }
+            Call::Stop => {
+                self.modify.acquire().await;
+            }
+            Call::Read => {
+                self.read.acquire().await;
+            }
+        }
     }
 
-    /// Before a StopTask call.
-    pub(crate) async fn stop_task(&self) {
-        self.modify.acquire().await;
+    /// ECS throttled `call`: its bucket backs off and slows down. A
+    /// throttled RunTask slows the launches (the stricter of its two
+    /// buckets, and the one a burst of bots empties).
+    pub(crate) fn throttled(&self, call: Call) {
+        let bucket = match call {
+            Call::Launch => &self.launches,
+            Call::Stop => &self.modify,
+            Call::Read => &self.read,
+        };
+        bucket.throttled(THROTTLE_BACKOFF);
     }
 
-    /// Before a read (DescribeTasks, ListTasks, DescribeClusters,
-    /// DescribeTaskDefinition).
-    pub(crate) async fn read(&self) {
-        self.read.acquire().await;
+    /// The launch pace now, per second.
+    #[cfg(test)]
+    fn launch_rate(&self) -> f64 {
+        self.launches.rate()
     }
 }
 
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
-    use std::time::Duration;
 
     use tokio::time::Instant;
 
     use super::*;
 
-    /// The most instants in any window of one second.
-    fn busiest_second(times: &[Duration]) -> usize {
-        (0..times.len())
-            .map(|i| {
-                times[i..]
-                    .iter()
-                    .take_while(|t| **t < times[i] + Duration::from_secs(1))
-                    .count()
-            })
-            .max()
-            .unwrap_or(0)
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_run_task_burst_is_evenly_spaced_below_the_fargate_limit() {
-        let pacer = Arc::new(Pacer::with_share(80));
+    /// When each of `count` concurrent RunTask callers was let out, sorted.
+    async fn launch_times(pacer: &Arc<Pacer>, count: usize) -> Vec<Duration> {
         let started = Instant::now();
-        let handles: Vec<_> = (0..300)
+        let handles: Vec<_> = (0..count)
             .map(|_| {
                 let pacer = pacer.clone();
                 tokio::spawn(async move {
-                    pacer.run_task().await;
+                    pacer.acquire(Call::Launch).await;
                     started.elapsed()
                 })
             })
@@ -113,44 +187,132 @@ mod tests {
             times.push(handle.await.unwrap());
         }
         times.sort();
-        assert_eq!(times[0], Duration::ZERO, "one bot launches at once");
-        // 16 per second at 80 %, plus the one at the window's start.
-        let busiest = busiest_second(&times);
-        assert!(busiest <= 17, "{busiest} RunTask calls within one second");
-        // 299 waits of 1/16 s.
-        let last = times[299].as_secs_f64();
+        times
+    }
+
+    /// Seconds as a float, for comparing with computed instants.
+    fn secs(duration: Duration) -> f64 {
+        duration.as_secs_f64()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_spends_the_launch_bucket_then_goes_at_its_refill_rate() {
+        // 100 %: the first 100 launches at once, then 20 a second.
+        let pacer = Arc::new(Pacer::new(EcsRateLimits::DOCUMENTED, 100));
+        let times = launch_times(&pacer, 300).await;
         assert!(
-            (18.6..18.8).contains(&last),
-            "the last call went after {last} s"
+            times[..100].iter().all(|t| t.is_zero()),
+            "{:?}",
+            &times[..100]
         );
+        assert!(!times[100].is_zero());
+        for (n, time) in times.iter().enumerate().skip(100) {
+            // Launch n (from 0) waits for token n − 99 of the refill.
+            let due = (n as f64 - 99.0) / 20.0;
+            assert!(
+                (secs(*time) - due).abs() < 0.002,
+                "launch {n} at {time:?}, due {due}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_rate_share_scales_the_burst_and_the_refill() {
+        // 80 %: a burst of 80, then 16 a second; 1,000 launches in 57.5 s.
+        let pacer = Arc::new(Pacer::new(EcsRateLimits::DOCUMENTED, 80));
+        let times = launch_times(&pacer, 1000).await;
+        assert_eq!(times.iter().filter(|t| t.is_zero()).count(), 80);
+        let last = secs(times[999]);
+        assert!(
+            (last - 57.5).abs() < 0.01,
+            "the last launch went at {last} s"
+        );
+        // Never more than the burst plus 16 a second in any window.
+        for (n, time) in times.iter().enumerate() {
+            assert!(
+                secs(*time) + 1e-3 >= (n as f64 - 79.0) / 16.0,
+                "launch {n} at {time:?}"
+            );
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttle_lowers_the_launch_pace_and_it_recovers() {
+        let pacer = Arc::new(Pacer::new(EcsRateLimits::DOCUMENTED, 100));
+        // The burst goes; then ECS says another caller took tokens too.
+        launch_times(&pacer, 100).await;
+        pacer.throttled(Call::Launch);
+        assert!((pacer.launch_rate() - 10.0).abs() < 1e-9);
+        // The next 50: nothing for a second, then at 10 a second (their
+        // turns are taken at the lowered pace), not 20: the last after 6 s.
+        let times = launch_times(&pacer, 50).await;
+        assert!(times[0] >= THROTTLE_BACKOFF, "{times:?}");
+        assert!((secs(times[49]) - 6.0).abs() < 0.01, "{times:?}");
+        // Meanwhile the pace grew back by 2 a second.
+        assert!((pacer.launch_rate() - 20.0).abs() < 1e-9);
+        // Quiet for a while: back to 20 a second and a full burst.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!((pacer.launch_rate() - 20.0).abs() < 1e-9);
+        let times = launch_times(&pacer, 100).await;
+        assert!(times.iter().all(|t| t.is_zero()));
+        // Reads and stops were not slowed by the launches' throttle.
+        let started = Instant::now();
+        pacer.acquire(Call::Read).await;
+        assert_eq!(started.elapsed(), Duration::ZERO);
     }
 
     #[tokio::test(start_paused = true)]
     async fn launches_and_stops_share_the_modify_bucket() {
-        let pacer = Pacer::with_share(10);
+        let pacer = Pacer::new(EcsRateLimits::DOCUMENTED, 10);
         // 10 % of the modify bucket: a burst of 10, then 4 a second.
         let started = Instant::now();
         for _ in 0..10 {
-            pacer.stop_task().await;
+            pacer.acquire(Call::Stop).await;
         }
         assert_eq!(started.elapsed(), Duration::ZERO);
-        // The RunTask bucket has its token, the modify bucket does not.
-        pacer.run_task().await;
+        // The launch bucket has tokens, the modify bucket does not.
+        pacer.acquire(Call::Launch).await;
         assert_eq!(started.elapsed(), Duration::from_millis(250));
     }
 
     #[tokio::test(start_paused = true)]
     async fn reads_spend_their_burst_then_the_refill_rate() {
-        let pacer = Pacer::with_share(50);
+        let pacer = Pacer::new(EcsRateLimits::DOCUMENTED, 50);
         let started = Instant::now();
         for _ in 0..50 {
-            pacer.read().await;
+            pacer.acquire(Call::Read).await;
         }
         assert_eq!(started.elapsed(), Duration::ZERO);
         for _ in 0..20 {
-            pacer.read().await;
+            pacer.acquire(Call::Read).await;
         }
         // 20 more at 10 a second.
         assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn faster_limits_keep_their_bursts() {
+        let limits = EcsRateLimits::DOCUMENTED.refilled_faster(5.0);
+        assert_eq!(
+            limits.launches,
+            EcsBucket {
+                burst: 100.0,
+                per_second: 100.0
+            }
+        );
+        assert_eq!(
+            limits.read,
+            EcsBucket {
+                burst: 100.0,
+                per_second: 100.0
+            }
+        );
+        assert_eq!(
+            limits.modify,
+            EcsBucket {
+                burst: 100.0,
+                per_second: 200.0
+            }
+        );
     }
 }

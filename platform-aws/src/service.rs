@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::{StreamExt, TryStreamExt};
@@ -16,8 +17,10 @@ use crate::client::{ClusterState, EcsClient, Launch, LaunchRequest, load_sdk_con
 use crate::config::AwsConfig;
 use crate::error::{EcsError, refused_launch};
 use crate::marks::{client_token, task_tags};
+use crate::pacer::{EcsRateLimits, Pacer};
 use crate::status::{connection_url, failure_status, task_status};
 use crate::task_ref::{TaskRef, cluster_name, parse_task_ref};
+use crate::teardown::{CONFIRM_WAIT, StatusBatch};
 
 /// ECS describes at most this many tasks per DescribeTasks call.
 pub const DESCRIBE_TASKS_BATCH: usize = 100;
@@ -30,7 +33,7 @@ pub(crate) const DESCRIBE_CONCURRENCY: usize = 4;
 const STOP_REASON: &str = "Stopped by meeboter-deploy: the bot was asked to stop";
 /// The `stoppedReason` of tasks stopped by `cleanup` (the bot had not
 /// stopped by itself).
-const CLEANUP_REASON: &str = "Stopped by meeboter-deploy: cleanup after the bot ended";
+pub(crate) const CLEANUP_REASON: &str = "Stopped by meeboter-deploy: cleanup after the bot ended";
 
 /// Runs each meeting bot as one AWS ECS task (Fargate by default).
 ///
@@ -45,6 +48,19 @@ pub struct AwsEcsPlatform {
     pub(crate) installation: InstallationId,
     pub(crate) ecs: EcsClient,
     pub(crate) retry: RetryPolicy,
+    /// The statuses of teardowns in flight, read together.
+    pub(crate) teardowns: StatusBatch,
+    /// How long a teardown waits for `STOPPED`.
+    pub(crate) confirm_wait: Duration,
+}
+
+/// What StopTask found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StopAnswer {
+    /// ECS took the stop (or the task had stopped already).
+    Requested,
+    /// There is no such task (or its cluster is gone): nothing to stop.
+    NothingToStop,
 }
 
 impl fmt::Debug for AwsEcsPlatform {
@@ -91,7 +107,26 @@ impl AwsEcsPlatform {
             installation,
             ecs: client,
             retry: RetryPolicy::default(),
+            teardowns: StatusBatch::default(),
+            confirm_wait: CONFIRM_WAIT,
         }
+    }
+
+    /// Sets how long a teardown ([`cleanup`](PlatformService::cleanup))
+    /// waits for ECS to report the task `STOPPED` before it answers a
+    /// retryable "not confirmed yet" (default 15 s).
+    pub fn with_stop_confirmation_wait(mut self, wait: Duration) -> Self {
+        self.confirm_wait = wait;
+        self
+    }
+
+    /// Paces ECS calls to buckets of the shape of `limits` (default:
+    /// [`EcsRateLimits::DOCUMENTED`], ECS's documented limits), scaled by
+    /// `ECS_API_RATE_PERCENT`: for an account whose quotas were raised, or a
+    /// benchmark against an emulator whose clock runs faster.
+    pub fn with_rate_limits(mut self, limits: EcsRateLimits) -> Self {
+        self.ecs.pacer = Pacer::new(limits, self.config.api_rate_percent);
+        self
     }
 
     /// Sets how ECS calls are retried after throttling, server errors and
@@ -138,10 +173,10 @@ impl AwsEcsPlatform {
     }
 
     /// Stops the task unless it is already stopped or unknown.
-    async fn stop_task(&self, id: &PlatformId, reason: &str) -> Result<()> {
+    pub(crate) async fn stop_task(&self, id: &PlatformId, reason: &str) -> Result<StopAnswer> {
         let Some(task) = parse_task_ref(id.as_str()) else {
             tracing::warn!(identifier = %id, "not an ECS task ARN; there is no task to stop");
-            return Ok(());
+            return Ok(StopAnswer::NothingToStop);
         };
         let cluster = self.cluster_of(id, task)?;
         let resource = format!("task {id}");
@@ -151,10 +186,10 @@ impl AwsEcsPlatform {
         let cluster_may_be_gone = cluster_name(cluster) != cluster_name(&self.config.cluster);
         retry(&self.retry, &resource, |_| async {
             match self.ecs.stop_task(cluster, id.as_str(), reason).await {
-                Ok(()) => Ok(()),
+                Ok(()) => Ok(StopAnswer::Requested),
                 Err(EcsError::TaskNotFound { message, .. }) => {
                     tracing::debug!(task = %id, %message, "ECS does not know the task; nothing to stop");
-                    Ok(())
+                    Ok(StopAnswer::NothingToStop)
                 }
                 Err(EcsError::ClusterNotFound { message }) if cluster_may_be_gone => {
                     tracing::warn!(
@@ -163,7 +198,7 @@ impl AwsEcsPlatform {
                         %message,
                         "the task's cluster no longer exists, and no task runs in a deleted cluster; nothing to stop"
                     );
-                    Ok(())
+                    Ok(StopAnswer::NothingToStop)
                 }
                 Err(error) => Err(error.into_platform(resource.clone())),
             }
@@ -332,7 +367,7 @@ impl PlatformService for AwsEcsPlatform {
     }
 
     async fn stop_bot(&self, identifier: &PlatformId) -> Result<()> {
-        self.stop_task(identifier, STOP_REASON).await
+        self.stop_task(identifier, STOP_REASON).await.map(|_| ())
     }
 
     async fn get_bot_status(&self, identifier: &PlatformId) -> Result<BotStatus> {
@@ -380,15 +415,15 @@ impl PlatformService for AwsEcsPlatform {
     }
 
     async fn cleanup(&self, identifier: &PlatformId) -> Result<()> {
-        // A look first (the cheaper read bucket): most bots are stopped by
-        // now. Anything else, MISSING included (ECS may not list a task
-        // it has just started), gets a StopTask.
-        let status = self.get_bot_status(identifier).await?;
-        let stop_requested = status.kind == platform_core::StatusKind::Stopping;
-        if status.kind.is_terminal() || stop_requested {
+        if parse_task_ref(identifier.as_str()).is_none() {
+            tracing::warn!(identifier = %identifier, "not an ECS task ARN; there is no task to stop");
             return Ok(());
         }
-        self.stop_task(identifier, CLEANUP_REASON).await
+        // A look first (the cheaper read bucket, batched with every other
+        // teardown in flight): most bots are stopped by now. Anything else,
+        // MISSING included (ECS may not list a task it has just started),
+        // gets a StopTask; then the task is watched until it is STOPPED.
+        self.confirm_teardown(identifier).await
     }
 
     async fn check_reachable(&self) -> Result<()> {

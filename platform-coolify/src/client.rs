@@ -164,10 +164,14 @@ impl CoolifyClient {
             };
             ApiError::new(resource, failure)
         })?;
-        self.pacer.observe_limits(
-            header_number(response.headers(), "x-ratelimit-limit"),
-            header_number(response.headers(), "x-ratelimit-remaining"),
-        );
+        // A 429's `Retry-After` says exactly when the server's window
+        // starts again; its "0 remaining" is read there instead.
+        if response.status() != StatusCode::TOO_MANY_REQUESTS {
+            self.pacer.observe_limits(
+                header_number(response.headers(), "x-ratelimit-limit"),
+                header_number(response.headers(), "x-ratelimit-remaining"),
+            );
+        }
         Ok(response)
     }
 
@@ -189,8 +193,8 @@ impl CoolifyClient {
             return Ok(response);
         }
         let retry_after = retry_after(status, response.headers());
-        if let Some(after) = retry_after {
-            self.pacer.hold_for(after);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.pacer.throttled(retry_after);
         }
         let content_type = header_text(response.headers(), CONTENT_TYPE.as_str());
         let location = header_text(response.headers(), LOCATION.as_str());
@@ -487,8 +491,8 @@ impl CoolifyClient {
         let content_type = header_text(headers, CONTENT_TYPE.as_str());
         let location = header_text(headers, LOCATION.as_str());
         let retry_after = retry_after(status, headers);
-        if let Some(after) = retry_after {
-            self.pacer.hold_for(after);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            self.pacer.throttled(retry_after);
         }
         let body = response.text().await.map_err(|e| {
             ApiError::new(

@@ -111,7 +111,7 @@ pub const COOLIFY_API_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
 pub const COOLIFY_API_REQUESTS_PER_MINUTE: EnvVarSpec = EnvVarSpec::with_default(
     "COOLIFY_API_REQUESTS_PER_MINUTE",
     "180",
-    "Most Coolify API requests per minute this service sends. Coolify allows 200 per minute per user by default (its API_RATE_LIMIT), shared by all of that user's tokens: stay below it, and split it between service replicas that use the same user. The pace slows down further when Coolify reports few requests left.",
+    "Most Coolify API requests this service sends in any 60 seconds; a burst may send them all at once. Coolify allows 200 per minute per user by default (its API_RATE_LIMIT), shared by all of that user's tokens: stay below it, and split it between service replicas that use the same user. Fewer go out when Coolify reports fewer requests left; a 429 holds every call for its Retry-After and halves this budget, which then grows back.",
 )
 .kind(ValueKind::Integer {
     min: 1,
@@ -267,19 +267,13 @@ impl<T> PerMeetingPlatform<T> {
     }
 }
 
-/// How fast the client may send requests: a token bucket.
+/// How fast the client may send requests: at most this many in any minute
+/// (a burst may spend them at once).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Pacing {
-    /// Requests per minute on average (`COOLIFY_API_REQUESTS_PER_MINUTE`).
+    /// Most requests in any 60 seconds (`COOLIFY_API_REQUESTS_PER_MINUTE`).
     pub requests_per_minute: u32,
-    /// Requests that may go out back to back after a quiet spell
-    /// ([`PACING_BURST`] when read from the environment).
-    pub burst: u32,
 }
-
-/// Requests that may go out back to back after a quiet spell: one deploy's
-/// calls go out at once, a burst of deploys is spread.
-pub const PACING_BURST: u32 = 5;
 
 /// The longest wait for a connection: a Coolify that takes longer to accept
 /// one is as good as down, whatever the request timeout allows.
@@ -399,7 +393,6 @@ impl CoolifyConfig {
             connect_timeout: request_timeout.min(MAX_CONNECT_TIMEOUT),
             pacing: Pacing {
                 requests_per_minute: number(&values, &COOLIFY_API_REQUESTS_PER_MINUTE)?,
-                burst: PACING_BURST,
             },
             retry: RetryPolicy::default(),
         })

@@ -115,10 +115,11 @@
 //! `Accept: application/json` (`/version`, which Coolify answers in text,
 //! also accepts `text/html`), does not follow redirects (Coolify's API never
 //! redirects; a redirect means the URL points elsewhere), and is paced
-//! client-side by a token bucket (`COOLIFY_API_REQUESTS_PER_MINUTE`, default
-//! 180 against Coolify's default limit of 200 per user) that slows down when
-//! `X-RateLimit-Remaining` runs low and holds every call for a 429's
-//! `Retry-After`. Reads, stops and env upserts are retried under a
+//! client-side to at most `COOLIFY_API_REQUESTS_PER_MINUTE` requests in any
+//! minute (default 180 against Coolify's default limit of 200 per user;
+//! a burst spends them at once), fewer when `X-RateLimit-Remaining` says
+//! the server has fewer left; a 429 holds every call for its `Retry-After`
+//! and halves the budget, which then grows back. Reads, stops and env upserts are retried under a
 //! [`RetryPolicy`](platform_core::RetryPolicy); creating and starting are
 //! re-sent only when the server certainly did not act (a 429, or no
 //! connection). HTTP errors keep the server's message, on one line and cut

@@ -1,150 +1,344 @@
-//! Client-side pacing of API calls: a token bucket that slows down when
-//! Coolify says few requests are left and stops while it says to wait.
+//! Client-side pacing of API calls under Coolify's per-minute limit, using
+//! the whole of it, and believing what the server says about it.
 //!
-//! Coolify limits every user to `API_RATE_LIMIT` requests a minute (200 by
-//! default) and answers 429 past it. A burst of deploys that ran into that
-//! limit would fail together and retry together; spacing the calls out keeps
-//! every call succeeding.
+//! Coolify (Laravel's `throttle:api`) allows every user `API_RATE_LIMIT`
+//! requests a minute (200 by default) and answers 429 past it, with
+//! `Retry-After`; every answer carries `X-RateLimit-Limit` and
+//! `X-RateLimit-Remaining`. Laravel counts in fixed one-minute windows, so
+//! the burst that limit allows is the whole minute's budget at once. The
+//! pacer models it as a sliding window: at most
+//! `COOLIFY_API_REQUESTS_PER_MINUTE` requests in any 60 seconds, which never
+//! exceeds the budget of any fixed window wherever it starts. A burst of
+//! deploys goes out at once up to that many requests, and the rest follow
+//! as the requests of a minute before leave the window.
+//!
+//! What the server says wins over our own count:
+//! - `X-RateLimit-Remaining` below what our window would still allow (the
+//!   same user's other tokens, or another replica, spend it too): the
+//!   window is filled up so that no more than that goes out within the next
+//!   minute.
+//! - A 429: nothing goes out until its `Retry-After` has passed (when
+//!   Laravel's window starts again, so the requests counted so far are
+//!   forgotten), every call already waiting takes a new turn, and the budget
+//!   per window is halved, then grows back by a tenth of the configured
+//!   budget per second (the AIMD rule of
+//!   [`platform_core::pacing::AdaptiveRate`]).
 
+use std::collections::VecDeque;
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use platform_core::pacing::TokenBucket;
+use platform_core::pacing::AdaptiveRate;
+use tokio::time::Instant;
 
 use crate::config::Pacing;
 
-/// When fewer than this share of the server's limit is left, the pace drops
-/// to what the remaining requests allow over a whole minute.
-const LOW_WATER_SHARE: f64 = 0.2;
+/// Laravel's rate-limit window.
+const WINDOW: Duration = Duration::from_secs(60);
 
-/// The slowest pace, as a share of the configured one: even with nothing
-/// left we keep asking now and then, because the server's window may have
-/// reset.
-const SLOWEST_SHARE: f64 = 0.1;
+/// The back-off after a 429 that did not say how long to wait.
+const DEFAULT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// The pace of every call of one client: a [`TokenBucket`] at the configured
-/// rate, slowed while the server says it is running low.
+/// The pace of every call of one client.
 #[derive(Debug)]
 pub(crate) struct Pacer {
-    /// Configured requests per second.
-    full_rate: f64,
-    bucket: TokenBucket,
+    state: Mutex<Window>,
+}
+
+#[derive(Debug)]
+struct Window {
+    /// When the requests of the last minute went out, and when the callers
+    /// waiting may send theirs, with how many requests each entry stands
+    /// for (one, or what the server said others spent): sorted, oldest
+    /// first.
+    sends: VecDeque<(Instant, usize)>,
+    /// Requests per window: the configured number, halved after a 429.
+    budget: AdaptiveRate,
+    /// Nothing goes out before this (a `Retry-After`).
+    held_until: Option<Instant>,
+    /// Counts 429s: a turn taken under an older count is void.
+    generation: u64,
+}
+
+impl Window {
+    /// Drops sends that left the window by `now`: they no longer limit
+    /// anything.
+    fn prune(&mut self, now: Instant) {
+        while self
+            .sends
+            .front()
+            .is_some_and(|(sent, _)| now.saturating_duration_since(*sent) >= WINDOW)
+        {
+            self.sends.pop_front();
+        }
+    }
+
+    /// Requests allowed per window now (at least one).
+    fn allowed(&mut self, now: Instant) -> usize {
+        // Whole requests; a budget in the millions is no limit anyway.
+        let budget = self.budget.at(now).floor().clamp(1.0, 1e9);
+        budget as usize
+    }
 }
 
 impl Pacer {
     pub(crate) fn new(pacing: Pacing) -> Self {
-        let full_rate = f64::from(pacing.requests_per_minute.max(1)) / 60.0;
         Self {
-            full_rate,
-            bucket: TokenBucket::new("Coolify API", f64::from(pacing.burst.max(1)), full_rate),
+            state: Mutex::new(Window {
+                sends: VecDeque::new(),
+                budget: AdaptiveRate::new(f64::from(pacing.requests_per_minute.max(1))),
+                held_until: None,
+                generation: 0,
+            }),
         }
     }
 
-    /// Waits for this caller's turn. Each caller reserves the next free slot
-    /// at once, so waiters go out in arrival order without waking each other.
-    pub(crate) async fn acquire(&self) {
-        self.bucket.acquire().await;
+    fn state(&self) -> MutexGuard<'_, Window> {
+        // A poisoned lock only means another caller panicked between two
+        // lines; the window is still usable.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads `X-RateLimit-Limit` and `X-RateLimit-Remaining`: below a fifth
-    /// of the limit, slow to what is left over a minute; above, go back to
-    /// the configured pace.
+    /// Takes the next turn: how long to wait for it, and the 429 count it
+    /// was taken under.
+    fn reserve(&self) -> (Duration, u64) {
+        let mut window = self.state();
+        let now = Instant::now();
+        window.prune(now);
+        let allowed = window.allowed(now);
+        // In arrival order, after any hold, and once the send `allowed`
+        // places back has left the window.
+        let mut at = now;
+        if let Some(held) = window.held_until {
+            at = at.max(held);
+        }
+        if let Some((last, _)) = window.sends.back() {
+            at = at.max(*last);
+        }
+        // The send `allowed` places back must have left the window.
+        let mut counted = 0;
+        for (sent, weight) in window.sends.iter().rev() {
+            counted += weight;
+            if counted >= allowed {
+                at = at.max(*sent + WINDOW);
+                break;
+            }
+        }
+        window.sends.push_back((at, 1));
+        (at.saturating_duration_since(now), window.generation)
+    }
+
+    /// Waits for this caller's turn. Each caller takes the next free turn at
+    /// once, so waiters go out in arrival order without waking each other;
+    /// a 429 while it waited voids its turn and it takes a new one.
+    pub(crate) async fn acquire(&self) {
+        loop {
+            let (wait, generation) = self.reserve();
+            if wait.is_zero() {
+                return;
+            }
+            if wait >= Duration::from_secs(1) {
+                tracing::debug!(
+                    wait_ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
+                    "pacing a call to stay under Coolify's rate limit"
+                );
+            }
+            tokio::time::sleep(wait).await;
+            if self.state().generation == generation {
+                return;
+            }
+        }
+    }
+
+    /// Reads `X-RateLimit-Limit` and `X-RateLimit-Remaining`: when the
+    /// server has fewer requests left than our window would still send
+    /// within the minute, the window is filled up to what it says.
     pub(crate) fn observe_limits(&self, limit: Option<u32>, remaining: Option<u32>) {
-        let (Some(limit), Some(remaining)) = (limit, remaining) else {
+        let (Some(_), Some(remaining)) = (limit, remaining) else {
             return;
         };
-        self.bucket.set_rate(
-            if f64::from(remaining) < f64::from(limit) * LOW_WATER_SHARE {
-                (f64::from(remaining) / 60.0).clamp(self.full_rate * SLOWEST_SHARE, self.full_rate)
-            } else {
-                self.full_rate
-            },
-        );
+        let mut window = self.state();
+        let now = Instant::now();
+        window.prune(now);
+        let allowed = window.allowed(now);
+        let sent: usize = window
+            .sends
+            .iter()
+            .filter(|(at, _)| *at <= now)
+            .map(|(_, weight)| weight)
+            .sum();
+        let ours_left = allowed.saturating_sub(sent);
+        let remaining = usize::try_from(remaining).unwrap_or(usize::MAX);
+        if remaining < ours_left {
+            // Counted as sent now: they leave the window a minute from now,
+            // by when the server's window has certainly started again.
+            let position = window.sends.partition_point(|(at, _)| *at <= now);
+            window.sends.insert(position, (now, ours_left - remaining));
+        }
     }
 
-    /// Holds every call until `after` has passed (the server's
-    /// `Retry-After`); then one call goes out and the rest follow at the
-    /// pace.
-    pub(crate) fn hold_for(&self, after: Duration) {
-        self.bucket.hold_for(after);
+    /// Coolify answered 429: nothing goes out until `retry_after` (or a
+    /// second) has passed, the window starts afresh then, every turn taken
+    /// so far is void, and the budget per window halves, then grows back.
+    pub(crate) fn throttled(&self, retry_after: Option<Duration>) {
+        let mut window = self.state();
+        let now = Instant::now();
+        let until = now + retry_after.unwrap_or(DEFAULT_BACKOFF);
+        if window.held_until.is_none_or(|held| held < until) {
+            window.held_until = Some(until);
+        }
+        if window.budget.lower(now, until) {
+            // The server's window starts again when its `Retry-After` ends:
+            // what was sent before no longer counts, and turns not yet used
+            // are forgotten (their callers take new ones).
+            window.sends.clear();
+            window.generation += 1;
+            tracing::info!(
+                requests_per_minute = window.budget.at(now),
+                retry_after_s = retry_after.map(|d| d.as_secs()),
+                "Coolify answered 429: waiting as it asked and lowering the pace"
+            );
+        }
     }
 
-    /// The current pace in requests per second.
+    /// The budget per window now.
     #[cfg(test)]
-    pub(crate) fn current_rate(&self) -> f64 {
-        self.bucket.rate()
+    fn budget(&self) -> f64 {
+        self.state().budget.at(Instant::now())
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use tokio::time::Instant;
+    use std::sync::Arc;
 
     use super::*;
 
-    fn pacer(per_minute: u32, burst: u32) -> Pacer {
-        Pacer::new(Pacing {
+    fn window_of(per_minute: u32) -> Arc<Pacer> {
+        Arc::new(Pacer::new(Pacing {
             requests_per_minute: per_minute,
-            burst,
-        })
+        }))
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_burst_goes_out_at_once_then_calls_are_spaced() {
-        let pacer = pacer(60, 3);
-        let start = Instant::now();
-        for _ in 0..3 {
-            pacer.acquire().await;
-        }
-        assert_eq!(start.elapsed(), Duration::ZERO);
-        for _ in 0..4 {
-            pacer.acquire().await;
-        }
-        // 60 per minute: one a second after the burst.
-        assert_eq!(start.elapsed().as_secs(), 4);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn concurrent_callers_share_the_pace() {
-        let pacer = std::sync::Arc::new(pacer(120, 1));
-        let start = Instant::now();
-        let tasks: Vec<_> = (0..5)
+    /// When each of `count` concurrent callers was let out, sorted.
+    async fn send_times(pacer: &Arc<Pacer>, count: usize) -> Vec<Duration> {
+        let started = Instant::now();
+        let handles: Vec<_> = (0..count)
             .map(|_| {
                 let pacer = pacer.clone();
-                tokio::spawn(async move { pacer.acquire().await })
+                tokio::spawn(async move {
+                    pacer.acquire().await;
+                    started.elapsed()
+                })
             })
             .collect();
-        for task in tasks {
-            task.await.unwrap();
+        let mut times = Vec::new();
+        for handle in handles {
+            times.push(handle.await.unwrap());
         }
-        // One at once, four more at two a second.
-        assert_eq!(start.elapsed(), Duration::from_secs(2));
+        times.sort();
+        times
+    }
+
+    /// The most instants in any window of a minute.
+    fn busiest_minute(times: &[Duration]) -> usize {
+        (0..times.len())
+            .map(|i| {
+                times[i..]
+                    .iter()
+                    .take_while(|t| **t < times[i] + WINDOW)
+                    .count()
+            })
+            .max()
+            .unwrap_or(0)
     }
 
     #[tokio::test(start_paused = true)]
-    async fn retry_after_holds_everyone() {
-        let pacer = pacer(6000, 10);
-        pacer.hold_for(Duration::from_secs(3));
+    async fn a_burst_spends_the_minute_at_once_then_follows_the_window() {
+        let pacer = window_of(180);
+        let times = send_times(&pacer, 400).await;
+        // The whole minute's budget at once, the next one a minute later.
+        assert_eq!(times.iter().filter(|t| t.is_zero()).count(), 180);
+        assert_eq!(times[180], WINDOW);
+        assert_eq!(times[359], WINDOW);
+        assert_eq!(times[360], WINDOW * 2);
+        assert_eq!(busiest_minute(&times), 180);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn calls_spread_over_a_minute_leave_room_as_they_age() {
+        let pacer = window_of(3);
+        for _ in 0..3 {
+            pacer.acquire().await;
+            tokio::time::sleep(Duration::from_secs(20)).await;
+        }
+        // At 60 s the first call has left the window: one more at once,
+        // then the next when the second leaves, at 80 s.
+        let start = Instant::now();
+        pacer.acquire().await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
+        pacer.acquire().await;
+        assert_eq!(start.elapsed(), Duration::from_secs(20));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_holds_everyone_and_halves_the_budget_which_recovers() {
+        let pacer = window_of(200);
+        send_times(&pacer, 10).await;
+        pacer.throttled(Some(Duration::from_secs(3)));
+        assert!((pacer.budget() - 100.0).abs() < 1e-9);
         let start = Instant::now();
         pacer.acquire().await;
         assert_eq!(start.elapsed(), Duration::from_secs(3));
+        // A tenth of 200 per second from the end of the hold.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!((pacer.budget() - 140.0).abs() < 1e-6, "{}", pacer.budget());
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!((pacer.budget() - 200.0).abs() < 1e-9);
     }
 
-    #[test]
-    fn slows_down_when_the_server_runs_low_and_recovers() {
-        let pacer = pacer(180, 5);
-        assert!((pacer.current_rate() - 3.0).abs() < 1e-9);
-        pacer.observe_limits(Some(200), Some(150));
-        assert!((pacer.current_rate() - 3.0).abs() < 1e-9);
-        // 30 left of 200: 30 over a minute is half a request a second.
-        pacer.observe_limits(Some(200), Some(30));
-        assert!((pacer.current_rate() - 0.5).abs() < 1e-9);
-        // Nothing left: the slowest pace, not a stop.
-        pacer.observe_limits(Some(200), Some(0));
-        assert!((pacer.current_rate() - 0.3).abs() < 1e-9);
-        pacer.observe_limits(Some(200), Some(199));
-        assert!((pacer.current_rate() - 3.0).abs() < 1e-9);
-        // Missing headers change nothing.
-        pacer.observe_limits(None, Some(0));
-        assert!((pacer.current_rate() - 3.0).abs() < 1e-9);
+    #[tokio::test(start_paused = true)]
+    async fn callers_waiting_for_the_window_take_new_turns_after_a_429() {
+        let pacer = window_of(10);
+        send_times(&pacer, 10).await;
+        let started = Instant::now();
+        // Ten more would go a minute from now.
+        let waiting = {
+            let pacer = pacer.clone();
+            tokio::spawn(async move { send_times(&pacer, 10).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // The server says: wait 90 s.
+        pacer.throttled(Some(Duration::from_secs(90)));
+        let times = waiting.await.unwrap();
+        // Not before the hold ends; then at most the halved budget (5) at
+        // once, which grows back by one a second.
+        assert!(
+            times
+                .iter()
+                .all(|t| *t + Duration::from_secs(1) >= Duration::from_secs(91)),
+            "{times:?}"
+        );
+        assert!(started.elapsed() >= Duration::from_secs(91));
+        assert!(busiest_minute(&times) <= 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn few_requests_left_on_the_server_fill_the_window() {
+        let pacer = window_of(200);
+        send_times(&pacer, 20).await;
+        // Another client of the same user spent most of the minute.
+        pacer.observe_limits(Some(200), Some(5));
+        let times = send_times(&pacer, 6).await;
+        assert_eq!(times.iter().filter(|t| t.is_zero()).count(), 5);
+        assert_eq!(times[5], WINDOW);
+        // As much left as our own window allows changes nothing; missing
+        // headers neither.
+        let roomy = window_of(200);
+        send_times(&roomy, 1).await;
+        roomy.observe_limits(Some(200), Some(199));
+        roomy.observe_limits(None, Some(0));
+        let times = send_times(&roomy, 199).await;
+        assert!(times.iter().all(|t| t.is_zero()));
     }
 }

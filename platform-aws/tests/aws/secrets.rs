@@ -78,12 +78,22 @@ async fn secrets_stay_out_of_logs_errors_and_debug_output() {
         .expect(1)
         .mount(&server)
         .await;
-    // Read by the status and by cleanup.
+    // Read by the status and by cleanup, then stopped.
     ecs_call("DescribeTasks")
         .respond_with(ecs_ok(
             json!({"tasks": [task_json(&task_arn(1), "RUNNING", Some("10.0.0.1"))]}),
         ))
+        .up_to_n_times(2)
         .expect(2)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    ecs_call("DescribeTasks")
+        .respond_with(ecs_ok(
+            json!({"tasks": [task_json(&task_arn(1), "STOPPED", None)]}),
+        ))
+        .expect(1)
+        .with_priority(2)
         .mount(&server)
         .await;
     // Stopped by stop_bot, and again by cleanup since the task still reads

@@ -1,10 +1,15 @@
 //! Stop and cleanup: StopTask, idempotent, never swallowing real failures.
 
+use std::sync::Arc;
+use std::time::Duration;
+
+use platform_aws::{AwsEcsPlatform, EcsRateLimits};
 use platform_core::{ErrorKind, PlatformId, PlatformService, RetryPolicy};
 use serde_json::{Value, json};
 use wiremock::{MockServer, Request};
 
-use crate::support::{ecs_call, ecs_error, ecs_ok, platform, task_arn, task_json};
+use crate::support::mini_ecs::MiniEcs;
+use crate::support::{self, ecs_call, ecs_error, ecs_ok, platform, task_arn, task_json};
 
 #[tokio::test]
 async fn stop_sends_the_task_its_cluster_and_a_reason() {
@@ -145,7 +150,16 @@ async fn cleanup_stops_a_task_that_is_still_running() {
         .respond_with(ecs_ok(
             json!({"tasks": [task_json(&arn, "RUNNING", Some("10.0.0.3"))]}),
         ))
+        .up_to_n_times(1)
         .expect(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    // Then stopped, which the teardown waits for.
+    ecs_call("DescribeTasks")
+        .respond_with(ecs_ok(json!({"tasks": [task_json(&arn, "STOPPED", None)]})))
+        .expect(1)
+        .with_priority(2)
         .mount(&server)
         .await;
     ecs_call("StopTask")
@@ -175,7 +189,15 @@ async fn cleanup_stops_a_task_ecs_does_not_list_yet() {
         .respond_with(ecs_ok(
             json!({"tasks": [], "failures": [{"arn": arn, "reason": "MISSING"}]}),
         ))
+        .up_to_n_times(1)
         .expect(1)
+        .with_priority(1)
+        .mount(&server)
+        .await;
+    ecs_call("DescribeTasks")
+        .respond_with(ecs_ok(json!({"tasks": [task_json(&arn, "STOPPED", None)]})))
+        .expect(1)
+        .with_priority(2)
         .mount(&server)
         .await;
     ecs_call("StopTask")
@@ -220,4 +242,92 @@ async fn a_task_of_a_deleted_cluster_has_nothing_to_stop_but_a_missing_configure
             .contains("check ECS_CLUSTER and AWS_REGION"),
         "{error}"
     );
+}
+
+/// Stops `count` tasks of `aws` at once the way the service does (StopTask,
+/// then the teardown's confirmation), each within a minute.
+async fn stop_all(
+    aws: &Arc<AwsEcsPlatform>,
+    arns: &[String],
+) -> Vec<Result<(), platform_core::Error>> {
+    let stops: Vec<_> = arns
+        .iter()
+        .map(|arn| {
+            let aws = aws.clone();
+            let id = PlatformId::new(arn.clone());
+            tokio::spawn(async move {
+                aws.stop_bot(&id).await?;
+                aws.cleanup(&id).await
+            })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for stop in stops {
+        outcomes.push(
+            tokio::time::timeout(Duration::from_secs(60), stop)
+                .await
+                .expect("a stop ends within a minute")
+                .unwrap(),
+        );
+    }
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hundred_stops_cost_a_hundred_stop_tasks_and_a_few_reads() {
+    let server = MockServer::start().await;
+    let ecs = MiniEcs::new();
+    ecs.enforce_limits(EcsRateLimits::DOCUMENTED);
+    ecs.mount(&server).await;
+    // Every task stays STOPPING for one look after its StopTask: it must be
+    // looked at again, not reported stopped.
+    ecs.stay_stopping_for(1);
+    let arns: Vec<String> = (0..100)
+        .map(|_| ecs.start_task_directly("meeboter-deploy", &[]))
+        .collect();
+    let env = support::env(&server.uri()).with("ECS_API_RATE_PERCENT", "100");
+    let aws = Arc::new(support::platform_with(&server, &env));
+
+    let outcomes = stop_all(&aws, &arns).await;
+
+    for outcome in &outcomes {
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+    assert!(
+        ecs.tasks_not_stopped().is_empty(),
+        "every stop confirmed was STOPPED"
+    );
+    let counts = ecs.counts();
+    assert_eq!(counts.stop_task, 100, "{counts:?}");
+    assert_eq!(counts.throttled, 0, "{counts:?}");
+    // One look finds them STOPPING, a second one STOPPED: two rounds of
+    // batched reads, a round perhaps split in two or three by stops that
+    // came in late.
+    assert!(counts.describe_tasks >= 2, "{counts:?}");
+    assert!(counts.describe_tasks <= 8, "{counts:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_task_that_does_not_reach_stopped_is_not_reported_stopped() {
+    let server = MockServer::start().await;
+    let ecs = MiniEcs::new();
+    ecs.mount(&server).await;
+    ecs.stay_stopping_for(u32::MAX);
+    let arns: Vec<String> = (0..3)
+        .map(|_| ecs.start_task_directly("meeboter-deploy", &[]))
+        .collect();
+    let aws = Arc::new(platform(&server).with_stop_confirmation_wait(Duration::from_secs(2)));
+
+    let outcomes = stop_all(&aws, &arns).await;
+
+    for outcome in outcomes {
+        let error = outcome.expect_err("a task still STOPPING is not confirmed stopped");
+        assert!(error.is_retryable(), "{error}");
+        assert!(error.to_string().contains("STOPPING"), "{error}");
+    }
+    let counts = ecs.counts();
+    assert_eq!(counts.stop_task, 3, "{counts:?}");
+    // Looked at more than once, together.
+    assert!(counts.describe_tasks >= 2, "{counts:?}");
+    assert!(counts.describe_tasks <= 6, "{counts:?}");
 }

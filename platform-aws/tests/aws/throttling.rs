@@ -1,15 +1,16 @@
 //! Throttling: retried with backoff, and avoided in the first place by the
 //! pacer.
 
-use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
 
+use platform_aws::{EcsBucket, EcsRateLimits};
 use platform_core::{Error, ErrorKind, MeetingPlatform, PlatformService, RetryPolicy};
 use serde_json::json;
-use wiremock::{MockServer, Request, Respond, ResponseTemplate};
+use wiremock::MockServer;
 
+use crate::support::mini_ecs::MiniEcs;
 use crate::support::{bot, ecs_call, ecs_error, ecs_ok, platform, task_arn, task_json};
 
 #[tokio::test]
@@ -84,48 +85,15 @@ async fn persistent_throttling_gives_up_saying_how_many_requests_were_sent() {
     assert!(error.to_string().contains("after 5 attempts"), "{error}");
 }
 
-/// RunTask as ECS meters it on Fargate, at its strictest: more than 20 calls
-/// within any one second are answered with `ThrottlingException`.
-#[derive(Clone, Default)]
-struct FargateRunTaskLimit(Arc<LimitState>);
-
-#[derive(Default)]
-struct LimitState {
-    arrivals: Mutex<VecDeque<Instant>>,
-    throttled: AtomicU32,
-    started: AtomicU64,
-}
-
-impl Respond for FargateRunTaskLimit {
-    fn respond(&self, _request: &Request) -> ResponseTemplate {
-        let now = Instant::now();
-        let mut arrivals = self.0.arrivals.lock().unwrap();
-        while arrivals
-            .front()
-            .is_some_and(|t| now.duration_since(*t) >= Duration::from_secs(1))
-        {
-            arrivals.pop_front();
-        }
-        arrivals.push_back(now);
-        if arrivals.len() > 20 {
-            self.0.throttled.fetch_add(1, Ordering::SeqCst);
-            return ecs_error(400, "ThrottlingException", "Rate exceeded");
-        }
-        let n = self.0.started.fetch_add(1, Ordering::SeqCst) + 1;
-        ecs_ok(json!({"tasks": [task_json(&task_arn(n), "PROVISIONING", None)], "failures": []}))
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_burst_of_300_deploys_queues_under_the_fargate_limit_and_all_succeed() {
+async fn a_burst_of_300_deploys_spends_the_launch_bucket_and_is_never_throttled() {
     let server = MockServer::start().await;
-    let limit = FargateRunTaskLimit::default();
-    ecs_call("RunTask")
-        .respond_with(limit.clone())
-        .expect(300..=303)
-        .mount(&server)
-        .await;
-    // The production retry policy: the pacer, not retries, must carry this.
+    let ecs = MiniEcs::new();
+    // ECS's documented buckets: launches 100, refilled at 20 a second.
+    ecs.enforce_limits(EcsRateLimits::DOCUMENTED);
+    ecs.mount(&server).await;
+    // The production retry policy and rate share (80 %: a burst of 80,
+    // then 16 a second).
     let aws = Arc::new(platform(&server).with_retry_policy(RetryPolicy::default()));
 
     let deploys: Vec<_> = (1..=300u64)
@@ -136,18 +104,71 @@ async fn a_burst_of_300_deploys_queues_under_the_fargate_limit_and_all_succeed()
         .collect();
     let mut identifiers = HashSet::new();
     for deploy in deploys {
-        let deployed = deploy
+        let deployed = tokio::time::timeout(Duration::from_secs(120), deploy)
             .await
+            .expect("the burst ends within two minutes")
             .unwrap()
             .expect("every deploy of the burst succeeds");
         identifiers.insert(deployed.identifier);
     }
 
     assert_eq!(identifiers.len(), 300, "one task per bot");
-    assert_eq!(limit.0.started.load(Ordering::SeqCst), 300);
-    let throttled = limit.0.throttled.load(Ordering::SeqCst);
-    assert!(
-        throttled <= 3,
-        "the mock throttled {throttled} RunTask calls"
+    let counts = ecs.counts();
+    assert_eq!(counts.throttled, 0, "{counts:?}");
+    assert_eq!(counts.run_task, 300, "one RunTask per bot: {counts:?}");
+    assert_eq!(ecs.tasks_started(), 300);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deploys_throttled_by_another_caller_slow_down_and_all_succeed() {
+    let server = MockServer::start().await;
+    let ecs = MiniEcs::new();
+    // A small launch bucket (10, 20 a second) that another caller in the
+    // account has just emptied: our pacer's bucket believes it is full.
+    ecs.enforce_limits(EcsRateLimits {
+        launches: EcsBucket {
+            burst: 10.0,
+            per_second: 20.0,
+        },
+        ..EcsRateLimits::DOCUMENTED
+    });
+    ecs.mount(&server).await;
+    let aws = Arc::new(
+        platform(&server)
+            .with_retry_policy(RetryPolicy::default())
+            .with_rate_limits(EcsRateLimits {
+                launches: EcsBucket {
+                    burst: 10.0,
+                    per_second: 20.0,
+                },
+                ..EcsRateLimits::DOCUMENTED
+            }),
     );
+    let other = platform(&server).with_retry_policy(RetryPolicy::no_retry());
+    for id in 1000..1010u64 {
+        other
+            .deploy_bot(&bot(id, MeetingPlatform::Zoom), 1)
+            .await
+            .expect("the other caller's launches fit the bucket");
+    }
+
+    let deploys: Vec<_> = (1..=40u64)
+        .map(|id| {
+            let aws = aws.clone();
+            tokio::spawn(async move { aws.deploy_bot(&bot(id, MeetingPlatform::Zoom), 1).await })
+        })
+        .collect();
+    for deploy in deploys {
+        tokio::time::timeout(Duration::from_secs(60), deploy)
+            .await
+            .expect("the deploys end within a minute")
+            .unwrap()
+            .expect("every deploy succeeds after the back-off");
+    }
+    let counts = ecs.counts();
+    // Some of our burst ran into the emptied bucket; the back-off kept it
+    // to a handful rather than one per deploy.
+    assert!(counts.throttled >= 1, "{counts:?}");
+    assert!(counts.throttled <= 16, "{counts:?}");
+    assert_eq!(ecs.tasks_started(), 50);
 }

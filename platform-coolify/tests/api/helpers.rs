@@ -55,7 +55,6 @@ impl TestCoolify {
         config.connect_timeout = Duration::from_secs(2);
         config.pacing = Pacing {
             requests_per_minute: 60_000,
-            burst: 200,
         };
         config.retry = RetryPolicy {
             max_attempts: 4,

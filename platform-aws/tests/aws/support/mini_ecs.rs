@@ -3,10 +3,14 @@
 //! consistent, walks tasks through their lifecycle and answers tags only
 //! when asked (`include: ["TAGS"]`), ListTasks with its `startedBy` and
 //! `desiredStatus` filters and pages, StopTask, DescribeClusters and
-//! DescribeTaskDefinition, in ECS's wire format.
+//! DescribeTaskDefinition, in ECS's wire format. On request it enforces
+//! ECS's request token buckets and answers `ThrottlingException` past them.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use platform_aws::{EcsBucket, EcsRateLimits};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -113,6 +117,56 @@ pub fn task_definition_json(family: &str, revision: u32, container: &str) -> Val
     })
 }
 
+/// One of ECS's token buckets, on the wall clock.
+struct Bucket {
+    shape: EcsBucket,
+    tokens: f64,
+    updated: Instant,
+}
+
+impl Bucket {
+    fn full(shape: EcsBucket) -> Self {
+        Self {
+            shape,
+            tokens: shape.burst,
+            updated: Instant::now(),
+        }
+    }
+
+    /// Refills up to now; whether a whole token is there. (A billionth of
+    /// a token short counts as there: ECS does not meter to the
+    /// nanosecond either.)
+    fn has_token(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.shape.per_second).min(self.shape.burst);
+        self.updated = now;
+        self.tokens >= 1.0 - 1e-9
+    }
+}
+
+/// ECS's buckets: Fargate launches, modify (RunTask and StopTask), read
+/// (DescribeTasks and ListTasks).
+struct Buckets {
+    launches: Bucket,
+    modify: Bucket,
+    read: Bucket,
+}
+
+/// What the mini-ECS counts of the calls it was sent.
+#[derive(Clone, Debug, Default)]
+pub struct CallCounts {
+    /// Calls the buckets let through (a throttled call is only counted in
+    /// `throttled`).
+    pub run_task: u32,
+    pub stop_task: u32,
+    pub describe_tasks: u32,
+    /// Calls answered `ThrottlingException` by the enforced buckets.
+    pub throttled: u32,
+    /// When the first and the last RunTask that started a task arrived.
+    pub first_launch: Option<Instant>,
+    pub last_launch: Option<Instant>,
+}
+
 #[derive(Default)]
 struct State {
     tasks: BTreeMap<String, MiniTask>,
@@ -123,6 +177,45 @@ struct State {
     run_task_calls: u32,
     list_tasks_calls: u32,
     failing_run_tasks: VecDeque<(u16, &'static str, &'static str)>,
+    buckets: Option<Buckets>,
+    counts: CallCounts,
+    /// DescribeTasks calls a stopping task stays STOPPING for.
+    stopping_describes: u32,
+}
+
+/// Whether the buckets throttle `operation`; when they let it through, its
+/// tokens are taken.
+fn throttle(buckets: Option<&mut Buckets>, operation: &str) -> bool {
+    let Some(buckets) = buckets else {
+        return false;
+    };
+    let now = Instant::now();
+    let allowed = match operation {
+        "RunTask" => {
+            let ok = buckets.launches.has_token(now) && buckets.modify.has_token(now);
+            if ok {
+                buckets.launches.tokens -= 1.0;
+                buckets.modify.tokens -= 1.0;
+            }
+            ok
+        }
+        "StopTask" => {
+            let ok = buckets.modify.has_token(now);
+            if ok {
+                buckets.modify.tokens -= 1.0;
+            }
+            ok
+        }
+        "DescribeTasks" | "ListTasks" => {
+            let ok = buckets.read.has_token(now);
+            if ok {
+                buckets.read.tokens -= 1.0;
+            }
+            ok
+        }
+        _ => true,
+    };
+    !allowed
 }
 
 /// The mini-ECS. Clones share state, so a test keeps one to look inside
@@ -161,6 +254,28 @@ impl MiniEcs {
             .unwrap()
             .task_definitions
             .retain(|d| d.family != family);
+    }
+
+    /// Enforces ECS's request buckets of the shape of `limits` from now on
+    /// (full at first): a call past them is answered `ThrottlingException`
+    /// "Rate exceeded" and does nothing.
+    pub fn enforce_limits(&self, limits: EcsRateLimits) {
+        self.state.lock().unwrap().buckets = Some(Buckets {
+            launches: Bucket::full(limits.launches),
+            modify: Bucket::full(limits.modify),
+            read: Bucket::full(limits.read),
+        });
+    }
+
+    /// A stopped task stays STOPPING for this many more DescribeTasks
+    /// calls before it is STOPPED (default 0: STOPPED at the first look).
+    pub fn stay_stopping_for(&self, describes: u32) {
+        self.state.lock().unwrap().stopping_describes = describes;
+    }
+
+    /// What was sent so far.
+    pub fn counts(&self) -> CallCounts {
+        self.state.lock().unwrap().counts.clone()
     }
 
     /// Starts a task the way someone else would (another installation, an
@@ -260,6 +375,7 @@ impl MiniEcs {
     fn run_task(&self, body: &Value) -> ResponseTemplate {
         let mut state = self.state.lock().unwrap();
         state.run_task_calls += 1;
+        state.counts.run_task += 1;
         if let Some((status, kind, message)) = state.failing_run_tasks.pop_front() {
             return ecs_error(status, kind, message);
         }
@@ -345,11 +461,16 @@ impl MiniEcs {
             .tokens
             .insert(token.to_owned(), (task.arn.clone(), body.clone()));
         state.tasks.insert(task.arn.clone(), task);
+        let now = Instant::now();
+        state.counts.first_launch.get_or_insert(now);
+        state.counts.last_launch = Some(now);
         ecs_ok(json!({"tasks": [answer], "failures": []}))
     }
 
     fn describe_tasks(&self, body: &Value) -> ResponseTemplate {
         let mut state = self.state.lock().unwrap();
+        state.counts.describe_tasks += 1;
+        let stopping_describes = state.stopping_describes;
         let with_tags = body["include"]
             .as_array()
             .is_some_and(|fields| fields.iter().any(|f| f == "TAGS"));
@@ -385,7 +506,7 @@ impl MiniEcs {
             task.last_status = match task.last_status {
                 "PROVISIONING" => "PENDING",
                 "PENDING" => "RUNNING",
-                "STOPPING" => "STOPPED",
+                "STOPPING" if task.describes > stopping_describes => "STOPPED",
                 other => other,
             };
             tasks.push(task.to_json(with_tags));
@@ -395,6 +516,7 @@ impl MiniEcs {
 
     fn stop_task(&self, body: &Value) -> ResponseTemplate {
         let mut state = self.state.lock().unwrap();
+        state.counts.stop_task += 1;
         let arn = body["task"].as_str().unwrap_or_default();
         let Some(task) = state.tasks.get_mut(arn) else {
             return ecs_error(
@@ -544,7 +666,15 @@ fn find_task_definition<'a>(
 impl Respond for MiniEcs {
     fn respond(&self, request: &Request) -> ResponseTemplate {
         let body: Value = request.body_json().unwrap_or(Value::Null);
-        match operation_of(request).as_str() {
+        let operation = operation_of(request);
+        {
+            let mut state = self.state.lock().unwrap();
+            if throttle(state.buckets.as_mut(), &operation) {
+                state.counts.throttled += 1;
+                return ecs_error(400, "ThrottlingException", "Rate exceeded");
+            }
+        }
+        match operation.as_str() {
             "RunTask" => self.run_task(&body),
             "DescribeTasks" => self.describe_tasks(&body),
             "StopTask" => self.stop_task(&body),
