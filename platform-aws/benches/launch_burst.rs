@@ -17,14 +17,11 @@
 //!
 //! `cargo bench -p platform-aws --bench launch_burst`
 
-#[allow(dead_code)]
-#[path = "../tests/aws/support/mod.rs"]
-mod support;
-
 use std::sync::Arc;
 use std::time::Instant;
 
 use platform_aws::EcsRateLimits;
+use platform_aws::testkit as support;
 use platform_core::{MeetingPlatform, PlatformService, RetryPolicy};
 use support::mini_ecs::MiniEcs;
 use wiremock::MockServer;

@@ -66,6 +66,8 @@ mod setup;
 mod status;
 mod task_ref;
 mod teardown;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::sync::Arc;
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use platform_aws::{EcsBucket, EcsRateLimits};
+use crate::{EcsBucket, EcsRateLimits};
 
 use serde_json::{Value, json};
 use wiremock::matchers::{method, path};
@@ -155,15 +155,18 @@ struct Buckets {
 /// What the mini-ECS counts of the calls it was sent.
 #[derive(Clone, Debug, Default)]
 pub struct CallCounts {
-    /// Calls the buckets let through (a throttled call is only counted in
-    /// `throttled`).
+    /// RunTask calls the buckets let through (a throttled call is only
+    /// counted in `throttled`).
     pub run_task: u32,
+    /// StopTask calls the buckets let through.
     pub stop_task: u32,
+    /// DescribeTasks calls the buckets let through.
     pub describe_tasks: u32,
     /// Calls answered `ThrottlingException` by the enforced buckets.
     pub throttled: u32,
-    /// When the first and the last RunTask that started a task arrived.
+    /// When the first RunTask that started a task arrived.
     pub first_launch: Option<Instant>,
+    /// When the last RunTask that started a task arrived.
     pub last_launch: Option<Instant>,
 }
 
