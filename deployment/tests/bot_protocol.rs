@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{create, zoom_input};
+use common::{create, until_ended, zoom_input};
 use deployment::service::{AuthorizedBot, BotAccess};
 use deployment::{BotService, BotState, MeetingEvent, MeetingStatus, ServiceOptions, Store};
 use platform_core::bot_env::names;
@@ -67,21 +67,6 @@ fn ended(status: MeetingStatus, code: &str) -> MeetingEvent {
         message: Some(format!("{code} happened")),
         ..event(status)
     }
-}
-
-/// Waits (at most 10 s) for the bot to end.
-async fn until_ended(service: &BotService, id: BotId) -> deployment::BotDetails {
-    for _ in 0..200 {
-        let details = service.get(id).await.unwrap();
-        if details.bot.status.is_terminal() && !details.bot.cleanup_pending {
-            return details;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "bot {id} did not end: {:?}",
-        service.get(id).await.unwrap().bot
-    );
 }
 
 async fn a_token_opens_its_own_bot_only_and_dies_with_it(store: Store) {

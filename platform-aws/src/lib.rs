@@ -57,6 +57,8 @@ mod service;
 mod setup;
 mod status;
 mod task_ref;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 
 use std::sync::Arc;
 

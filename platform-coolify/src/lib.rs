@@ -161,6 +161,8 @@ mod retrying;
 mod service;
 mod setup;
 mod status;
+#[cfg(feature = "testkit")]
+pub mod testkit;
 mod wire;
 
 use std::sync::Arc;

@@ -2,10 +2,10 @@
 //! watched by a task that collects its exit status as soon as it ends, so
 //! no child is ever left a zombie and its exit status is known.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use tokio::process::Child;
@@ -26,6 +26,25 @@ pub(crate) enum ChildState {
 struct Watched {
     state: watch::Receiver<ChildState>,
     stop_requested: Arc<AtomicBool>,
+}
+
+/// Every child that a watcher of any platform instance in this process
+/// waits for. Only its watcher may collect it: another `waitpid` on it would
+/// take its exit status from the watcher and, once the pid is reused, could
+/// collect a process that is not the bot at all.
+static WATCHED_IN_THIS_PROCESS: LazyLock<Mutex<HashSet<ProcessIdentity>>> =
+    LazyLock::new(Mutex::default);
+
+fn watched_in_this_process() -> std::sync::MutexGuard<'static, HashSet<ProcessIdentity>> {
+    WATCHED_IN_THIS_PROCESS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether a watcher of some platform instance in this process waits for
+/// `process` (so nothing else may collect its exit status).
+pub(crate) fn is_watched_in_this_process(process: ProcessIdentity) -> bool {
+    watched_in_this_process().contains(&process)
 }
 
 /// The children of this platform instance.
@@ -64,8 +83,11 @@ impl Children {
                 stop_requested: Arc::clone(&stop_requested),
             },
         );
+        watched_in_this_process().insert(process);
         tokio::spawn(async move {
-            let outcome = match child.wait().await {
+            let waited = child.wait().await;
+            watched_in_this_process().remove(&process);
+            let outcome = match waited {
                 Ok(status) => {
                     let stopped =
                         stop_requested.load(Ordering::SeqCst) || stop_requested_elsewhere();
@@ -81,11 +103,6 @@ impl Children {
                 on_exit(exit).await;
             }
         });
-    }
-
-    /// Whether `process` is a child this instance watches.
-    pub(crate) fn is_watched(&self, process: ProcessIdentity) -> bool {
-        self.table().contains_key(&process)
     }
 
     /// The child's state, if this instance watches it.

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use deployment::{BotService, CreateBot, ServiceOptions, Store};
+use deployment::{BotDetails, BotService, CreateBot, ServiceOptions, Store};
 use platform_core::testkit::FakePlatform;
-use platform_core::{BotDeploymentInput, PlatformService, SecretString};
+use platform_core::{BotDeploymentInput, BotId, PlatformService, SecretString};
 use sqlx::Connection;
 
 /// Where the test PostgreSQL server is; `.ci/run` sets it.
@@ -163,6 +163,21 @@ pub fn create(input: BotDeploymentInput, deploy: bool) -> CreateBot {
         webhook_url: None,
         join_at: None,
     }
+}
+
+/// Waits (at most 10 s) for the bot to end, with nothing left to clean up.
+pub async fn until_ended(service: &BotService, id: BotId) -> BotDetails {
+    for _ in 0..200 {
+        let details = service.get(id).await.unwrap();
+        if details.bot.status.is_terminal() && !details.bot.cleanup_pending {
+            return details;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "bot {id} did not end: {:?}",
+        service.get(id).await.unwrap().bot
+    );
 }
 
 /// Runs `check` on SQLite and on PostgreSQL, one test each.

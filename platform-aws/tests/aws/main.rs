@@ -8,9 +8,9 @@ mod installation;
 mod listing;
 mod reasons;
 mod registry;
-mod secrets;
 mod setup_checks;
 mod status;
 mod stop;
-mod support;
 mod throttling;
+
+use platform_aws::testkit as support;

@@ -1,18 +1,15 @@
 //! Spawning a Coolify platform against a fake Coolify on 127.0.0.1.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use platform_coolify::{
-    BotImage, CoolifyConfig, CoolifyPlatform, POOL, Pacing, PerMeetingPlatform,
-};
+use platform_coolify::{CoolifyConfig, CoolifyPlatform, POOL};
 use platform_core::{
     BotDeploymentConfig, BotId, Error, InMemorySlotStore, InstallationId, MeetingPlatform,
-    MeetingUrl, RetryPolicy, SecretString, Slot, SlotState, SlotStore,
+    MeetingUrl, Slot, SlotState, SlotStore,
 };
 use wiremock::{MockServer, Request};
 
-use crate::fake_coolify::{FakeCoolify, INSTALLATION, PROJECT, TOKEN};
+use crate::fake_coolify::{FakeCoolify, INSTALLATION};
 
 /// A fake Coolify, mounted on its own server.
 pub struct TestCoolify {
@@ -34,38 +31,9 @@ impl TestCoolify {
         }
     }
 
-    /// The configuration a test uses: every image set, five slots per
-    /// meeting platform, fast pacing and quick retries so nothing waits for
-    /// real minutes.
+    /// The configuration a test uses: [`platform_coolify::testkit::config`].
     pub fn config(&self) -> CoolifyConfig {
-        let mut config = CoolifyConfig::new(
-            &self.server.uri(),
-            SecretString::new(TOKEN),
-            PROJECT,
-            "srv-main",
-        )
-        .unwrap();
-        config.images = PerMeetingPlatform {
-            zoom: Some(BotImage::parse("ghcr.io/acme/zoom-bot:1.4.2").unwrap()),
-            teams: Some(BotImage::parse("ghcr.io/acme/teams-bot:1.4.2").unwrap()),
-            meet: Some(BotImage::parse("ghcr.io/acme/meet-bot:1.4.2").unwrap()),
-        };
-        config.pool_max = PerMeetingPlatform::all(5);
-        config.request_timeout = Duration::from_secs(5);
-        config.connect_timeout = Duration::from_secs(2);
-        config.pacing = Pacing {
-            requests_per_minute: 60_000,
-            burst: 200,
-        };
-        config.retry = RetryPolicy {
-            max_attempts: 4,
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(50),
-            factor: 2.0,
-            jitter: false,
-            budget: Duration::from_secs(10),
-        };
-        config
+        platform_coolify::testkit::config(&self.server.uri())
     }
 
     /// The tests' installation's platform over this server and store.

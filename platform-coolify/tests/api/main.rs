@@ -4,7 +4,6 @@
 mod concurrency;
 mod conformance;
 mod errors;
-mod fake_coolify;
 mod growth;
 mod helpers;
 mod installations;
@@ -13,3 +12,5 @@ mod meeting_secrets;
 mod pool;
 mod registry;
 mod setup_checks;
+
+use platform_coolify::testkit::fake_coolify;

@@ -4,7 +4,7 @@
 use platform_core::{BotStatus, PlatformId, StatusKind};
 
 use super::{EXIT_COLLECTION_WAIT, LocalPlatform, record_exit, record_exit_locked};
-use crate::children::ChildState;
+use crate::children::{self, ChildState};
 use crate::exit_status::{RecordedExit, ended_without_status};
 use crate::identifier::LocalBotId;
 use crate::proc_table::{self, Liveness};
@@ -116,9 +116,10 @@ impl LocalPlatform {
     }
 
     /// Collects the exit status of a zombie child of this process that no
-    /// watcher of this platform waits for.
+    /// watcher in this process waits for (a bot adopted from an earlier run
+    /// when the service is PID 1 of a container).
     fn reap_adopted_zombie(&self, id: &LocalBotId, stop_requested: bool) -> Option<RecordedExit> {
-        if self.children.is_watched(id.process) {
+        if children::is_watched_in_this_process(id.process) {
             return None;
         }
         let status = process_control::collect_adopted_zombie(id.process)?;

@@ -130,9 +130,17 @@ async fn a_bot_that_crashes_reads_as_failed_with_its_exit_code() {
     assert_eq!(status.raw.as_deref(), Some("exited:3"));
     // Reaped at once: no zombie waits for the cleanup.
     assert_eq!(state_of(LocalBotId::parse(&id).unwrap().pid()), None);
-    // The exit status is on disk for a restarted service.
+    // The exit status is on disk for a restarted service (the watcher
+    // writes it right after it publishes it in memory).
     let restarted = bed.restarted();
-    let seen_later = restarted.get_bot_status(&id).await.unwrap();
+    let mut seen_later = restarted.get_bot_status(&id).await.unwrap();
+    for _ in 0..500 {
+        if seen_later.kind == StatusKind::Failed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        seen_later = restarted.get_bot_status(&id).await.unwrap();
+    }
     assert_eq!(seen_later.kind, StatusKind::Failed, "{seen_later}");
     assert_eq!(seen_later.reason.as_deref(), Some("exited with code 3"));
     bed.platform.stop_bot(&id).await.unwrap();

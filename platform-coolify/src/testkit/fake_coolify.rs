@@ -23,8 +23,9 @@ pub const TOKEN: &str = "7|meeboter-test-token-s3cr3t";
 pub const INSTALLATION: &str = "5f3a9c01d2e4b687";
 /// The project that holds the slots.
 pub const PROJECT: &str = "proj-meeboter";
-/// Environment ids of the project.
+/// The production environment of the project.
 pub const PRODUCTION_ENV_ID: i64 = 11;
+/// The staging environment of the project.
 pub const STAGING_ENV_ID: i64 = 12;
 /// An environment of another project.
 pub const OTHER_PROJECT_ENV_ID: i64 = 99;
@@ -64,36 +65,58 @@ const ENV_FIELDS: &[&str] = &[
     "comment",
 ];
 
+/// An environment variable of an application, as the fake holds it.
 #[derive(Clone, Debug)]
 pub struct FakeEnv {
+    /// Its uuid.
     pub uuid: String,
+    /// Its name.
     pub key: String,
+    /// Its value.
     pub value: String,
+    /// A preview-deployment variable.
     pub is_preview: bool,
+    /// Written without interpolation.
     pub is_literal: bool,
+    /// Shown once in the UI (a secret).
     pub is_shown_once: bool,
 }
 
+/// An application, as the fake holds it.
 #[derive(Clone, Debug)]
 pub struct FakeApp {
+    /// Its uuid.
     pub uuid: String,
+    /// Its name.
     pub name: String,
+    /// The environment it belongs to.
     pub environment_id: i64,
+    /// Its `state:health` status.
     pub status: String,
+    /// Its domain.
     pub fqdn: Option<String>,
+    /// Its image name.
     pub image: String,
+    /// Its image tag.
     pub tag: String,
+    /// Its environment variables.
     pub envs: Vec<FakeEnv>,
     /// The next deployments of this app fail.
     pub deployments_fail: bool,
 }
 
+/// A deployment of an application, as the fake holds it.
 #[derive(Clone, Debug)]
 pub struct FakeDeployment {
+    /// Its uuid.
     pub uuid: String,
+    /// The application it deploys.
     pub app_uuid: String,
+    /// That application's name.
     pub app_name: String,
+    /// `queued`, `in_progress`, `finished` or `failed`.
     pub status: String,
+    /// When it was queued.
     pub queued_at: Instant,
 }
 
@@ -142,6 +165,7 @@ fn message(code: u16, text: &str) -> ResponseTemplate {
 }
 
 impl FakeCoolify {
+    /// A Coolify with no application.
     pub fn new() -> Self {
         Self::default()
     }
@@ -231,18 +255,22 @@ impl FakeCoolify {
         }
     }
 
+    /// Deletes an application, as an operator would in the UI.
     pub fn remove_app(&self, uuid: &str) {
         self.state().apps.remove(uuid);
     }
 
+    /// An application by uuid.
     pub fn app(&self, uuid: &str) -> Option<FakeApp> {
         self.state().apps.get(uuid).cloned()
     }
 
+    /// Every application.
     pub fn apps(&self) -> Vec<FakeApp> {
         self.state().apps.values().cloned().collect()
     }
 
+    /// The value of an application's (non-preview) variable.
     pub fn env_value(&self, app: &str, key: &str) -> Option<String> {
         self.app(app)?
             .envs
@@ -251,6 +279,8 @@ impl FakeCoolify {
             .map(|e| e.value.clone())
     }
 
+    /// Sets an application's `state:health` status, as its container
+    /// would.
     pub fn set_status(&self, app: &str, status: &str) {
         if let Some(app) = self.state().apps.get_mut(app) {
             app.status = status.into();
@@ -264,14 +294,18 @@ impl FakeCoolify {
         }
     }
 
+    /// How long a deployment stays queued or in progress from now on.
     pub fn set_deployment_time(&self, time: Duration) {
         self.state().deployment_time = time;
     }
 
+    /// Whether `start` queues nothing (while still answering with a
+    /// deployment uuid).
     pub fn set_queue_full(&self, full: bool) {
         self.state().queue_full = full;
     }
 
+    /// Every deployment ever queued.
     pub fn deployments(&self) -> Vec<FakeDeployment> {
         self.state().deployments.clone()
     }

@@ -1,5 +1,7 @@
-//! What every test of the AWS platform needs: an ECS endpoint on loopback
-//! speaking awsJson1_1, and a platform pointed at it with static test
+//! Test support for this crate's tests and for the tests of services built
+//! on it (feature `testkit`, never in a release build): an ECS endpoint on
+//! loopback speaking awsJson1_1 (single answers, or the stateful
+//! [`mini_ecs::MiniEcs`]), and a platform pointed at it with static test
 //! credentials (so no test ever looks for real credentials or asks the EC2
 //! metadata service).
 
@@ -7,8 +9,8 @@ pub mod mini_ecs;
 
 use std::time::Duration;
 
+use crate::{AwsConfig, AwsEcsPlatform};
 use aws_sdk_ecs::config::{BehaviorVersion, Credentials, Region};
-use platform_aws::{AwsConfig, AwsEcsPlatform};
 use platform_core::{
     BotDeploymentConfig, BotId, InstallationId, MapEnv, MeetingPlatform, MeetingUrl, RetryPolicy,
 };
@@ -16,9 +18,13 @@ use serde_json::{Value, json};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockBuilder, MockServer, ResponseTemplate};
 
+/// The tests' Region.
 pub const REGION: &str = "eu-west-1";
+/// The tests' account.
 pub const ACCOUNT: &str = "123456789012";
+/// The tests' cluster.
 pub const CLUSTER: &str = "meeboter";
+/// The tests' secret access key (a test looks for it in what is printed).
 pub const SECRET_KEY: &str = "wJalrXUtnFEMI-test-s3cret-key";
 const TARGET_PREFIX: &str = "AmazonEC2ContainerServiceV20141113.";
 const AMZ_JSON: &str = "application/x-amz-json-1.1";

@@ -1,5 +1,10 @@
 //! Meeting URLs with passcodes, meeting passwords and AWS secret keys never
 //! reach a log line, an error or a `Debug` output.
+//!
+//! A test binary of its own: the capture is a subscriber scoped to this
+//! test's thread, and tests running beside it on other threads would race
+//! it to register the crate's log callsites, caching some as disabled, so
+//! a line could go uncaptured (and unchecked).
 
 use std::io;
 use std::sync::{Arc, Mutex};
@@ -9,7 +14,9 @@ use serde_json::json;
 use tracing_subscriber::fmt::MakeWriter;
 use wiremock::MockServer;
 
-use crate::support::{SECRET_KEY, bot, ecs_call, ecs_error, ecs_ok, platform, task_arn, task_json};
+use platform_aws::testkit::{
+    SECRET_KEY, bot, ecs_call, ecs_error, ecs_ok, platform, task_arn, task_json,
+};
 
 /// Collects everything logged.
 #[derive(Clone, Default)]
