@@ -144,6 +144,7 @@ fn main() {
                     idempotency: None,
                     deploy: true,
                     webhook_url: None,
+                    join_at: None,
                     priority: 0,
                 })
                 .await

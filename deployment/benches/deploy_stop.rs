@@ -83,6 +83,7 @@ fn main() {
                     deploy: true,
                     priority: 0,
                     webhook_url: None,
+                    join_at: None,
                 })
                 .await
                 .expect("deploy")

@@ -34,6 +34,7 @@ fn request(n: u64) -> CreateBot {
         deploy: true,
         priority: 0,
         webhook_url: None,
+        join_at: None,
     }
 }
 

@@ -162,6 +162,7 @@ async fn lifecycles(service: &BotService, first: u64, bots: u64, tasks: u64) -> 
                         deploy: true,
                         priority: 0,
                         webhook_url: None,
+                        join_at: None,
                     })
                     .await
                     .expect("create and deploy")

@@ -13,6 +13,8 @@ use crate::meeting::{MeetingHistoryEntry, MeetingStatus};
 /// Where a bot is in its life. One state machine for every platform:
 ///
 /// ```text
+/// scheduled ──(deploy time)──┬──────────────────┐
+///    ▲  │                    ▼                  ▼
 /// pending ──► queued ──► deploying ──► running ──► stopping ──► stopped
 ///    │  │      ▲  │  │     │ │ │          │  │         │
 ///    │  │      │  │  │     │ │ └──────────┼──┼─────────┼──► failed (with a reason)
@@ -20,10 +22,16 @@ use crate::meeting::{MeetingHistoryEntry, MeetingStatus};
 ///    │  └─────────┼──┼───────┘ (placed at once)
 ///    │            │  └──► failed (queue_timeout)
 ///    └────────────┴──► stopped (cancelled before deploying)
+///
+/// scheduled ──► stopped (cancelled, nothing started)
+/// scheduled ──► failed (missed_join_time: found too late past join_at)
 /// ```
 ///
-/// A bot is placed on the first platform of the priority list with room
-/// under its cap (`deploying`); when none has room it waits in the durable
+/// A bot created with a `join_at` whose deploy time (`join_at` minus the
+/// platforms' lead time) is still ahead waits as `scheduled`; at its deploy
+/// time any service process takes it and places it like a new bot. A bot
+/// is placed on the first platform of the priority list with room under
+/// its cap (`deploying`); when none has room it waits in the durable
 /// `queued` state, drained in priority order, then age.
 ///
 /// `stopped` and `failed` are terminal: a bot that ended never comes back; a
@@ -45,6 +53,9 @@ use crate::meeting::{MeetingHistoryEntry, MeetingStatus};
 pub enum BotState {
     /// Created, not deployed yet.
     Pending,
+    /// Waiting for its deploy time (`join_at` minus the platforms' lead
+    /// time); nothing is started. May be rescheduled or cancelled.
+    Scheduled,
     /// Waiting for room: no platform of the priority list had room under
     /// its cap. Drained in order (priority, then age) as capacity frees.
     Queued,
@@ -62,8 +73,9 @@ pub enum BotState {
 
 impl BotState {
     /// Every state, in lifecycle order.
-    pub const ALL: [BotState; 7] = [
+    pub const ALL: [BotState; 8] = [
         Self::Pending,
+        Self::Scheduled,
         Self::Queued,
         Self::Deploying,
         Self::Running,
@@ -83,6 +95,7 @@ impl BotState {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
+            Self::Scheduled => "scheduled",
             Self::Queued => "queued",
             Self::Deploying => "deploying",
             Self::Running => "running",
@@ -106,7 +119,14 @@ impl BotState {
     /// The states a bot in this state may move to.
     pub const fn allowed_next(self) -> &'static [BotState] {
         match self {
-            Self::Pending => &[Self::Queued, Self::Deploying, Self::Stopped, Self::Failed],
+            Self::Pending => &[
+                Self::Scheduled,
+                Self::Queued,
+                Self::Deploying,
+                Self::Stopped,
+                Self::Failed,
+            ],
+            Self::Scheduled => &[Self::Queued, Self::Deploying, Self::Stopped, Self::Failed],
             Self::Queued => &[Self::Deploying, Self::Stopped, Self::Failed],
             Self::Deploying => &[
                 Self::Running,
@@ -150,7 +170,7 @@ impl fmt::Display for BotState {
 /// A state name that is not one of ours.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "unknown bot status {given:?}; allowed: pending, queued, deploying, running, stopping, stopped, failed"
+    "unknown bot status {given:?}; allowed: pending, scheduled, queued, deploying, running, stopping, stopped, failed"
 )]
 pub struct UnknownBotState {
     /// What was given (cut to 64 characters).
@@ -266,6 +286,17 @@ pub struct Bot {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub leave_requested_at: Option<OffsetDateTime>,
+    /// When the bot must be in its meeting, if it was scheduled
+    /// (`join_at` on create).
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub join_at: Option<OffsetDateTime>,
+    /// When its deploy is (or was) due: `join_at` minus the platforms' lead
+    /// time for a scheduled bot, the creation time for one deployed at
+    /// once; `null` for a bot created without a deploy.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub deploy_at: Option<OffsetDateTime>,
 }
 
 /// The three automatic-leave timeouts, in whole seconds.

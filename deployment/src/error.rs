@@ -42,6 +42,19 @@ pub enum ServiceError {
     /// The meeting-status order refuses a bot's report.
     #[error(transparent)]
     IllegalMeetingTransition(#[from] IllegalMeetingTransition),
+    /// Only a scheduled bot can be changed (its `join_at`, display name or
+    /// timeouts).
+    #[error(
+        "bot {bot} is {status}, not scheduled: {why}; only a scheduled bot's join_at, display_name and automatic_leave can be changed"
+    )]
+    NotScheduled {
+        /// The bot.
+        bot: BotId,
+        /// Its state.
+        status: crate::bot::BotState,
+        /// What that means for the change.
+        why: &'static str,
+    },
     /// The bot ended and no longer has what was asked for.
     #[error("bot {bot} has ended: {reason}")]
     BotEnded {
@@ -191,6 +204,7 @@ impl ServiceError {
             Self::IllegalTransition(_) => "illegal_transition",
             Self::IllegalMeetingTransition(_) => "illegal_meeting_transition",
             Self::BotEnded { .. } => "bot_ended",
+            Self::NotScheduled { .. } => "not_scheduled",
             Self::IdempotencyConflict { .. } => "idempotency_conflict",
             Self::PlatformNotConfigured { .. } => "platform_not_configured",
             Self::PoolExhausted { .. } => "pool_exhausted",
@@ -221,6 +235,7 @@ impl ServiceError {
             Self::IllegalTransition(_)
             | Self::IllegalMeetingTransition(_)
             | Self::BotEnded { .. }
+            | Self::NotScheduled { .. }
             | Self::IdempotencyConflict { .. }
             | Self::PlatformNotConfigured { .. } => ErrorClass::Conflict,
             Self::PoolExhausted { .. } | Self::PlatformUnavailable { .. } => {

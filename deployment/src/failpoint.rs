@@ -1,7 +1,7 @@
 //! Test-only pauses at the points where a crash hurts most, so end-to-end
 //! tests can `kill -9` the process exactly there.
 //!
-//! `MEEBOTER_TEST_FAILPOINT=after-deploy-intent` (or `after-platform-deploy`,
+//! `MEEBOTER_TEST_FAILPOINT=after-deploy-intent` (or `after-create`, `after-platform-deploy`,
 //! `after-stop-intent`, `before-webhook-send`)
 //! makes the process print `failpoint <name> reached` on standard error and
 //! then wait forever at that point (see each constant for what is
@@ -11,6 +11,10 @@
 
 use platform_core::{EnvVarSpec, ValueKind};
 
+/// A create that asked for a deploy is committed with its deploy intent
+/// (status `pending`, due now); nothing is placed and the platform has not
+/// been called.
+pub const AFTER_CREATE: &str = "after-create";
 /// The deploy intent (status `deploying`, attempt + 1) is committed; the
 /// platform has not been called.
 pub const AFTER_DEPLOY_INTENT: &str = "after-deploy-intent";
@@ -32,6 +36,7 @@ pub const TEST_FAILPOINT: EnvVarSpec = EnvVarSpec::optional(
 )
 .kind(ValueKind::OneOf {
     values: &[
+        AFTER_CREATE,
         AFTER_DEPLOY_INTENT,
         AFTER_PLATFORM_DEPLOY,
         AFTER_STOP_INTENT,

@@ -55,8 +55,12 @@ use tracing::Instrument;
 use crate::bot::BotState;
 use crate::error::{ServiceError, ServiceResult};
 use crate::platform_set::ListedPlatform;
-use crate::service::{AttemptBot, BotService, DeployCall, WatchReport};
+use crate::service::{AttemptBot, BotService, DeployCall, DueReport, WatchReport};
 use crate::store::{BotRecord, Transition, now_ms};
+
+/// How often `run_reconciler` claims due deploys (or each interval, when
+/// that is shorter).
+const SCHEDULER_TICK: Duration = Duration::from_secs(1);
 
 /// What one pass did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -94,6 +98,9 @@ pub struct ReconcileReport {
     /// What the bot-protocol watchdog ended (heartbeat timeouts, overdue
     /// leaves, silent bots).
     pub watchdog: WatchReport,
+    /// What this pass did with bots whose deploy was due (scheduled bots
+    /// at their deploy time, creates a crash interrupted).
+    pub due: DueReport,
 }
 
 impl ReconcileReport {
@@ -116,6 +123,7 @@ impl ReconcileReport {
             unconfigured: _,
             swept: _,
             watchdog,
+            due,
         } = *self;
         queue_timeouts
             + queue_placed
@@ -130,6 +138,7 @@ impl ReconcileReport {
             + errors
             > 0
             || watchdog.changed_something()
+            || due.changed_something()
     }
 
     fn add(&mut self, outcome: Outcome) {
@@ -160,14 +169,17 @@ enum Outcome {
 
 impl BotService {
     /// Runs one reconciler pass: fails queued bots past `QUEUE_TIMEOUT`;
-    /// when this process holds the [sweep lease](crate::sweep_lease), walks
-    /// every bot that needs its platform, platform by platform in batches;
-    /// then drains the queue into the capacity that freed.
+    /// deploys the bots whose deploy is due (scheduled bots, creates a
+    /// crash interrupted; see [`deploy_due`](Self::deploy_due)); when this
+    /// process holds the [sweep lease](crate::sweep_lease), walks every bot
+    /// that needs its platform, platform by platform in batches; then
+    /// drains the queue into the capacity that freed.
     pub async fn reconcile_once(&self) -> ServiceResult<ReconcileReport> {
         let span = tracing::info_span!("reconcile");
         async {
             let mut report = ReconcileReport {
                 queue_timeouts: self.expire_queue().await?,
+                due: self.deploy_due().await?,
                 ..ReconcileReport::default()
             };
             if self.hold_sweep_lease().await? {
@@ -472,6 +484,29 @@ impl BotService {
                 }
             })
         };
+        // Due deploys are claimed every second beside the passes, so a bot
+        // deploys at its deploy time (not up to an interval later) and a long
+        // pass never holds one up. Each claim reads only the due bots.
+        let (stop_scheduler, mut scheduler_stopped) = tokio::sync::watch::channel(false);
+        let scheduler = {
+            let service = self.clone();
+            let every = interval.min(SCHEDULER_TICK);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        biased;
+                        _ = scheduler_stopped.changed() => break,
+                        _ = tick.tick() => {
+                            if let Err(error) = service.deploy_due().await {
+                                tracing::warn!(error = %error, "deploying due bots failed; the next tick retries");
+                            }
+                        }
+                    }
+                }
+            })
+        };
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
@@ -490,6 +525,10 @@ impl BotService {
             }
         }
         heartbeat.abort();
+        // A deploy in flight finishes (each is bounded by the platform call
+        // timeout); the next due bot waits for the next start.
+        let _ = stop_scheduler.send(true);
+        let _ = scheduler.await;
         self.release_sweep_lease().await;
         tracing::info!("reconciler stopped");
     }

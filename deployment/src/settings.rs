@@ -273,6 +273,12 @@ pub const SERVICE_ENV: &[EnvVarSpec] = &[
     DEPLOY_TIMEOUT,
     PLATFORM_CALL_TIMEOUT,
     QUEUE_TIMEOUT,
+    crate::schedule::AWS_DEPLOY_LEAD,
+    crate::schedule::COOLIFY_DEPLOY_LEAD,
+    crate::schedule::LOCAL_DEPLOY_LEAD,
+    crate::schedule::K8S_DEPLOY_LEAD,
+    crate::schedule::DEPLOY_JITTER,
+    crate::schedule::SCHEDULE_MAX_LATENESS,
     BOT_API_URL,
     HEARTBEAT_TIMEOUT,
     LEAVE_GRACE,
@@ -380,6 +386,8 @@ pub struct ServiceSettings {
     pub log_level: String,
     /// `WEBHOOK_*`.
     pub webhooks: crate::webhooks::WebhookSettings,
+    /// `*_DEPLOY_LEAD`, `DEPLOY_JITTER`, `SCHEDULE_MAX_LATENESS`.
+    pub schedule: crate::schedule::ScheduleOptions,
 }
 
 impl ServiceSettings {
@@ -443,8 +451,11 @@ impl ServiceSettings {
             ));
         }
         let webhooks = crate::webhooks::WebhookSettings::load(env, &mut problems);
-        match (values, listen_addr, webhooks) {
-            (Some(values), Some(listen_addr), Some(webhooks)) if problems.is_empty() => {
+        let schedule = crate::schedule::ScheduleOptions::load(env, &mut problems);
+        match (values, listen_addr, webhooks, schedule) {
+            (Some(values), Some(listen_addr), Some(webhooks), Some(schedule))
+                if problems.is_empty() =>
+            {
                 // Every value below has a default in its spec and was
                 // checked by `load_env`; the defaults live in the specs alone.
                 let log_format = match values.require(&LOG_FORMAT)? {
@@ -472,6 +483,7 @@ impl ServiceSettings {
                     log_format,
                     log_level: values.require(&LOG_LEVEL)?.trim().to_owned(),
                     webhooks,
+                    schedule,
                 })
             }
             _ => Err(platform_core::Error::Config {

@@ -391,6 +391,67 @@ fn a_crash_between_the_deploy_intent_and_the_platform_is_finished_after_restart(
     }));
 }
 
+/// A create that asked for a deploy, killed right after its commit and
+/// before anything was placed: the deploy intent is part of the create, so
+/// once the dead request's short claim lapses the reconciler deploys it,
+/// once.
+#[test]
+fn a_crash_between_the_create_and_the_platform_call_is_deployed_after_restart() {
+    let machine = Machine::new();
+    machine.crash_at(
+        "after-create",
+        &[
+            "deploy",
+            "--meeting-platform",
+            "zoom",
+            "--meeting-url",
+            ZOOM,
+        ],
+    );
+    let (_, page) = machine.json(&["list"]);
+    let bot = &page["bots"][0];
+    assert_eq!(bot["status"], "pending", "{page}");
+    assert!(
+        bot["deploy_at"].is_string(),
+        "the intent is recorded: {page}"
+    );
+    assert!(machine.bot_processes().is_empty());
+    let id = bot["id"].as_u64().unwrap().to_string();
+
+    let reconciler = machine
+        .command(&["reconcile"])
+        .env("RECONCILE_INTERVAL", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let (_, status) = machine.json(&["status", &id]);
+        if status["bot"]["status"] == "running" || Instant::now() > deadline {
+            break status;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let pid = nix::unistd::Pid::from_raw(i32::try_from(reconciler.id()).unwrap());
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+    let out = reconciler.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the reconciler did not stop cleanly"
+    );
+    assert_eq!(status["bot"]["status"], "running", "{status}");
+    assert_eq!(status["bot"]["attempt"], 1, "{status}");
+    assert_eq!(machine.bot_processes().len(), 1, "exactly one bot process");
+    machine.run(&["reconcile", "--once"]);
+    assert_eq!(machine.bot_processes().len(), 1, "deployed once");
+
+    let (code, stopped) = machine.json(&["stop", &id]);
+    assert_eq!(code, 0, "{stopped}");
+    assert!(machine.wait_for_no_bot_process().is_empty());
+}
+
 #[test]
 fn a_crash_after_the_platform_started_the_bot_adopts_that_bot_after_restart() {
     let machine = Machine::new();

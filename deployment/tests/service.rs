@@ -255,6 +255,7 @@ async fn idempotency_keys_return_the_same_bot_or_conflict(store: Store) {
         deploy: true,
         priority: 0,
         webhook_url: None,
+        join_at: None,
     };
     let first = service.create_bot(request(9, b"body-a")).await.unwrap();
     let again = service.create_bot(request(9, b"body-a")).await.unwrap();
@@ -280,6 +281,7 @@ async fn idempotency_keys_return_the_same_bot_or_conflict(store: Store) {
                 deploy: false,
                 priority: 0,
                 webhook_url: None,
+                join_at: None,
             })
         })
         .collect();

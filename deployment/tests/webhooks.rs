@@ -70,6 +70,7 @@ fn create(n: u64, webhook_url: Option<String>, deploy: bool) -> CreateBot {
         deploy,
         priority: 0,
         webhook_url,
+        join_at: None,
     }
 }
 

@@ -11,7 +11,8 @@ use super::errors::{ApiError, ErrorBody};
 use super::extract::{BotIdPath, JsonBody, ListBotsParams};
 use super::state::ApiState;
 use crate::bot::{Bot, BotDetails};
-use crate::service::{BotPage, CreateBot, LiveStatus, idempotency_key};
+use crate::service::{BotPage, CreateBot, LiveStatus, Reschedule, idempotency_key};
+use crate::store::IdempotencyKey;
 
 /// The header that makes a create safe to retry.
 pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
@@ -84,6 +85,15 @@ pub struct CreateBotRequest {
         pattern = "^https?://"
     )]
     pub webhook_url: Option<String>,
+    /// When the bot must be in its meeting (RFC 3339 with its offset, from
+    /// `SCHEDULE_MAX_LATENESS` in the past to 366 days ahead). Its deploy
+    /// starts at `join_at` minus the lead time of the priority list's
+    /// slowest platform (`AWS_DEPLOY_LEAD`, `COOLIFY_DEPLOY_LEAD`, …);
+    /// until then the bot waits as `scheduled`. Without it, or when that
+    /// time has passed, the bot deploys now.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-03-02T10:00:00Z")]
+    pub join_at: Option<String>,
 }
 
 fn deploy_by_default() -> bool {
@@ -91,7 +101,7 @@ fn deploy_by_default() -> bool {
 }
 
 impl CreateBotRequest {
-    fn into_input(self) -> (BotDeploymentInput, bool, i64, Option<String>) {
+    fn into_request(self, idempotency: Option<IdempotencyKey>) -> CreateBot {
         let input = BotDeploymentInput {
             meeting_platform: self.meeting_platform,
             meeting_url: self.meeting_url,
@@ -100,11 +110,42 @@ impl CreateBotRequest {
             recording_enabled: self.recording_enabled,
             automatic_leave: self.automatic_leave,
         };
-        (input, self.deploy, self.priority, self.webhook_url)
+        CreateBot {
+            input,
+            idempotency,
+            deploy: self.deploy,
+            priority: self.priority,
+            webhook_url: self.webhook_url,
+            join_at: self.join_at,
+        }
     }
 }
 
-/// Creates a bot and, unless `"deploy": false`, deploys it.
+/// A change to a scheduled bot: any of its `join_at`, display name and
+/// automatic-leave timeouts; what is left out stays as it is.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBotRequest {
+    /// The new time the bot must be in its meeting (RFC 3339 with its
+    /// offset, from `SCHEDULE_MAX_LATENESS` in the past to 366 days
+    /// ahead); its deploy time moves with it.
+    #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime, example = "2026-03-02T10:30:00Z")]
+    pub join_at: Option<String>,
+    /// The new display name (1 to 100 characters, no control characters,
+    /// no whitespace at either end).
+    #[serde(default)]
+    #[schema(min_length = 1, max_length = 100)]
+    pub display_name: Option<String>,
+    /// New automatic-leave timeouts in seconds (1 to 86400 each); the ones
+    /// given replace the current ones.
+    #[serde(default)]
+    pub automatic_leave: Option<AutomaticLeaveInput>,
+}
+
+/// Creates a bot and, unless `"deploy": false`, deploys it — or, with a
+/// `join_at` whose deploy time is ahead, schedules it (`scheduled`, with
+/// its `deploy_at`): any service process deploys it at that time.
 ///
 /// With an `Idempotency-Key`, a retry with the same key and the same body
 /// (byte for byte) returns the bot the first request created, with 200 and
@@ -123,14 +164,14 @@ impl CreateBotRequest {
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; makes the create safe to retry", min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7E]{1,255}$"),
     ),
     responses(
-        (status = 201, description = "Created (and placed unless `deploy` was false: `deploying`/`running` on a platform, or `queued` with its `queue_position` when no platform has room); `Location` names the bot", body = Bot),
+        (status = 201, description = "Created (and placed unless `deploy` was false: `deploying`/`running` on a platform, `queued` with its `queue_position` when no platform has room, or `scheduled` with its `deploy_at` when `join_at` is far enough ahead); `Location` names the bot", body = Bot),
         (status = 200, description = "An earlier request with the same Idempotency-Key and body created this bot", body = Bot),
         (status = 400, description = "`malformed_json`, `invalid_idempotency_key`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 409, description = "`idempotency_conflict`", body = ErrorBody),
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
-        (status = 422, description = "`invalid_body`, `invalid_meeting_url`, `unknown_meeting_platform`, `invalid_bot_config`, `invalid_webhook_url`, `webhook_url_forbidden`, `webhooks_not_configured`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_meeting_url`, `unknown_meeting_platform`, `invalid_bot_config` (including a `join_at` that is not RFC 3339 or out of range), `invalid_webhook_url`, `webhook_url_forbidden`, `webhooks_not_configured`", body = ErrorBody),
         (status = 502, description = "`deploy_failed`: the platform refused the bot, which is now failed", body = ErrorBody),
         (status = 503, description = "`pool_exhausted` and other retryable errors, with `Retry-After`", body = ErrorBody),
     ),
@@ -148,16 +189,9 @@ pub async fn create_bot(
             Some(idempotency_key(key, &body.raw)?)
         }
     };
-    let (input, deploy, priority, webhook_url) = body.value.into_input();
     let created = state
         .service()
-        .create_bot(CreateBot {
-            input,
-            idempotency,
-            deploy,
-            priority,
-            webhook_url,
-        })
+        .create_bot(body.value.into_request(idempotency))
         .await?;
     let mut response = Json(&created.bot).into_response();
     if created.created {
@@ -198,8 +232,53 @@ pub async fn deploy_bot(
     Ok(Json(state.service().deploy(id).await?))
 }
 
+/// Changes a scheduled bot: its `join_at` (the deploy time moves with
+/// it), display name or automatic-leave timeouts. Only while the bot is
+/// `scheduled`: once its deploy has started the answer is 409
+/// `not_scheduled`.
+#[utoipa::path(
+    patch,
+    path = "/v1/bots/{id}",
+    tag = "bots",
+    request_body = UpdateBotRequest,
+    params(("id" = u64, Path, description = "The bot's id", minimum = 1, maximum = 9_223_372_036_854_775_807_f64)),
+    responses(
+        (status = 200, description = "The bot, still scheduled, with its new `join_at` and `deploy_at`", body = Bot),
+        (status = 400, description = "`invalid_bot_id`, `malformed_json`", body = ErrorBody),
+        (status = 401, description = "`unauthorized`", body = ErrorBody),
+        (status = 404, description = "`bot_not_found`", body = ErrorBody),
+        (status = 409, description = "`not_scheduled`: the bot's deploy has started (or it ended); nothing was changed", body = ErrorBody),
+        (status = 413, description = "`body_too_large`", body = ErrorBody),
+        (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
+        (status = 422, description = "`invalid_body`, `invalid_bot_config` naming the field (`join_at`, `display_name`, `automatic_leave.*`) and what is allowed", body = ErrorBody),
+        (status = 503, description = "`database_unavailable`, with `Retry-After`", body = ErrorBody),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn update_bot(
+    State(state): State<ApiState>,
+    BotIdPath(id): BotIdPath,
+    body: JsonBody<UpdateBotRequest>,
+) -> Result<Json<Bot>, ApiError> {
+    let change = body.value;
+    Ok(Json(
+        state
+            .service()
+            .reschedule(
+                id,
+                Reschedule {
+                    join_at: change.join_at,
+                    display_name: change.display_name,
+                    automatic_leave: change.automatic_leave,
+                },
+            )
+            .await?,
+    ))
+}
+
 /// Stops a bot: the platform stops it and releases what it held. A
-/// pending bot is stopped at once.
+/// pending or queued bot is stopped at once; a scheduled bot is cancelled
+/// with nothing started.
 #[utoipa::path(
     post,
     path = "/v1/bots/{id}/stop",

@@ -96,6 +96,11 @@ pub const ERROR_CODES: &[(&str, u16, &str)] = &[
         "the bot has ended and no longer has what was asked for",
     ),
     (
+        "not_scheduled",
+        409,
+        "only a scheduled bot can be changed (PATCH /v1/bots/{id}); this one is deploying, running or ended, or is being deployed right now",
+    ),
+    (
         "idempotency_conflict",
         409,
         "this Idempotency-Key was used with a different request body",

@@ -97,6 +97,7 @@ impl Modify for PlatformNames {
         bots::create_bot,
         bots::list_bots,
         bots::get_bot,
+        bots::update_bot,
         bots::deploy_bot,
         bots::stop_bot,
         bots::leave_bot,

@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post};
+use axum::routing::{MethodRouter, get, patch, post};
 use tower_http::catch_panic::CatchPanicLayer;
 
 use super::errors::ApiError;
@@ -64,6 +64,12 @@ pub fn routes() -> Vec<(Route, MethodRouter<ApiState>)> {
         route(Method::POST, "/v1/bots", Bearer, post(bots::create_bot)),
         route(Method::GET, "/v1/bots", Bearer, get(bots::list_bots)),
         route(Method::GET, "/v1/bots/{id}", Bearer, get(bots::get_bot)),
+        route(
+            Method::PATCH,
+            "/v1/bots/{id}",
+            Bearer,
+            patch(bots::update_bot),
+        ),
         route(
             Method::POST,
             "/v1/bots/{id}/deploy",

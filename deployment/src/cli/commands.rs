@@ -152,6 +152,26 @@ async fn run_with_service(
             };
             printer.print(&bot, output::bot);
         }
+        Command::Reschedule(args) => {
+            let timeouts = [
+                args.waiting_room_timeout,
+                args.no_one_joined_timeout,
+                args.everyone_left_timeout,
+            ];
+            let change = crate::service::Reschedule {
+                join_at: args.join_at,
+                display_name: args.display_name,
+                automatic_leave: timeouts.iter().any(Option::is_some).then_some(
+                    AutomaticLeaveInput {
+                        waiting_room_timeout: args.waiting_room_timeout,
+                        no_one_joined_timeout: args.no_one_joined_timeout,
+                        everyone_left_timeout: args.everyone_left_timeout,
+                    },
+                ),
+            };
+            let bot = service.reschedule(args.id, change).await?;
+            printer.print(&bot, output::bot);
+        }
         Command::Stop { id } => {
             let bot = service.stop(id).await?;
             printer.print(&bot, output::bot);
@@ -318,7 +338,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
             // The request as the key's fingerprint sees it: every field,
             // the password only through the digest.
             let body = format!(
-                "{}\n{}\n{}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n{:?}",
+                "{}\n{}\n{}\n{:?}\n{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}",
                 input.meeting_platform,
                 input.meeting_url,
                 input
@@ -332,6 +352,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
                 input.automatic_leave.no_one_joined_timeout,
                 input.automatic_leave.everyone_left_timeout,
                 args.webhook_url,
+                args.join_at,
             );
             Some(idempotency_key(key, body.as_bytes())?)
         }
@@ -343,6 +364,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
         deploy: !args.no_deploy,
         priority: args.priority,
         webhook_url: args.webhook_url.clone(),
+        join_at: args.join_at.clone(),
     })
 }
 

@@ -64,7 +64,12 @@ pub enum Command {
     /// Create a bot for a meeting and deploy it (or, with --bot, deploy a
     /// pending bot created earlier).
     Deploy(DeployArgs),
-    /// Stop a bot: the platform stops it and releases what it held.
+    /// Change a scheduled bot before its deploy starts: move its join time
+    /// (its deploy time moves with it) or change its display name or
+    /// timeouts. Refused (exit 4) once its deploy has started.
+    Reschedule(RescheduleArgs),
+    /// Stop a bot: the platform stops it and releases what it held. A
+    /// scheduled bot is cancelled with nothing started.
     Stop {
         /// The bot's id.
         id: BotId,
@@ -144,7 +149,7 @@ pub enum WebhookAction {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// Deploy this existing pending bot instead of creating one.
-    #[arg(long, conflicts_with_all = ["meeting_platform", "meeting_url", "password_stdin", "display_name", "record", "no_deploy", "idempotency_key", "webhook_url"])]
+    #[arg(long, conflicts_with_all = ["meeting_platform", "meeting_url", "password_stdin", "display_name", "record", "no_deploy", "idempotency_key", "webhook_url", "join_at"])]
     pub bot: Option<BotId>,
     /// zoom, teams or meet.
     #[arg(long, required_unless_present = "bot")]
@@ -176,6 +181,13 @@ pub struct DeployArgs {
     /// Only create the bot (pending); deploy it later with `deploy --bot ID`.
     #[arg(long)]
     pub no_deploy: bool,
+    /// When the bot must be in its meeting (RFC 3339, e.g.
+    /// 2026-03-02T10:00:00Z): its deploy starts that much ahead of it that
+    /// the slowest platform of PLATFORM_PRIORITY needs (AWS_DEPLOY_LEAD,
+    /// …); until then it waits as scheduled, deployed by `serve` (or
+    /// `reconcile`).
+    #[arg(long)]
+    pub join_at: Option<String>,
     /// Queue priority, -1000000 to 1000000 (default 0): when no platform
     /// has room the bot is queued, and higher priorities are placed first.
     #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
@@ -187,6 +199,28 @@ pub struct DeployArgs {
     /// The bot's own webhook receiver (https, public), besides WEBHOOK_URL.
     #[arg(long)]
     pub webhook_url: Option<String>,
+}
+
+/// `reschedule`'s arguments.
+#[derive(Debug, Args)]
+pub struct RescheduleArgs {
+    /// The bot's id.
+    pub id: BotId,
+    /// The new time the bot must be in its meeting (RFC 3339).
+    #[arg(long)]
+    pub join_at: Option<String>,
+    /// The new display name.
+    #[arg(long)]
+    pub display_name: Option<String>,
+    /// New seconds to wait in a waiting room.
+    #[arg(long)]
+    pub waiting_room_timeout: Option<u64>,
+    /// New seconds to stay when nobody joins.
+    #[arg(long)]
+    pub no_one_joined_timeout: Option<u64>,
+    /// New seconds to stay after everyone left.
+    #[arg(long)]
+    pub everyone_left_timeout: Option<u64>,
 }
 
 /// `list`'s arguments.

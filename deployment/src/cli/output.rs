@@ -153,6 +153,12 @@ pub(super) fn bot(bot: &Bot) -> String {
         or_dash(bot.platform.as_deref()),
         or_dash(bot.platform_id.as_deref())
     );
+    if let Some(at) = &bot.join_at {
+        let _ = writeln!(out, "  join at:         {}", rfc3339(at));
+    }
+    if let (Some(at), crate::bot::BotState::Scheduled) = (&bot.deploy_at, bot.status) {
+        let _ = writeln!(out, "  deploys at:      {}", rfc3339(at));
+    }
     if let Some(position) = bot.queue_position {
         let _ = writeln!(
             out,
@@ -359,7 +365,7 @@ pub(super) fn pool(summary: &PoolSummary) -> String {
 
 pub(super) fn report(report: &ReconcileReport) -> String {
     format!(
-        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, heartbeat timeouts {}, overdue leaves {}, silent bots {}, status errors {}, errors {}; queue: placed {}, timed out {}; bots on unconfigured platforms {}{}\n",
+        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, heartbeat timeouts {}, overdue leaves {}, silent bots {}, status errors {}, errors {}; queue: placed {}, timed out {}; due deploys: deployed {}, queued {}, failed {}, missed their join time {}; bots on unconfigured platforms {}{}\n",
         report.examined,
         report.promoted,
         report.ended,
@@ -375,6 +381,10 @@ pub(super) fn report(report: &ReconcileReport) -> String {
         report.errors,
         report.queue_placed,
         report.queue_timeouts,
+        report.due.deployed,
+        report.due.queued,
+        report.due.failed,
+        report.due.missed,
         report.unconfigured,
         if report.swept {
             ""

@@ -25,6 +25,10 @@ pub struct CreateBot {
     pub priority: i64,
     /// The bot's own webhook receiver, besides the operator's.
     pub webhook_url: Option<String>,
+    /// When the bot must be in its meeting (RFC 3339). With a deploy, a
+    /// bot whose deploy time (`join_at` minus the platforms' lead time) is
+    /// ahead waits as `scheduled`; otherwise it deploys now.
+    pub join_at: Option<String>,
 }
 
 /// The lowest queue priority a bot may have.
@@ -57,8 +61,12 @@ pub fn idempotency_key(key: &str, body: &[u8]) -> ServiceResult<IdempotencyKey> 
 }
 
 impl BotService {
-    /// Validates and records a bot (in `pending`), then deploys it if asked.
-    /// With an idempotency key, a repeated request returns the bot the first
+    /// Validates and records a bot (in `pending`), then deploys it if asked;
+    /// a bot with a `join_at` whose deploy time is ahead is recorded
+    /// `scheduled` instead and deployed at that time by the scheduler. The
+    /// deploy intent is written with the bot, so a crash before the
+    /// platform call leaves a due bot that any service process deploys on
+    /// its next round. With an idempotency key, a repeated request returns the bot the first
     /// one created (deploying it if it is still pending), and a different
     /// request with the same key is refused. Nothing is written when the
     /// request is invalid.
@@ -79,6 +87,14 @@ impl BotService {
             .input
             .validate(BotId(0))
             .map_err(ServiceError::InvalidRequest)?;
+        let join_at = match &request.join_at {
+            Some(raw) => Some(self.check_join_at(raw)?),
+            None => None,
+        };
+        let plan = match (request.deploy, join_at) {
+            (true, join_at) => Some(self.plan(join_at)),
+            (false, _) => None,
+        };
         let webhook_url = match &request.webhook_url {
             Some(url) => Some(self.check_webhook_url(url).await?),
             None => None,
@@ -90,6 +106,14 @@ impl BotService {
                     config: &config,
                     priority: request.priority,
                     webhook_url: webhook_url.as_deref(),
+                    status: plan.as_ref().map_or(BotState::Pending, |p| p.status),
+                    reason: plan.as_ref().map_or("created", |p| p.reason.as_str()),
+                    join_at,
+                    deploy_at: plan.as_ref().map(|p| p.deploy_at),
+                    lease: plan
+                        .as_ref()
+                        .filter(|p| p.status == BotState::Pending)
+                        .map(|_| (self.inner.instance.as_str(), self.intent_lease_until())),
                 },
                 request.idempotency.as_ref(),
             )
@@ -111,6 +135,9 @@ impl BotService {
                 meeting_url = %config.meeting_url(),
                 "bot created"
             );
+        }
+        if created && request.deploy {
+            crate::failpoint::pause_if_armed(crate::failpoint::AFTER_CREATE).await;
         }
         let bot = if request.deploy && record.state()? == BotState::Pending {
             self.deploy(record.id()).await?

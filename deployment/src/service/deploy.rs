@@ -14,8 +14,11 @@ use crate::store::{BotRecord, Transition};
 
 impl BotService {
     /// Deploys a pending bot: placed on the first platform with room, or
-    /// queued. A bot that is already queued, deploying or running is
-    /// returned as it is: nothing new is started. See the module docs for
+    /// queued; one with a `join_at` whose deploy time is ahead is
+    /// scheduled. The deploy intent is written first, so a crash before the
+    /// platform call leaves a due bot the scheduler deploys. A bot that is
+    /// already scheduled, queued, deploying or running is returned as it
+    /// is: nothing new is started. See the module docs for
     /// what each platform answer does.
     pub async fn deploy(&self, id: BotId) -> ServiceResult<Bot> {
         let span = tracing::info_span!("deploy", bot_id = %id);
@@ -26,12 +29,30 @@ impl BotService {
             for _ in 0..5 {
                 let record = self.load(id).await?;
                 match record.state()? {
-                    BotState::Queued | BotState::Deploying | BotState::Running => {
+                    BotState::Scheduled
+                    | BotState::Queued
+                    | BotState::Deploying
+                    | BotState::Running => {
                         return self.shown(record).await;
                     }
                     BotState::Pending => {}
                     other => other.check_move(id, BotState::Deploying).map(|_| ())?,
                 }
+                if let Some(scheduled) = self.schedule_pending(&record).await? {
+                    return self.shown(scheduled).await;
+                }
+                let record = if record.deploy_at_ms().is_none() {
+                    match self
+                        .store_ref()
+                        .mark_deploy_intent(id, self.clock_ms(), owner, self.intent_lease_until())
+                        .await?
+                    {
+                        Some(record) => record,
+                        None => continue,
+                    }
+                } else {
+                    record
+                };
                 let placed = self.place_and_deploy(record).await;
                 self.store_ref().release_lease(id, owner).await?;
                 match placed? {

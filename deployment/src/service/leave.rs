@@ -26,7 +26,9 @@ impl BotService {
                     self.calls_for(&record)?;
                 }
                 match record.state()? {
-                    BotState::Pending | BotState::Queued => return self.stop(id).await,
+                    BotState::Pending | BotState::Scheduled | BotState::Queued => {
+                        return self.stop(id).await;
+                    }
                     BotState::Stopping => return Ok(record.to_bot()?),
                     state @ (BotState::Stopped | BotState::Failed) => {
                         state.check_move(id, BotState::Stopping)?;

@@ -33,6 +33,7 @@ mod pool;
 mod query;
 mod queue;
 mod readiness;
+mod schedule;
 mod stop;
 mod watchdog;
 mod webhooks;
@@ -60,6 +61,7 @@ pub use pool::{PoolSummary, PoolView, SlotCounts};
 pub use query::{BotPage, DEFAULT_PAGE_SIZE, ListQuery, LiveStatus, MAX_PAGE_SIZE};
 pub use queue::DrainReport;
 pub use readiness::{Check, Readiness};
+pub use schedule::{DueReport, Reschedule};
 pub use watchdog::WatchReport;
 
 /// How the service behaves; every field has a production default.
@@ -131,6 +133,11 @@ pub struct ServiceOptions {
     pub heartbeat_flush_interval: Duration,
     /// Which per-bot webhook receivers a create accepts.
     pub webhooks: WebhookPolicy,
+    /// How bots with a `join_at` are scheduled (lead times, jitter,
+    /// lateness).
+    pub schedule: crate::schedule::ScheduleOptions,
+    /// The scheduler's clock: the system's, or a manual one in tests.
+    pub clock: crate::clock::Clock,
 }
 
 /// Which `webhook_url`s a create accepts.
@@ -164,6 +171,8 @@ impl Default for ServiceOptions {
             bot_events_per_minute: 120,
             heartbeat_flush_interval: Duration::from_secs(5),
             webhooks: WebhookPolicy::default(),
+            schedule: crate::schedule::ScheduleOptions::default(),
+            clock: crate::clock::Clock::system(),
         }
     }
 }

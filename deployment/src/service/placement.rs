@@ -188,6 +188,9 @@ impl BotService {
                 [] if from == BotState::Queued => {
                     format!("placed on {} from the queue", platform.name())
                 }
+                [] if from == BotState::Scheduled => {
+                    format!("placed on {} at its deploy time", platform.name())
+                }
                 [] => format!("placed on {}", platform.name()),
                 notes => format!(
                     "{}; placed on {}",

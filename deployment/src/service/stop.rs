@@ -30,14 +30,13 @@ impl BotService {
                 }
                 let attempt = record.attempt();
                 match state {
-                    BotState::Pending | BotState::Queued => {
-                        let t = Transition::new(
-                            id,
-                            state,
-                            attempt,
-                            BotState::Stopped,
-                            "stopped before it was deployed",
-                        );
+                    BotState::Pending | BotState::Scheduled | BotState::Queued => {
+                        let reason = if state == BotState::Scheduled {
+                            "cancelled before its deploy time; nothing was started"
+                        } else {
+                            "stopped before it was deployed"
+                        };
+                        let t = Transition::new(id, state, attempt, BotState::Stopped, reason);
                         if let Some(moved) = self.move_bot(t).await? {
                             return self.shown(moved).await;
                         }

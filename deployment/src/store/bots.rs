@@ -23,6 +23,21 @@ pub struct NewBot<'a> {
     pub priority: i64,
     /// The bot's own webhook receiver, already checked.
     pub webhook_url: Option<&'a str>,
+    /// `pending`, or `scheduled` when its deploy time is ahead.
+    pub status: BotState,
+    /// Why it starts in that state (its first history row): `created`, or
+    /// when and why it is scheduled.
+    pub reason: &'a str,
+    /// When it must be in its meeting (ms), if it was scheduled.
+    pub join_at: Option<i64>,
+    /// When its deploy is due (ms): the deploy intent, written with the
+    /// bot so a crash before the platform call leaves a due row any
+    /// service process finishes. `None`: created without a deploy.
+    pub deploy_at: Option<i64>,
+    /// The lease the creating request keeps on the bot until it has placed
+    /// it, so the scheduler leaves a bot whose request is alive to that
+    /// request.
+    pub lease: Option<(&'a str, i64)>,
 }
 
 /// An idempotency key and the fingerprint of the request that came with it.
@@ -116,8 +131,8 @@ pub(super) fn bot_id(id: i64) -> BotId {
 const INSERT_BOT: &str = "INSERT INTO bots (meeting_platform, meeting_url, meeting_url_redacted, \
      meeting_password, has_password, display_name, recording_enabled, waiting_room_timeout_secs, \
      no_one_joined_timeout_secs, everyone_left_timeout_secs, status, platform, attempt, reason, \
-     cleanup_pending, created_at, updated_at, priority) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', '', 0, 'created', FALSE, $12, $12, $11) \
+     cleanup_pending, created_at, updated_at, priority, join_at, deploy_at, lease_owner, lease_until) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $13, '', 0, $14, FALSE, $12, $12, $11, $15, $16, $17, $18) \
      RETURNING *";
 
 pub(super) const INSERT_HISTORY: &str = "INSERT INTO bot_status_history (bot_id, from_status, to_status, reason, attempt, at) \
@@ -170,8 +185,9 @@ const LEASE_BATCH_POSTGRES: &str = "UPDATE bots SET lease_owner = $1, lease_unti
      FOR UPDATE SKIP LOCKED) RETURNING *";
 
 impl Store {
-    /// Creates a bot in `pending`, with its first history row, and records
-    /// the idempotency key if there is one — all or nothing.
+    /// Creates a bot in `pending` (or `scheduled`), with its first history
+    /// row and its deploy intent, and records the idempotency key if there
+    /// is one — all or nothing.
     pub async fn create_bot(
         &self,
         new: NewBot<'_>,
@@ -203,6 +219,7 @@ impl Store {
         let leave = config.automatic_leave();
         let now = now_ms();
         let password = config.meeting_password().map(|p| p.expose().to_owned());
+        let reason = readable(new.reason);
         Ok(in_transaction!(self, |tx| {
             let seen: Option<(i64, String)> = match idempotency {
                 Some(key) => {
@@ -238,13 +255,19 @@ impl Store {
                         .bind(secs_i64(leave.everyone_left_timeout))
                         .bind(new.priority)
                         .bind(now)
+                        .bind(new.status.as_str())
+                        .bind(&reason)
+                        .bind(new.join_at)
+                        .bind(new.deploy_at)
+                        .bind(new.lease.map(|(owner, _)| owner))
+                        .bind(new.lease.map(|(_, until)| until))
                         .fetch_one(&mut *tx)
                         .await?;
                     sqlx::query(INSERT_HISTORY)
                         .bind(record.id)
                         .bind(None::<&str>)
-                        .bind(BotState::Pending.as_str())
-                        .bind("created")
+                        .bind(new.status.as_str())
+                        .bind(&reason)
                         .bind(0_i64)
                         .bind(now)
                         .execute(&mut *tx)
@@ -256,7 +279,7 @@ impl Store {
                             .execute(&mut *tx)
                             .await?;
                     }
-                    let events = announce(&record, None, BotState::Pending, "created", now)
+                    let events = announce(&record, None, new.status, &reason, now)
                         .map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
                     write_events!(self, tx, record.id, &events, now);
                     if let Some(key) = idempotency {

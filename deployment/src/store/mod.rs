@@ -20,6 +20,7 @@ mod leases;
 pub(crate) mod outbox;
 mod placement;
 mod rows;
+mod schedule;
 mod slots;
 
 use std::fmt;
@@ -34,6 +35,7 @@ pub use outbox::{
 pub use placement::{NoRoom, PlaceOn, Placed, QueueStats};
 pub use rows::BotRecord;
 pub(crate) use rows::timestamp;
+pub use schedule::ScheduleWrite;
 
 use platform_core::InstallationId;
 use sqlx::{PgPool, SqlitePool};

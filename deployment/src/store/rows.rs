@@ -51,6 +51,8 @@ pub struct BotRecord {
     pub(crate) end_status: Option<String>,
     pub(crate) end_reason: Option<String>,
     pub(crate) unconfirmed_bot_token: Option<String>,
+    pub(crate) join_at: Option<i64>,
+    pub(crate) deploy_at: Option<i64>,
 }
 
 impl fmt::Debug for BotRecord {
@@ -70,6 +72,8 @@ impl fmt::Debug for BotRecord {
             .field("meeting_status", &self.meeting_status)
             .field("last_heartbeat_at", &self.last_heartbeat_at)
             .field("leave_requested_at", &self.leave_requested_at)
+            .field("join_at", &self.join_at)
+            .field("deploy_at", &self.deploy_at)
             .finish_non_exhaustive()
     }
 }
@@ -106,6 +110,19 @@ impl BotRecord {
     /// When it entered the queue (ms since epoch), if it ever did.
     pub fn queued_at_ms(&self) -> Option<i64> {
         self.queued_at
+    }
+
+    /// When the bot must be in its meeting (ms since epoch), if it was
+    /// scheduled.
+    pub fn join_at_ms(&self) -> Option<i64> {
+        self.join_at
+    }
+
+    /// When its deploy is due (ms since epoch): the scheduled deploy time,
+    /// or the creation time of a bot created to deploy at once. `None` for
+    /// a bot created without a deploy.
+    pub fn deploy_at_ms(&self) -> Option<i64> {
+        self.deploy_at
     }
 
     /// Its meeting platform, as recorded.
@@ -258,6 +275,8 @@ impl BotRecord {
             meeting_status_at: self.meeting_status_at.map(timestamp),
             last_heartbeat_at: self.last_heartbeat_at.map(timestamp),
             leave_requested_at: self.leave_requested_at.map(timestamp),
+            join_at: self.join_at.map(timestamp),
+            deploy_at: self.deploy_at.map(timestamp),
         })
     }
 }

@@ -161,6 +161,7 @@ pub fn create(input: BotDeploymentInput, deploy: bool) -> CreateBot {
         deploy,
         priority: 0,
         webhook_url: None,
+        join_at: None,
     }
 }
 

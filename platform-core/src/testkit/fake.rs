@@ -183,6 +183,15 @@ impl FakePlatform {
         }
     }
 
+    /// The bot of every deploy call, in call order (repeats included).
+    pub fn deploy_order(&self) -> Vec<BotId> {
+        self.state()
+            .environments
+            .iter()
+            .map(|(bot, _, _)| *bot)
+            .collect()
+    }
+
     /// The environment every deploy call for `bot` received, with its
     /// attempt, in call order (secrets included: tests only).
     pub fn environments(&self, bot: BotId) -> Vec<(u32, BotEnvironment)> {
