@@ -103,7 +103,18 @@ async fn a_scheduled_bot_deploys_at_join_at_minus_the_lead_not_before(store: Sto
         BotState::Scheduled
     );
 
-    // At the deploy time it is placed, once.
+    // At the deploy time it is due, and shows in the backlog until a
+    // scheduler round places it, once.
+    assert_eq!(service.due_backlog().await.unwrap().due, 0);
+    clock.set_ms(deploy_at + 4_000);
+    let backlog = service.due_backlog().await.unwrap();
+    assert_eq!((backlog.due, backlog.oldest_due_seconds), (1, 4));
+    let text = deployment::api::metrics::render(&service).await;
+    assert!(text.contains("\nmeeboter_deploys_due 1\n"), "{text}");
+    assert!(
+        text.contains("\nmeeboter_deploys_due_oldest_seconds 4\n"),
+        "{text}"
+    );
     clock.set_ms(deploy_at);
     let report = service.deploy_due().await.unwrap();
     assert_eq!(report.deployed, 1, "{report:?}");
@@ -124,6 +135,7 @@ async fn a_scheduled_bot_deploys_at_join_at_minus_the_lead_not_before(store: Sto
     );
     assert_eq!(service.deploy_due().await.unwrap().deployed, 0);
     assert_eq!(fake.calls().deploy, 1, "deployed once");
+    assert_eq!(service.due_backlog().await.unwrap().due, 0);
 }
 
 async fn a_join_at_within_the_lead_deploys_now_and_bad_ones_are_refused(store: Store) {

@@ -1,6 +1,7 @@
 //! The placement's part of `GET /metrics`: capacity used and cap per
 //! platform, the queue's length and oldest age, fallbacks from one platform
-//! to another (or to the queue), queue timeouts, and the sweep lease.
+//! to another (or to the queue), queue timeouts, the deploys due and not
+//! started (scheduled bots and creates), and the sweep lease.
 
 use std::fmt::Write as _;
 
@@ -35,6 +36,26 @@ pub async fn render(out: &mut String, service: &BotService) {
         "meeboter_queue_timeouts_total {}",
         snapshot.queue_timeouts
     );
+    if let Ok(backlog) = service.due_backlog().await {
+        header(
+            out,
+            "meeboter_deploys_due",
+            "gauge",
+            "Bots whose deploy time (a scheduled bot's join_at minus the lead time, or a create's) has passed and whose deploy no service process has started yet, across every replica. Above 0 for more than a few seconds: a burst is being worked through, or no replica runs the scheduler.",
+        );
+        let _ = writeln!(out, "meeboter_deploys_due {}", backlog.due);
+        header(
+            out,
+            "meeboter_deploys_due_oldest_seconds",
+            "gauge",
+            "How long ago the earliest of those deploy times passed (0 when none is due).",
+        );
+        let _ = writeln!(
+            out,
+            "meeboter_deploys_due_oldest_seconds {}",
+            backlog.oldest_due_seconds
+        );
+    }
     let Ok(view) = service.platforms_view().await else {
         return;
     };

@@ -61,7 +61,7 @@ pub use pool::{PoolSummary, PoolView, SlotCounts};
 pub use query::{BotPage, DEFAULT_PAGE_SIZE, ListQuery, LiveStatus, MAX_PAGE_SIZE};
 pub use queue::DrainReport;
 pub use readiness::{Check, Readiness};
-pub use schedule::{DueReport, Reschedule};
+pub use schedule::{DueBacklog, DueReport, Reschedule};
 pub use watchdog::WatchReport;
 
 /// How the service behaves; every field has a production default.

@@ -42,6 +42,17 @@ impl DueReport {
     }
 }
 
+/// The deploys that are due and not started yet, across every service
+/// process: what the scheduler has still to catch up on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct DueBacklog {
+    /// Bots whose deploy time has passed and whose deploy has not started.
+    pub due: u64,
+    /// How long ago the earliest of those deploy times passed, in seconds
+    /// (0 without any).
+    pub oldest_due_seconds: u64,
+}
+
 /// A change to a scheduled bot (`PATCH /v1/bots/{id}`); what is `None`
 /// stays as it is.
 #[derive(Clone, Debug, Default)]
@@ -234,6 +245,19 @@ impl BotService {
             Err(ServiceError::DeployFailed { .. }) => Ok(DueOutcome::Failed),
             Err(error) => Err(error),
         }
+    }
+
+    /// The deploys due now that no process has started yet (a burst being
+    /// worked through, or no process running the scheduler).
+    pub async fn due_backlog(&self) -> ServiceResult<DueBacklog> {
+        let now = self.clock_ms();
+        let (due, earliest) = self.store_ref().due_backlog(now).await?;
+        Ok(DueBacklog {
+            due,
+            oldest_due_seconds: earliest
+                .map(|at| u64::try_from((now - at) / 1000).unwrap_or_default())
+                .unwrap_or_default(),
+        })
     }
 
     /// Changes a scheduled bot: its `join_at` (its deploy time moves with

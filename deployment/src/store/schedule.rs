@@ -81,13 +81,16 @@ impl Store {
         Ok(claimed)
     }
 
-    /// How many bots' deploys are due at `due_at` (ms) and not started.
-    pub async fn due_count(&self, due_at: i64) -> Result<u64, StoreError> {
-        let sql = format!("SELECT COUNT(*) FROM bots WHERE {DUE} AND deploy_at <= $1");
-        let (n,): (i64,) = with_pool!(self, |pool| {
+    /// How many bots' deploys are due at `due_at` (ms) and not started,
+    /// and the earliest of their deploy times (ms). Reads only the due
+    /// rows.
+    pub async fn due_backlog(&self, due_at: i64) -> Result<(u64, Option<i64>), StoreError> {
+        let sql =
+            format!("SELECT COUNT(*), MIN(deploy_at) FROM bots WHERE {DUE} AND deploy_at <= $1");
+        let (n, earliest): (i64, Option<i64>) = with_pool!(self, |pool| {
             sqlx::query_as(&sql).bind(due_at).fetch_one(pool).await?
         });
-        Ok(u64::try_from(n).unwrap_or_default())
+        Ok((u64::try_from(n).unwrap_or_default(), earliest))
     }
 
     /// Records the deploy intent of a pending bot (its deploy is due from
