@@ -24,5 +24,6 @@ mod lifecycle;
 mod openapi;
 mod quick_start;
 mod replicas;
+mod schedule;
 mod shutdown;
 mod webhooks;
