@@ -114,7 +114,7 @@ impl AwsEcsPlatform {
 
     /// Sets how long a teardown ([`cleanup`](PlatformService::cleanup))
     /// waits for ECS to report the task `STOPPED` before it answers a
-    /// retryable "not confirmed yet" (default 15 s).
+    /// retryable "not confirmed yet" (default 5 s).
     pub fn with_stop_confirmation_wait(mut self, wait: Duration) -> Self {
         self.confirm_wait = wait;
         self

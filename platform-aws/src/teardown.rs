@@ -37,9 +37,11 @@ pub(crate) const GATHER_WINDOW: Duration = Duration::from_millis(100);
 pub(crate) const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a teardown waits for ECS to report the task `STOPPED` before
-/// it answers "not confirmed yet" (the service retries later). Below the
-/// service's default platform call time limit (60 s) with room to spare.
-pub(crate) const CONFIRM_WAIT: Duration = Duration::from_secs(15);
+/// it answers "not confirmed yet" (the service retries later). Short: a
+/// stop request and a reconciler pass wait this long at most per bot, and
+/// a Fargate task takes longer than this to drain anyway (its SIGTERM
+/// grace, then deprovisioning), so the reconciler usually confirms it.
+pub(crate) const CONFIRM_WAIT: Duration = Duration::from_secs(5);
 
 /// Where a waiter's status is sent.
 type Reply = oneshot::Sender<Result<BotStatus>>;

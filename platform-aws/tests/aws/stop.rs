@@ -286,7 +286,10 @@ async fn a_hundred_stops_cost_a_hundred_stop_tasks_and_a_few_reads() {
         .map(|_| ecs.start_task_directly("meeboter-deploy", &[]))
         .collect();
     let env = support::env(&server.uri()).with("ECS_API_RATE_PERCENT", "100");
-    let aws = Arc::new(support::platform_with(&server, &env));
+    // The subject is the calls, not the wait: room for a loaded machine.
+    let aws = Arc::new(
+        support::platform_with(&server, &env).with_stop_confirmation_wait(Duration::from_secs(60)),
+    );
 
     let outcomes = stop_all(&aws, &arns).await;
 
