@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestDb, create, test_options, zoom_input};
+use common::{TestDb, create, history_text, test_options, zoom_input};
 use deployment::{BotService, BotState, ServiceOptions, Store};
 use platform_core::testkit::FakePlatform;
 use platform_core::{BotId, Error, MeetingPlatform, PlatformCapacity, PlatformService};
@@ -71,18 +71,6 @@ fn service_over(
     .unwrap();
     service.set_background_drain(false);
     service
-}
-
-async fn history_text(service: &BotService, id: BotId) -> String {
-    service
-        .get(id)
-        .await
-        .unwrap()
-        .history
-        .iter()
-        .map(|h| format!("{:?}->{}: {}", h.from, h.to, h.reason))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 async fn overflow_goes_down_the_list_then_queues_and_drains(store: Store) {

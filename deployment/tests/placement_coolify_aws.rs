@@ -9,25 +9,13 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{create, zoom_input};
+use common::{create, history_text, zoom_input};
 use deployment::{BotService, BotState, ServiceOptions, Store};
 use platform_aws::testkit::mini_ecs::MiniEcs;
 use platform_coolify::testkit::fake_coolify::FakeCoolify;
 use platform_coolify::{CoolifyPlatform, PerMeetingPlatform};
-use platform_core::{BotId, PlatformService};
+use platform_core::PlatformService;
 use wiremock::MockServer;
-
-async fn history_text(service: &BotService, id: BotId) -> String {
-    service
-        .get(id)
-        .await
-        .unwrap()
-        .history
-        .iter()
-        .map(|h| format!("{:?}->{}: {}", h.from, h.to, h.reason))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 async fn coolify_pool_then_ecs_cap_then_the_queue(store: Store) {
     let installation = store.installation().clone();

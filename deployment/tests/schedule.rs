@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestDb, create, test_options, zoom_input};
+use common::{TestDb, create, history_text, test_options, zoom_input};
 use deployment::service::Reschedule;
 use deployment::store::NewBot;
 use deployment::{BotService, BotState, Clock, ServiceOptions, Store};
@@ -62,18 +62,6 @@ async fn schedule(service: &BotService, n: u64, join_at_ms: i64) -> deployment::
         .await
         .unwrap()
         .bot
-}
-
-async fn history_text(service: &BotService, id: BotId) -> String {
-    service
-        .get(id)
-        .await
-        .unwrap()
-        .history
-        .iter()
-        .map(|h| format!("{:?}->{}: {}", h.from, h.to, h.reason))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 async fn a_scheduled_bot_deploys_at_join_at_minus_the_lead_not_before(store: Store) {

@@ -166,28 +166,18 @@ impl Pacer {
 mod tests {
     use std::sync::Arc;
 
+    use platform_core::testkit::release_times;
     use tokio::time::Instant;
 
     use super::*;
 
     /// When each of `count` concurrent RunTask callers was let out, sorted.
     async fn launch_times(pacer: &Arc<Pacer>, count: usize) -> Vec<Duration> {
-        let started = Instant::now();
-        let handles: Vec<_> = (0..count)
-            .map(|_| {
-                let pacer = pacer.clone();
-                tokio::spawn(async move {
-                    pacer.acquire(Call::Launch).await;
-                    started.elapsed()
-                })
-            })
-            .collect();
-        let mut times = Vec::new();
-        for handle in handles {
-            times.push(handle.await.unwrap());
-        }
-        times.sort();
-        times
+        release_times(count, || {
+            let pacer = pacer.clone();
+            async move { pacer.acquire(Call::Launch).await }
+        })
+        .await
     }
 
     /// Seconds as a float, for comparing with computed instants.

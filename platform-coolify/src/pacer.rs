@@ -212,6 +212,8 @@ impl Pacer {
 mod tests {
     use std::sync::Arc;
 
+    use platform_core::testkit::release_times;
+
     use super::*;
 
     fn window_of(per_minute: u32) -> Arc<Pacer> {
@@ -222,22 +224,11 @@ mod tests {
 
     /// When each of `count` concurrent callers was let out, sorted.
     async fn send_times(pacer: &Arc<Pacer>, count: usize) -> Vec<Duration> {
-        let started = Instant::now();
-        let handles: Vec<_> = (0..count)
-            .map(|_| {
-                let pacer = pacer.clone();
-                tokio::spawn(async move {
-                    pacer.acquire().await;
-                    started.elapsed()
-                })
-            })
-            .collect();
-        let mut times = Vec::new();
-        for handle in handles {
-            times.push(handle.await.unwrap());
-        }
-        times.sort();
-        times
+        release_times(count, || {
+            let pacer = pacer.clone();
+            async move { pacer.acquire().await }
+        })
+        .await
     }
 
     /// The most instants in any window of a minute.

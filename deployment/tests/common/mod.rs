@@ -165,6 +165,19 @@ pub fn create(input: BotDeploymentInput, deploy: bool) -> CreateBot {
     }
 }
 
+/// The bot's history, one `from->to: reason` line per transition.
+pub async fn history_text(service: &BotService, id: BotId) -> String {
+    service
+        .get(id)
+        .await
+        .unwrap()
+        .history
+        .iter()
+        .map(|h| format!("{:?}->{}: {}", h.from, h.to, h.reason))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Waits (at most 10 s) for the bot to end, with nothing left to clean up.
 pub async fn until_ended(service: &BotService, id: BotId) -> BotDetails {
     for _ in 0..200 {

@@ -171,6 +171,18 @@ impl CoolifyPlatform {
     }
 
     /// Stops an application; one that no longer exists counts as stopped.
+    /// Every application Coolify knows, by uuid: one list call answers for
+    /// all the claims a batch asks about.
+    async fn applications_by_uuid(&self) -> Result<HashMap<String, Application>> {
+        Ok(idempotent(&self.config.retry, "applications", || {
+            self.client.list_applications()
+        })
+        .await?
+        .into_iter()
+        .map(|app| (app.uuid.clone(), app))
+        .collect())
+    }
+
     async fn stop_application(&self, application_uuid: &str) -> Result<()> {
         let resource = format!("application {application_uuid}");
         match idempotent(&self.config.retry, &resource, || {
@@ -583,14 +595,7 @@ impl PlatformService for CoolifyPlatform {
             return Ok(statuses);
         }
         // One list for every held claim, however many.
-        let applications: HashMap<String, Application> =
-            idempotent(&self.config.retry, "applications", || {
-                self.client.list_applications()
-            })
-            .await?
-            .into_iter()
-            .map(|app| (app.uuid.clone(), app))
-            .collect();
+        let applications = self.applications_by_uuid().await?;
         // Claims whose application is down need their deployment; one list
         // of running deployments answers for all that are still starting.
         let needs_deployments = held.iter().any(|(_, claim)| {
@@ -692,14 +697,7 @@ impl PlatformService for CoolifyPlatform {
         if claimed.is_empty() {
             return Ok(Vec::new());
         }
-        let applications: HashMap<String, Application> =
-            idempotent(&self.config.retry, "applications", || {
-                self.client.list_applications()
-            })
-            .await?
-            .into_iter()
-            .map(|app| (app.uuid.clone(), app))
-            .collect();
+        let applications = self.applications_by_uuid().await?;
         let mut marked = Vec::with_capacity(claimed.len());
         for (slot, bot) in claimed {
             let app = applications.get(&slot.slot_id);

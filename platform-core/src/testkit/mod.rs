@@ -1,5 +1,5 @@
 //! What every platform plugin's tests use: the conformance suite, the slot
-//! store suite, and an in-memory fake platform.
+//! store suite, an in-memory fake platform, and a measure of pacers.
 //!
 //! The suites are plain async functions over trait objects that return a
 //! [`Violation`] instead of panicking, so a test can also show that a broken
@@ -7,6 +7,7 @@
 
 mod conformance;
 mod fake;
+mod pacing;
 mod slot_store;
 
 use std::fmt;
@@ -17,6 +18,7 @@ pub use conformance::{
     stop_and_cleanup_are_idempotent, unknown_identifier_is_not_an_error,
 };
 pub use fake::{FakeCalls, FakePlatform};
+pub use pacing::release_times;
 pub use slot_store::{
     add_is_idempotent, claim_is_idempotent_per_bot, claims_are_exclusive,
     claims_respect_meeting_platform, failed_slots_are_not_handed_out, release_only_by_holder,

@@ -106,6 +106,19 @@ fn spawn_marked(platform: &mut Guarded, key: &InstanceKey, port: u16) -> Process
     process
 }
 
+/// Kills the first process the test spawned and waits (at most 5 s) until
+/// it is a zombie: ended, its exit status not collected by anyone.
+async fn kill_into_a_zombie(platform: &mut Guarded, process: ProcessIdentity) {
+    platform.spawned[0].kill().unwrap();
+    for _ in 0..500 {
+        if matches!(proc_table::liveness(process), Liveness::Zombie(_)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(matches!(proc_table::liveness(process), Liveness::Zombie(_)));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bot_spawned_just_before_a_crash_is_found_not_started_twice() {
     let dir = tempfile::tempdir().unwrap();
@@ -204,15 +217,8 @@ async fn an_adopted_bot_that_ended_is_collected_with_its_exit_status() {
     }
     .to_platform_id();
 
-    platform.spawned[0].kill().unwrap();
     // Not collected by the std handle: a zombie child of this process.
-    for _ in 0..500 {
-        if matches!(proc_table::liveness(process), Liveness::Zombie(_)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(matches!(proc_table::liveness(process), Liveness::Zombie(_)));
+    kill_into_a_zombie(&mut platform, process).await;
     let status = platform.get_bot_status(&id).await.unwrap();
     assert_eq!(status.kind, StatusKind::Failed, "{status}");
     assert_eq!(status.reason.as_deref(), Some("killed by SIGKILL"));
@@ -242,14 +248,7 @@ async fn cleanup_of_an_adopted_bot_that_ended_collects_it_and_returns() {
     }
     .to_platform_id();
 
-    platform.spawned[0].kill().unwrap();
-    for _ in 0..500 {
-        if matches!(proc_table::liveness(process), Liveness::Zombie(_)) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert!(matches!(proc_table::liveness(process), Liveness::Zombie(_)));
+    kill_into_a_zombie(&mut platform, process).await;
     tokio::time::timeout(Duration::from_secs(20), platform.cleanup(&id))
         .await
         .expect("cleanup of an adopted zombie must not wait for ever")
