@@ -1,8 +1,7 @@
 //! The process killed with SIGKILL between the intent and the platform's
 //! answer, and during a stop: a restart finishes or adopts what it left.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::support::*;
 
@@ -32,29 +31,9 @@ fn a_crash_between_the_deploy_intent_and_the_platform_is_finished_after_restart(
 
     // Restart the service (here its reconciler, every second): once the
     // dead request's lease has run out it deploys the same attempt.
-    let reconciler = machine
-        .command(&["reconcile"])
-        .env("RECONCILE_INTERVAL", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        let (_, status) = machine.json(&["status", &id]);
-        if status["bot"]["status"] != "deploying" || Instant::now() > deadline {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(reconciler.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let out = reconciler.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "the reconciler did not stop cleanly on SIGTERM"
-    );
+    let status = machine.with_reconciler_running(|| {
+        machine.status_until(&id, Duration::from_secs(20), |s| s != "deploying")
+    });
     assert_eq!(status["bot"]["status"], "running", "{status}");
     assert_eq!(status["bot"]["attempt"], 1, "{status}");
     assert_eq!(machine.bot_processes().len(), 1, "exactly one bot process");
@@ -105,29 +84,9 @@ fn a_crash_between_the_create_and_the_platform_call_is_deployed_after_restart() 
     assert!(machine.bot_processes().is_empty());
     let id = bot["id"].as_u64().unwrap().to_string();
 
-    let reconciler = machine
-        .command(&["reconcile"])
-        .env("RECONCILE_INTERVAL", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        let (_, status) = machine.json(&["status", &id]);
-        if status["bot"]["status"] == "running" || Instant::now() > deadline {
-            break status;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let pid = nix::unistd::Pid::from_raw(i32::try_from(reconciler.id()).unwrap());
-    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
-    let out = reconciler.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "the reconciler did not stop cleanly"
-    );
+    let status = machine.with_reconciler_running(|| {
+        machine.status_until(&id, Duration::from_secs(30), |s| s == "running")
+    });
     assert_eq!(status["bot"]["status"], "running", "{status}");
     assert_eq!(status["bot"]["attempt"], 1, "{status}");
     assert_eq!(machine.bot_processes().len(), 1, "exactly one bot process");

@@ -114,6 +114,41 @@ impl Machine {
 
     /// Runs the command until it prints `failpoint <name> reached`, then
     /// kills it with SIGKILL, as a crash would.
+    /// Runs `during` while `reconcile` runs in the background (every
+    /// second), then stops it with SIGTERM and checks that it ended cleanly.
+    pub fn with_reconciler_running<T>(&self, during: impl FnOnce() -> T) -> T {
+        let reconciler = self
+            .command(&["reconcile"])
+            .env("RECONCILE_INTERVAL", "1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let result = during();
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(reconciler.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let out = reconciler.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "the reconciler did not stop cleanly on SIGTERM"
+        );
+        result
+    }
+
+    /// `status ID`, read every 200 ms until `done` holds for the bot's
+    /// status or `limit` has passed; the last answer.
+    pub fn status_until(&self, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + limit;
+        loop {
+            let (_, status) = self.json(&["status", id]);
+            if done(&status["bot"]["status"]) || Instant::now() > deadline {
+                return status;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn crash_at(&self, failpoint: &str, args: &[&str]) {
         let mut child = self
             .command(args)
