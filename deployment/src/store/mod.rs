@@ -19,6 +19,7 @@ mod connect;
 mod leases;
 pub(crate) mod outbox;
 mod placement;
+mod query_plans;
 mod rows;
 mod schedule;
 mod slots;
@@ -35,6 +36,7 @@ pub use outbox::{
 pub use placement::{NoRoom, PlaceOn, Placed, QueueStats};
 pub use rows::BotRecord;
 pub(crate) use rows::timestamp;
+pub use query_plans::QueryPlan;
 pub use schedule::ScheduleWrite;
 
 use platform_core::InstallationId;

@@ -17,7 +17,8 @@ use crate::bot::BotState;
 
 const DUE: &str = "status IN ('pending', 'scheduled') AND deploy_at IS NOT NULL";
 
-fn claim_due_sql(dialect: Dialect) -> String {
+/// The scheduler's claim of due bots (see [`Store::claim_due`]).
+pub(super) fn claim_due_sql(dialect: Dialect) -> String {
     let lock = match dialect {
         Dialect::Sqlite => "",
         Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -28,6 +29,12 @@ fn claim_due_sql(dialect: Dialect) -> String {
          AND (lease_until IS NULL OR lease_until < $4) \
          ORDER BY COALESCE(join_at, deploy_at), id LIMIT $5{lock}) RETURNING *"
     )
+}
+
+/// The count of the deploys due and not started (see
+/// [`Store::due_backlog`]).
+pub(super) fn due_backlog_sql() -> String {
+    format!("SELECT COUNT(*), MIN(deploy_at) FROM bots WHERE {DUE} AND deploy_at <= $1")
 }
 
 /// A scheduled bot's new time and settings, or a pending bot scheduled.
@@ -85,8 +92,7 @@ impl Store {
     /// and the earliest of their deploy times (ms). Reads only the due
     /// rows.
     pub async fn due_backlog(&self, due_at: i64) -> Result<(u64, Option<i64>), StoreError> {
-        let sql =
-            format!("SELECT COUNT(*), MIN(deploy_at) FROM bots WHERE {DUE} AND deploy_at <= $1");
+        let sql = due_backlog_sql();
         let (n, earliest): (i64, Option<i64>) = with_pool!(self, |pool| {
             sqlx::query_as(&sql).bind(due_at).fetch_one(pool).await?
         });

@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::{EcsBucket, EcsRateLimits};
 
@@ -184,6 +184,8 @@ struct State {
     counts: CallCounts,
     /// DescribeTasks calls a stopping task stays STOPPING for.
     stopping_describes: u32,
+    /// How long RunTask answers are held back.
+    run_task_delay: Option<Duration>,
 }
 
 /// Whether the buckets throttle `operation`; when they let it through, its
@@ -268,6 +270,14 @@ impl MiniEcs {
             modify: Bucket::full(limits.modify),
             read: Bucket::full(limits.read),
         });
+    }
+
+    /// From now on every RunTask answer is held back for `delay` (`None`:
+    /// answered at once again): a slow ECS, whose callers give up before
+    /// the answer comes. The task is started when the request arrives, as
+    /// ECS starts it whether or not its caller hears back.
+    pub fn hold_run_tasks(&self, delay: Option<Duration>) {
+        self.state.lock().unwrap().run_task_delay = delay;
     }
 
     /// A stopped task stays STOPPING for this many more DescribeTasks
@@ -678,7 +688,13 @@ impl Respond for MiniEcs {
             }
         }
         match operation.as_str() {
-            "RunTask" => self.run_task(&body),
+            "RunTask" => {
+                let answer = self.run_task(&body);
+                match self.state.lock().unwrap().run_task_delay {
+                    Some(delay) => answer.set_delay(delay),
+                    None => answer,
+                }
+            }
             "DescribeTasks" => self.describe_tasks(&body),
             "StopTask" => self.stop_task(&body),
             "DescribeClusters" => Self::describe_clusters(&body),

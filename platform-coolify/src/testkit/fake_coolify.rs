@@ -140,6 +140,44 @@ struct State {
     queue_full: bool,
     faults: Vec<(String, String, VecDeque<Fault>)>,
     arrivals: Vec<(String, String, Instant)>,
+    /// Laravel's `throttle:api`, when enforced.
+    limiter: Option<Limiter>,
+    /// Requests answered 429 by the enforced limit.
+    throttled: u32,
+}
+
+/// Laravel's per-user API limit: a fixed window that starts with the first
+/// request counted in it and lasts a minute; past `per_minute` requests in
+/// it, 429 with `Retry-After` (the seconds until it ends).
+#[derive(Debug)]
+struct Limiter {
+    per_minute: u32,
+    started: Option<Instant>,
+    hits: u32,
+}
+
+/// Laravel's rate-limit window.
+const LIMIT_WINDOW: Duration = Duration::from_secs(60);
+
+impl Limiter {
+    /// Counts a request arriving at `now`: `Ok(remaining)` when it is let
+    /// through, `Err(retry_after_secs)` past the limit.
+    fn hit(&mut self, now: Instant) -> Result<u32, u64> {
+        if self
+            .started
+            .is_some_and(|started| now.saturating_duration_since(started) >= LIMIT_WINDOW)
+        {
+            self.started = None;
+            self.hits = 0;
+        }
+        let started = *self.started.get_or_insert(now);
+        if self.hits >= self.per_minute {
+            let left = LIMIT_WINDOW.saturating_sub(now.saturating_duration_since(started));
+            return Err(left.as_secs_f64().ceil().max(1.0) as u64);
+        }
+        self.hits += 1;
+        Ok(self.per_minute - self.hits)
+    }
 }
 
 /// The fake server's state, shared by every mock mounted with it.
@@ -326,6 +364,29 @@ impl FakeCoolify {
             .filter(|(m, p, _)| m == method && p == path)
             .map(|(_, _, at)| *at)
             .collect()
+    }
+
+    /// Enforces Coolify's API rate limit from now on, as Laravel's
+    /// `throttle:api` does: `per_minute` requests in a one-minute window
+    /// that starts with the first of them, then 429 "Too Many Attempts."
+    /// with `Retry-After` until the window ends; every answer carries the
+    /// real `X-RateLimit-Limit` and `X-RateLimit-Remaining`.
+    pub fn enforce_rate_limit(&self, per_minute: u32) {
+        self.state().limiter = Some(Limiter {
+            per_minute,
+            started: None,
+            hits: 0,
+        });
+    }
+
+    /// How many requests the enforced rate limit answered 429.
+    pub fn throttled(&self) -> u32 {
+        self.state().throttled
+    }
+
+    /// When each request arrived, whatever it was for.
+    pub fn all_arrivals(&self) -> Vec<Instant> {
+        self.state().arrivals.iter().map(|(_, _, at)| *at).collect()
     }
 
     /// Mounts the fake as the catch-all answer of `server`.
@@ -790,6 +851,15 @@ impl Respond for FakeCoolify {
         if !authorised {
             return message(401, "Unauthenticated.");
         }
+        let remaining = match state.limiter.as_mut().map(|l| (l.per_minute, l.hit(Instant::now()))) {
+            None => None,
+            Some((limit, Err(retry_after))) => {
+                state.throttled += 1;
+                return too_many_attempts(retry_after)
+                    .insert_header("X-RateLimit-Limit", limit.to_string().as_str());
+            }
+            Some((limit, Ok(remaining))) => Some((limit, remaining)),
+        };
         let fault = state
             .faults
             .iter_mut()
@@ -810,9 +880,10 @@ impl Respond for FakeCoolify {
             }
             None => self.handle(&mut state, request, &path),
         };
+        let (limit, remaining) = remaining.unwrap_or((200, 199));
         response
-            .insert_header("X-RateLimit-Limit", "200")
-            .insert_header("X-RateLimit-Remaining", "199")
+            .insert_header("X-RateLimit-Limit", limit.to_string().as_str())
+            .insert_header("X-RateLimit-Remaining", remaining.to_string().as_str())
     }
 }
 

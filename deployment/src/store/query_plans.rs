@@ -1,0 +1,100 @@
+//! How the database answers the scheduler's queries: their plans, so an
+//! operator (or the idle-schedule benchmark) can see that a large schedule
+//! is read through the partial index `bots_deploy_due` and never scanned.
+
+use super::schedule::{claim_due_sql, due_backlog_sql};
+use super::{DbPool, Store, StoreError};
+
+/// The plan of one of the scheduler's queries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueryPlan {
+    /// What the query is for.
+    pub query: &'static str,
+    /// The plan, one line per step, as the database prints it (SQLite's
+    /// `EXPLAIN QUERY PLAN`, PostgreSQL's `EXPLAIN`).
+    pub lines: Vec<String>,
+}
+
+impl Store {
+    /// The plans of the scheduler's two queries run on every tick: the
+    /// claim of due bots ([`Store::claim_due`]) and the count of the due
+    /// backlog ([`Store::due_backlog`]). Nothing is claimed or changed:
+    /// the queries are explained, not run.
+    pub async fn scheduler_query_plans(&self) -> Result<Vec<QueryPlan>, StoreError> {
+        // Each query with its placeholders' values: a text, then numbers
+        // (the claim's owner), or numbers only. A plan does not depend on
+        // the values.
+        let queries = [
+            ("claim of due bots", claim_due_sql(self.dialect()), true),
+            ("due backlog", due_backlog_sql(), false),
+        ];
+        let mut plans = Vec::new();
+        for (query, sql, text_first) in queries {
+            let binds = sql.matches('$').count();
+            let lines = match &self.pool {
+                DbPool::Sqlite(pool) => {
+                    let explain = format!("EXPLAIN QUERY PLAN {sql}");
+                    let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+                    for n in 0..binds {
+                        q = if n == 0 && text_first {
+                            q.bind("plan")
+                        } else {
+                            q.bind(0_i64)
+                        };
+                    }
+                    q.fetch_all(pool)
+                        .await?
+                        .into_iter()
+                        .map(|(_, _, _, detail)| detail)
+                        .collect()
+                }
+                DbPool::Postgres(pool) => {
+                    let explain = format!("EXPLAIN {sql}");
+                    let mut q = sqlx::query_as::<_, (String,)>(&explain);
+                    for n in 0..binds {
+                        q = if n == 0 && text_first {
+                            q.bind("plan")
+                        } else {
+                            q.bind(0_i64)
+                        };
+                    }
+                    q.fetch_all(pool)
+                        .await?
+                        .into_iter()
+                        .map(|(line,)| line)
+                        .collect()
+                }
+            };
+            plans.push(QueryPlan { query, lines });
+        }
+        Ok(plans)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_scheduler_reads_through_its_partial_index_on_sqlite() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite:{}", dir.path().join("plans.db").display());
+        let store = Store::connect(&url).await.unwrap();
+        let plans = store.scheduler_query_plans().await.unwrap();
+        assert_eq!(
+            plans.iter().map(|p| p.query).collect::<Vec<_>>(),
+            ["claim of due bots", "due backlog"]
+        );
+        for plan in &plans {
+            assert!(
+                plan.lines.iter().any(|l| l.contains("bots_deploy_due")),
+                "{plan:?}"
+            );
+            assert!(
+                !plan.lines.iter().any(|l| l.starts_with("SCAN bots")),
+                "{plan:?}"
+            );
+        }
+        store.close().await;
+    }
+}
