@@ -72,8 +72,8 @@ pub use meeting::{MeetingEvent, MeetingStatus};
 pub use orphan_sweep::SweepReport;
 pub use reconciler::ReconcileReport;
 pub use service::{
-    BotPage, BotService, CreateBot, CreatedBot, DrainReport, ListQuery, LiveStatus, Placement,
-    PlatformsView, PoolSummary, Readiness, ServiceOptions, idempotency_key,
+    BotPage, BotService, CreateBot, CreatedBot, DeployWait, DrainReport, LaneLoad, ListQuery,
+    LiveStatus, Placement, PlatformsView, PoolSummary, Readiness, ServiceOptions, idempotency_key,
 };
 pub use settings::ServiceSettings;
 pub use startup::open_service;

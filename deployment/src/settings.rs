@@ -95,6 +95,15 @@ pub const PLATFORM_CALL_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
 )
 .kind(ValueKind::Seconds { min: 1, max: 600 });
 
+/// How many deploys and stops one service process runs at once per
+/// platform.
+pub const DEPLOY_CONCURRENCY: EnvVarSpec = EnvVarSpec::with_default(
+    "DEPLOY_CONCURRENCY",
+    "32",
+    "How many deploys and stops of one platform this service process runs at once, in its deploy workers. A create answers as soon as its bot is placed; the platform call waits here for a free worker, in the order bots were placed, and each platform paces its own calls under its rate limits (ECS's RunTask bucket, Coolify's requests per minute). 32 keeps ECS's launch burst busy; lower it to spare a small Coolify server.",
+)
+.kind(ValueKind::Integer { min: 1, max: 512 });
+
 /// How long a bot may wait in the queue.
 pub const QUEUE_TIMEOUT: EnvVarSpec = EnvVarSpec::with_default(
     "QUEUE_TIMEOUT",
@@ -272,6 +281,7 @@ pub const SERVICE_ENV: &[EnvVarSpec] = &[
     ORPHAN_SWEEP_INTERVAL,
     DEPLOY_TIMEOUT,
     PLATFORM_CALL_TIMEOUT,
+    DEPLOY_CONCURRENCY,
     QUEUE_TIMEOUT,
     crate::schedule::AWS_DEPLOY_LEAD,
     crate::schedule::COOLIFY_DEPLOY_LEAD,
@@ -368,6 +378,8 @@ pub struct ServiceSettings {
     pub deploy_timeout: Duration,
     /// `PLATFORM_CALL_TIMEOUT`.
     pub platform_call_timeout: Duration,
+    /// `DEPLOY_CONCURRENCY`.
+    pub deploy_concurrency: usize,
     /// `QUEUE_TIMEOUT`.
     pub queue_timeout: Duration,
     /// `BOT_API_URL`, without a trailing slash.
@@ -472,6 +484,7 @@ impl ServiceSettings {
                     orphan_sweep_interval: values.checked_seconds(&ORPHAN_SWEEP_INTERVAL)?,
                     deploy_timeout: values.checked_seconds(&DEPLOY_TIMEOUT)?,
                     platform_call_timeout: values.checked_seconds(&PLATFORM_CALL_TIMEOUT)?,
+                    deploy_concurrency: values.checked_integer(&DEPLOY_CONCURRENCY)?,
                     queue_timeout: values.checked_seconds(&QUEUE_TIMEOUT)?,
                     bot_api_url: values
                         .get(&BOT_API_URL)

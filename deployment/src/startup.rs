@@ -75,6 +75,7 @@ pub fn options_from(settings: &ServiceSettings) -> ServiceOptions {
         platform_call_timeout: settings.platform_call_timeout,
         orphan_sweep_interval: settings.orphan_sweep_interval,
         queue_timeout: settings.queue_timeout,
+        deploy_concurrency: settings.deploy_concurrency,
         schedule: settings.schedule.clone(),
         // Four fifths of a reconciler interval: renewed three times in it
         // by its holder, and once it lapses another process's next pass

@@ -9,9 +9,10 @@ use serde::Deserialize;
 
 use super::errors::{ApiError, ErrorBody};
 use super::extract::{BotIdPath, JsonBody, ListBotsParams};
+use super::prefer;
 use super::state::ApiState;
 use crate::bot::{Bot, BotDetails};
-use crate::service::{BotPage, CreateBot, LiveStatus, Reschedule, idempotency_key};
+use crate::service::{BotPage, CreateBot, DeployWait, LiveStatus, Reschedule, idempotency_key};
 use crate::store::IdempotencyKey;
 
 /// The header that makes a create safe to retry.
@@ -147,6 +148,15 @@ pub struct UpdateBotRequest {
 /// `join_at` whose deploy time is ahead, schedules it (`scheduled`, with
 /// its `deploy_at`): any service process deploys it at that time.
 ///
+/// The answer never waits for the platform: it comes as soon as the bot is
+/// placed (`deploying`, its platform call handed to the service's deploy
+/// workers), queued or scheduled; follow the bot with `GET /v1/bots/{id}`
+/// or webhooks. A caller that wants the bot once it is `running` or
+/// `failed` sends `Prefer: wait=N` (RFC 7240, up to 300 s): the answer then
+/// comes when it is, or after N seconds with the bot as it is then, and
+/// carries `Preference-Applied: wait=N`; a refusal by the platform is then
+/// `deploy_failed`, as it is.
+///
 /// With an `Idempotency-Key`, a retry with the same key and the same body
 /// (byte for byte) returns the bot the first request created, with 200 and
 /// `Idempotent-Replayed: true`, and deploys it if it is still pending; the
@@ -162,9 +172,10 @@ pub struct UpdateBotRequest {
     request_body = CreateBotRequest,
     params(
         ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible ASCII characters; makes the create safe to retry", min_length = 1, max_length = 255, pattern = "^[\\x21-\\x7E]{1,255}$"),
+        ("Prefer" = Option<String>, Header, description = "RFC 7240 preferences. `wait=N` (whole seconds, honoured up to 300): answer once the bot is running or failed, or N seconds passed, instead of as soon as it is placed. Other preferences, and a `wait` that is not a whole number, are ignored", example = "wait=30"),
     ),
     responses(
-        (status = 201, description = "Created (and placed unless `deploy` was false: `deploying`/`running` on a platform, `queued` with its `queue_position` when no platform has room, or `scheduled` with its `deploy_at` when `join_at` is far enough ahead); `Location` names the bot", body = Bot),
+        (status = 201, description = "Created (and placed unless `deploy` was false: `deploying` on a platform, its platform call in the deploy workers — or, with `Prefer: wait`, `running`/`failed`/still `deploying` — `queued` with its `queue_position` when no platform has room, or `scheduled` with its `deploy_at` when `join_at` is far enough ahead); `Location` names the bot, `Preference-Applied` the wait honoured", body = Bot),
         (status = 200, description = "An earlier request with the same Idempotency-Key and body created this bot", body = Bot),
         (status = 400, description = "`malformed_json`, `invalid_idempotency_key`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
@@ -172,7 +183,7 @@ pub struct UpdateBotRequest {
         (status = 413, description = "`body_too_large`", body = ErrorBody),
         (status = 415, description = "`unsupported_media_type`", body = ErrorBody),
         (status = 422, description = "`invalid_body`, `invalid_meeting_url`, `unknown_meeting_platform`, `invalid_bot_config` (including a `join_at` that is not RFC 3339 or out of range), `invalid_webhook_url`, `webhook_url_forbidden`, `webhooks_not_configured`", body = ErrorBody),
-        (status = 502, description = "`deploy_failed`: the platform refused the bot, which is now failed", body = ErrorBody),
+        (status = 502, description = "`deploy_failed` (with `Prefer: wait`): the platform refused the bot, which is now failed", body = ErrorBody),
         (status = 503, description = "`pool_exhausted` and other retryable errors, with `Retry-After`", body = ErrorBody),
     ),
     security(("bearer" = []))
@@ -189,11 +200,21 @@ pub async fn create_bot(
             Some(idempotency_key(key, &body.raw)?)
         }
     };
+    let wait = prefer::requested_wait(&headers);
     let created = state
         .service()
-        .create_bot(body.value.into_request(idempotency))
+        .create_bot_with(
+            body.value.into_request(idempotency),
+            wait.map_or(DeployWait::No, DeployWait::UpTo),
+            &mut |_| {},
+        )
         .await?;
     let mut response = Json(&created.bot).into_response();
+    if let Some(wait) = wait {
+        response
+            .headers_mut()
+            .insert(prefer::PREFERENCE_APPLIED, prefer::applied(wait));
+    }
     if created.created {
         *response.status_mut() = StatusCode::CREATED;
         if let Ok(location) = HeaderValue::from_str(&format!("/v1/bots/{}", created.bot.id)) {
@@ -208,14 +229,18 @@ pub async fn create_bot(
 }
 
 /// Deploys a pending bot. A bot already deploying or running is returned
-/// as it is: nothing new is started.
+/// as it is: nothing new is started. Like a create, the answer comes as
+/// soon as the bot is placed, unless `Prefer: wait=N` asks to wait.
 #[utoipa::path(
     post,
     path = "/v1/bots/{id}/deploy",
     tag = "bots",
-    params(("id" = u64, Path, description = "The bot's id", minimum = 1, maximum = 9_223_372_036_854_775_807_f64)),
+    params(
+        ("id" = u64, Path, description = "The bot's id", minimum = 1, maximum = 9_223_372_036_854_775_807_f64),
+        ("Prefer" = Option<String>, Header, description = "RFC 7240 preferences. `wait=N` (whole seconds, honoured up to 300): answer once the bot is running or failed, or N seconds passed. Other preferences, and a `wait` that is not a whole number, are ignored", example = "wait=30"),
+    ),
     responses(
-        (status = 200, description = "The bot, deploying or running (a deploy the platform did not confirm yet stays deploying, with the reason, and the reconciler finishes it)", body = Bot),
+        (status = 200, description = "The bot: deploying (its platform call in the deploy workers), queued, scheduled, or — with `Prefer: wait` — running, failed or still deploying (a deploy the platform did not confirm yet stays deploying, with the reason, and the reconciler finishes it)", body = Bot),
         (status = 400, description = "`invalid_bot_id`", body = ErrorBody),
         (status = 401, description = "`unauthorized`", body = ErrorBody),
         (status = 404, description = "`bot_not_found`", body = ErrorBody),
@@ -228,8 +253,20 @@ pub async fn create_bot(
 pub async fn deploy_bot(
     State(state): State<ApiState>,
     BotIdPath(id): BotIdPath,
-) -> Result<Json<Bot>, ApiError> {
-    Ok(Json(state.service().deploy(id).await?))
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let wait = prefer::requested_wait(&headers);
+    let bot = state
+        .service()
+        .deploy_with(id, wait.map_or(DeployWait::No, DeployWait::UpTo), &mut |_| {})
+        .await?;
+    let mut response = Json(bot).into_response();
+    if let Some(wait) = wait {
+        response
+            .headers_mut()
+            .insert(prefer::PREFERENCE_APPLIED, prefer::applied(wait));
+    }
+    Ok(response)
 }
 
 /// Changes a scheduled bot: its `join_at` (the deploy time moves with

@@ -189,6 +189,23 @@ pub async fn render(service: &BotService) -> String {
     super::placement_metrics::render(&mut out, service).await;
     header(
         &mut out,
+        "meeboter_deploy_workers_jobs",
+        "gauge",
+        "Deploys and stops in this process's deploy workers, per platform: waiting for a free worker (the burst still to be worked off here) or running (a platform call in flight, at most DEPLOY_CONCURRENCY).",
+    );
+    let mut lanes = service.deploy_workers();
+    lanes.sort_by_key(|(name, _)| *name);
+    for (platform, load) in lanes {
+        for (state, n) in [("waiting", load.waiting), ("running", load.running)] {
+            let _ = writeln!(
+                out,
+                "meeboter_deploy_workers_jobs{} {n}",
+                labels(&[("platform", platform), ("state", state)])
+            );
+        }
+    }
+    header(
+        &mut out,
         "meeboter_bots",
         "gauge",
         "Bots of this service's platform by status.",

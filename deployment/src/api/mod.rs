@@ -34,6 +34,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod placement_metrics;
 pub mod platforms;
+pub mod prefer;
 pub mod pool;
 pub mod request_log;
 pub mod routes;

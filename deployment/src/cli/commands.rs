@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::output::{self, Printer};
 use super::{Cli, Command, DeployArgs, ListArgs, PoolAction, WebhookAction, exit};
 use crate::error::ServiceError;
-use crate::service::{BotService, CreateBot, ListQuery, idempotency_key};
+use crate::service::{BotService, CreateBot, DeployWait, ListQuery, idempotency_key};
 use crate::settings::{LOG_LEVEL, MEETING_PASSWORD_ENV, MEETING_URL_ENV, ServiceSettings};
 use crate::sim_bot::SimBotConfig;
 use crate::startup::open_service;
@@ -145,11 +145,37 @@ async fn run_with_service(
 ) -> Result<(), ServiceError> {
     match command {
         Command::Deploy(args) => {
-            let bot = match (args.bot, create) {
-                (Some(id), _) => service.deploy(id).await?,
-                (None, Some(request)) => service.create_bot(request).await?.bot,
+            let wait = if args.no_wait {
+                DeployWait::Later
+            } else {
+                DeployWait::UpTo(std::time::Duration::from_secs(args.wait_for))
+            };
+            let progress = super::progress::Progress::new(printer.log_format);
+            let mut show = |bot: &crate::bot::Bot| progress.show(bot);
+            let deployed = match (args.bot, create) {
+                (Some(id), _) => service.deploy_with(id, wait, &mut show).await,
+                (None, Some(request)) => service
+                    .create_bot_with(request, wait, &mut show)
+                    .await
+                    .map(|created| created.bot),
                 (None, None) => unreachable!("the request was built above"),
             };
+            progress.finish();
+            // A platform call still in flight finishes before the process
+            // ends (each is bounded by PLATFORM_CALL_TIMEOUT).
+            service.finish_jobs().await;
+            let bot = deployed?;
+            if wait == DeployWait::Later && bot.status == crate::bot::BotState::Pending {
+                telemetry::notice(
+                    printer.log_format,
+                    tracing::Level::INFO,
+                    &format!(
+                        "bot {}: its deploy is due now; a running serve deploys it within a second (or the next reconcile)",
+                        bot.id
+                    ),
+                    &[("bot_id", &bot.id.to_string())],
+                );
+            }
             printer.print(&bot, output::bot);
         }
         Command::Reschedule(args) => {

@@ -8,6 +8,7 @@ mod commands;
 mod doctor;
 pub mod exit;
 mod output;
+mod progress;
 mod serve;
 
 use std::process::ExitCode;
@@ -181,6 +182,16 @@ pub struct DeployArgs {
     /// Only create the bot (pending); deploy it later with `deploy --bot ID`.
     #[arg(long)]
     pub no_deploy: bool,
+    /// Return at once: record the bot's deploy as due now and leave it to
+    /// the running `serve` (its scheduler deploys it within a second) or
+    /// the next `reconcile`, instead of deploying it here and waiting.
+    #[arg(long, conflicts_with_all = ["no_deploy", "wait_for"])]
+    pub no_wait: bool,
+    /// How long to wait for the bot to be running (or to fail), in
+    /// seconds, showing its progress; after that the command ends with the
+    /// bot as it is, and the reconciler of `serve` follows it.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub wait_for: u64,
     /// When the bot must be in its meeting (RFC 3339, e.g.
     /// 2026-03-02T10:00:00Z): its deploy starts that much ahead of it that
     /// the slowest platform of PLATFORM_PRIORITY needs (AWS_DEPLOY_LEAD,

@@ -4,7 +4,7 @@ use platform_core::{BotDeploymentInput, BotId, FieldError, InvalidDeploymentConf
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::BotService;
+use super::{BotService, DeployWait};
 
 use crate::bot::{Bot, BotState};
 use crate::error::{ServiceError, ServiceResult};
@@ -61,7 +61,16 @@ pub fn idempotency_key(key: &str, body: &[u8]) -> ServiceResult<IdempotencyKey> 
 }
 
 impl BotService {
-    /// Validates and records a bot (in `pending`), then deploys it if asked;
+    /// Creates a bot and, if asked, deploys it, waiting until the platform
+    /// answered (see [`DeployWait::ForPlatform`]); the same as
+    /// [`create_bot_with`](Self::create_bot_with) with that wait.
+    pub async fn create_bot(&self, request: CreateBot) -> ServiceResult<CreatedBot> {
+        self.create_bot_with(request, DeployWait::ForPlatform, &mut |_| {})
+            .await
+    }
+
+    /// Validates and records a bot (in `pending`), then deploys it if asked
+    /// (see [`deploy_with`](Self::deploy_with) for `wait` and `progress`);
     /// a bot with a `join_at` whose deploy time is ahead is recorded
     /// `scheduled` instead and deployed at that time by the scheduler. The
     /// deploy intent is written with the bot, so a crash before the
@@ -70,7 +79,12 @@ impl BotService {
     /// one created (deploying it if it is still pending), and a different
     /// request with the same key is refused. Nothing is written when the
     /// request is invalid.
-    pub async fn create_bot(&self, request: CreateBot) -> ServiceResult<CreatedBot> {
+    pub async fn create_bot_with(
+        &self,
+        request: CreateBot,
+        wait: DeployWait,
+        progress: &mut (dyn FnMut(&Bot) + Send),
+    ) -> ServiceResult<CreatedBot> {
         if !(MIN_PRIORITY..=MAX_PRIORITY).contains(&request.priority) {
             // A field of the body, refused like the body's other fields.
             return Err(ServiceError::InvalidRequest(InvalidDeploymentConfig {
@@ -110,9 +124,11 @@ impl BotService {
                     reason: plan.as_ref().map_or("created", |p| p.reason.as_str()),
                     join_at,
                     deploy_at: plan.as_ref().map(|p| p.deploy_at),
+                    // The request places the bot itself, unless it leaves
+                    // that to the scheduler.
                     lease: plan
                         .as_ref()
-                        .filter(|p| p.status == BotState::Pending)
+                        .filter(|p| p.status == BotState::Pending && wait != DeployWait::Later)
                         .map(|_| (self.inner.instance.as_str(), self.intent_lease_until())),
                 },
                 request.idempotency.as_ref(),
@@ -139,8 +155,11 @@ impl BotService {
         if created && request.deploy {
             crate::failpoint::pause_if_armed(crate::failpoint::AFTER_CREATE).await;
         }
-        let bot = if request.deploy && record.state()? == BotState::Pending {
-            self.deploy(record.id()).await?
+        let bot = if request.deploy
+            && record.state()? == BotState::Pending
+            && !(created && wait == DeployWait::Later)
+        {
+            self.deploy_with(record.id(), wait, progress).await?
         } else {
             self.shown(record).await?
         };

@@ -4,89 +4,135 @@
 use platform_core::{BotId, ErrorKind};
 use tracing::Instrument;
 
-use super::BotService;
-use super::placement::{DeployAnswer, Placement, describe_nothing_started};
+use super::placement::{DeployAnswer, Step, describe_nothing_started};
+use super::{BotService, DeployWait, Job, JobHandle};
 
 use crate::bot::{Bot, BotState};
 use crate::error::{ServiceError, ServiceResult};
 use crate::failpoint;
 use crate::store::{BotRecord, Transition};
 
+/// What placing a bot the caller holds came to.
+pub(super) enum PlacedNow {
+    /// Placed on a platform, its platform call handed to the deploy
+    /// workers (`None`: it ran already, or runs elsewhere).
+    Handed(Option<JobHandle>),
+    /// No platform had room: queued.
+    Queued,
+    /// It moved meanwhile: read it again.
+    Moved,
+}
+
 impl BotService {
-    /// Deploys a pending bot: placed on the first platform with room, or
-    /// queued; one with a `join_at` whose deploy time is ahead is
-    /// scheduled. The deploy intent is written first, so a crash before the
-    /// platform call leaves a due bot the scheduler deploys. A bot that is
-    /// already scheduled, queued, deploying or running is returned as it
-    /// is: nothing new is started. See the module docs for
-    /// what each platform answer does.
+    /// Deploys a pending bot and waits until the platform answered (see
+    /// [`DeployWait::ForPlatform`]); the same as
+    /// [`deploy_with`](Self::deploy_with) with that wait.
     pub async fn deploy(&self, id: BotId) -> ServiceResult<Bot> {
+        self.deploy_with(id, DeployWait::ForPlatform, &mut |_| {})
+            .await
+    }
+
+    /// Deploys a pending bot: placed on the first platform with room (its
+    /// platform call handed to the deploy workers), or queued; one with a
+    /// `join_at` whose deploy time is ahead is scheduled. The deploy intent
+    /// is written first, so a crash before the platform call leaves a due
+    /// bot the scheduler deploys. A bot that is already scheduled, queued,
+    /// deploying or running is returned as it is: nothing new is started.
+    /// `wait` says how long to wait for the platform, `progress` is told
+    /// each change seen meanwhile. See the module docs for what each
+    /// platform answer does.
+    pub async fn deploy_with(
+        &self,
+        id: BotId,
+        wait: DeployWait,
+        progress: &mut (dyn FnMut(&Bot) + Send),
+    ) -> ServiceResult<Bot> {
         let span = tracing::info_span!("deploy", bot_id = %id);
         async {
-            let owner = self.inner.instance.as_str();
-            // The bot may move between our read and our write (another
-            // request deployed it): read again and decide again, a few times.
-            for _ in 0..5 {
-                let record = self.load(id).await?;
-                match record.state()? {
-                    BotState::Scheduled
-                    | BotState::Queued
-                    | BotState::Deploying
-                    | BotState::Running => {
-                        return self.shown(record).await;
-                    }
-                    BotState::Pending => {}
-                    other => other.check_move(id, BotState::Deploying).map(|_| ())?,
-                }
-                if let Some(scheduled) = self.schedule_pending(&record).await? {
-                    return self.shown(scheduled).await;
-                }
-                let record = if record.deploy_at_ms().is_none() {
-                    match self
-                        .store_ref()
-                        .mark_deploy_intent(id, self.clock_ms(), owner, self.intent_lease_until())
-                        .await?
-                    {
-                        Some(record) => record,
-                        None => continue,
-                    }
-                } else {
-                    record
-                };
-                let placed = self.place_and_deploy(record).await;
-                self.store_ref().release_lease(id, owner).await?;
-                match placed? {
-                    Placement::Deployed(record) | Placement::Queued(record) => {
-                        return self.shown(record).await;
-                    }
-                    Placement::NoRoom { .. } | Placement::Moved => {}
-                }
-            }
-            Err(ServiceError::Storage(
-                crate::store::StoreError::Unavailable(format!(
-                    "bot {id} kept changing while it was being deployed; try again"
-                )),
-            ))
+            let handle = self.start_deploy(id, wait).await?;
+            self.await_deploy(id, handle, wait, progress).await
         }
         .instrument(span)
         .await
     }
 
-    /// Calls the bot's platform for its current attempt and records the
-    /// answer; a platform that started nothing sends the bot on to the next
-    /// platform with room, or to the queue. Used by the reconciler to
-    /// re-drive a deploy a crash left half-done, with the same attempt
-    /// ([`DeployCall::Repeat`]).
-    pub(crate) async fn drive_deploy(
-        &self,
-        record: BotRecord,
-        call: DeployCall,
-    ) -> ServiceResult<BotRecord> {
-        let id = record.id();
-        match self.run_placement(record, Some(call)).await? {
-            Placement::Deployed(record) | Placement::Queued(record) => Ok(record),
-            Placement::NoRoom { .. } | Placement::Moved => self.load(id).await,
+    async fn start_deploy(&self, id: BotId, wait: DeployWait) -> ServiceResult<Option<JobHandle>> {
+        let owner = self.inner.instance.as_str();
+        // The bot may move between our read and our write (another
+        // request deployed it): read again and decide again, a few times.
+        for _ in 0..5 {
+            let record = self.load(id).await?;
+            match record.state()? {
+                BotState::Scheduled | BotState::Queued | BotState::Deploying | BotState::Running => {
+                    return Ok(None);
+                }
+                BotState::Pending => {}
+                other => other.check_move(id, BotState::Deploying).map(|_| ())?,
+            }
+            if self.schedule_pending(&record).await?.is_some() {
+                return Ok(None);
+            }
+            // Only the intent, with no lease: any scheduler takes it now.
+            let lease_until = match wait {
+                DeployWait::Later => 0,
+                _ => self.intent_lease_until(),
+            };
+            let record = if record.deploy_at_ms().is_none() || wait == DeployWait::Later {
+                match self
+                    .store_ref()
+                    .mark_deploy_intent(id, self.clock_ms(), owner, lease_until)
+                    .await?
+                {
+                    Some(record) => record,
+                    None => continue,
+                }
+            } else {
+                record
+            };
+            if wait == DeployWait::Later {
+                return Ok(None);
+            }
+            match self.place_now(record).await? {
+                PlacedNow::Handed(handle) => return Ok(handle),
+                PlacedNow::Queued => return Ok(None),
+                PlacedNow::Moved => {}
+            }
         }
+        Err(ServiceError::Storage(
+            crate::store::StoreError::Unavailable(format!(
+                "bot {id} kept changing while it was being deployed; try again"
+            )),
+        ))
+    }
+
+    /// Places a bot the caller holds (`pending` with its deploy intent, or
+    /// `scheduled` and due) on the first platform with room and hands its
+    /// platform call to that platform's deploy workers; queues it when no
+    /// platform has room. The caller's lease passes to the job; it is given
+    /// back when nothing was handed over.
+    pub(super) async fn place_now(&self, record: BotRecord) -> ServiceResult<PlacedNow> {
+        let id = record.id();
+        let mut passed = Vec::new();
+        let placed = match self.choose_platform(&record, &[], &mut passed).await? {
+            Step::Placed(placed, platform) => {
+                let job = Job::Deploy {
+                    attempt: placed.attempt(),
+                    call: DeployCall::First,
+                };
+                if let Some(handle) = self.hand_over(id, platform, job) {
+                    return Ok(PlacedNow::Handed(Some(handle)));
+                }
+                // No worker can take it (no runtime to run one): call here.
+                self.run_placement(placed, Some(DeployCall::First)).await?;
+                PlacedNow::Handed(None)
+            }
+            Step::Queued(_) => PlacedNow::Queued,
+            Step::NoRoom { .. } | Step::Moved => PlacedNow::Moved,
+        };
+        self.store_ref()
+            .release_lease(id, &self.inner.instance)
+            .await?;
+        Ok(placed)
     }
 
     /// One platform call for the bot's current attempt, its answer recorded

@@ -35,8 +35,10 @@ mod queue;
 mod readiness;
 mod schedule;
 mod stop;
+mod wait;
 mod watchdog;
 mod webhooks;
+mod workers;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,7 +64,10 @@ pub use query::{BotPage, DEFAULT_PAGE_SIZE, ListQuery, LiveStatus, MAX_PAGE_SIZE
 pub use queue::DrainReport;
 pub use readiness::{Check, Readiness};
 pub use schedule::{DueBacklog, DueReport, Reschedule};
+pub use wait::DeployWait;
 pub use watchdog::WatchReport;
+pub use workers::LaneLoad;
+pub(crate) use workers::{Job, JobHandle};
 
 /// How the service behaves; every field has a production default.
 #[derive(Clone, Debug)]
@@ -110,6 +115,9 @@ pub struct ServiceOptions {
     /// How many queued bots one process places at once while draining the
     /// queue. Default 8.
     pub drain_concurrency: usize,
+    /// How many deploys and stops of one platform this process's deploy
+    /// workers run at once. Default 32 (`DEPLOY_CONCURRENCY`).
+    pub deploy_concurrency: usize,
     /// Where bots reach this service for the bot protocol
     /// (`MEEBOTER_API_URL` in their environment; `BOT_API_URL`). `None`
     /// gives bots no protocol: no URL, no token, as before the protocol.
@@ -164,6 +172,7 @@ impl Default for ServiceOptions {
             queue_timeout: Duration::from_secs(600),
             sweep_lease: Duration::from_secs(8),
             drain_concurrency: 8,
+            deploy_concurrency: 32,
             bot_api_url: None,
             heartbeat_timeout: Duration::from_secs(300),
             leave_grace: Duration::from_secs(60),
@@ -211,6 +220,8 @@ pub(crate) struct Inner {
     pub(crate) heartbeats: HeartbeatBuffer,
     /// Each bot's budget of bot-protocol requests.
     pub(crate) bot_limiter: BotRateLimiter,
+    /// Where platform calls of deploys and stops run.
+    pub(crate) workers: workers::Workers,
 }
 
 /// The bot deployment service. Cheap to clone; every clone shares the
@@ -264,8 +275,10 @@ impl BotService {
             std::process::id(),
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         );
+        let workers = workers::Workers::new(&platforms.names(), options.deploy_concurrency);
         Ok(Self {
             inner: Arc::new(Inner {
+                workers,
                 store,
                 metrics,
                 platforms,

@@ -2,9 +2,10 @@
 //! room under its cap; a platform that answers "no capacity, nothing
 //! started" sends it on to the next; when none has room it is queued.
 //!
-//! [`BotService::place_and_deploy`] is the one step every path takes —
-//! a deploy request, the queue drain, the reconciler repeating a deploy —
-//! and what a worker calls for a bot it has claimed. The cap check and the
+//! Every path takes the same two steps: the choice of a platform, in the
+//! caller (a deploy request, the scheduler, the queue drain), and the
+//! platform call with the fall-through on "nothing started", in a
+//! [deploy worker](super::workers). The cap check and the
 //! move to `deploying` are one transaction
 //! ([`Store::place_bot`](crate::Store::place_bot)), so several service
 //! processes never place more bots on a platform than its cap. The history
@@ -97,19 +98,15 @@ pub(super) fn describe_nothing_started(platform: &str, error: &platform_core::Er
 }
 
 impl BotService {
-    /// Places a bot the caller holds (`pending`, or `queued` and claimed)
-    /// on the first platform of the priority list with room, calls that
-    /// platform, and moves on down the list while platforms answer "no
-    /// capacity, nothing started"; queues it when no platform has room.
-    /// A definite refusal fails the bot with the platform's reason
+    /// The placement loop, run by a deploy worker: calls the bot's
+    /// platform, and moves on down the priority list while platforms
+    /// answer "no capacity, nothing started"; queues the bot when no
+    /// platform has room. A definite refusal fails the bot with the
+    /// platform's reason
     /// ([`ServiceError::DeployFailed`](crate::ServiceError::DeployFailed)).
-    pub async fn place_and_deploy(&self, record: BotRecord) -> ServiceResult<Placement> {
-        self.run_placement(record, None).await
-    }
-
-    /// The placement loop. A `deploying` bot starts with the platform call
-    /// (`call`: the first of its attempt, or a repeat after a lost answer);
-    /// any other starts with the choice of a platform.
+    /// A `deploying` bot starts with the platform call (`call`: the first
+    /// of its attempt, or a repeat after a lost answer); any other starts
+    /// with the choice of a platform.
     pub(super) async fn run_placement(
         &self,
         record: BotRecord,
@@ -129,7 +126,6 @@ impl BotService {
                 _ => match Box::pin(self.choose_platform(&current, &tried, &mut passed)).await? {
                     Step::Placed(placed, name) => {
                         tried.push(name);
-                        failpoint::pause_if_armed(failpoint::AFTER_DEPLOY_INTENT).await;
                         (placed, DeployCall::First)
                     }
                     Step::Queued(queued) => return Ok(Placement::Queued(queued)),
@@ -215,6 +211,7 @@ impl BotService {
             };
             match self.store_ref().place_bot(&place).await? {
                 Placed::Placed(placed) => {
+                    failpoint::pause_if_armed(failpoint::AFTER_DEPLOY_INTENT).await;
                     for skipped in passed.iter() {
                         self.inner
                             .metrics

@@ -2,7 +2,8 @@
 //! as `queued` and are placed in order (priority, then age) as soon as
 //! capacity frees — a bot ends in this process, or any replica's reconciler
 //! pass — by every replica at once without taking a bot twice
-//! ([`Store::claim_next_queued`](crate::Store::claim_next_queued)). A bot
+//! ([`Store::claim_next_queued`](crate::Store::claim_next_queued)), their
+//! platform calls run by the [deploy workers](super::workers). A bot
 //! that waits longer than `QUEUE_TIMEOUT` fails as `queue_timeout`.
 
 use std::sync::atomic::Ordering;
@@ -11,7 +12,8 @@ use platform_core::{BotId, MeetingPlatform};
 use serde::Serialize;
 
 use super::placement::Step;
-use super::{BotService, DeployCall, Placement};
+use super::workers::JobResult;
+use super::{BotService, DeployCall, Job};
 
 use crate::bot::BotState;
 use crate::error::ServiceResult;
@@ -89,10 +91,17 @@ impl BotService {
                 .ok();
             let mut passed = Vec::new();
             match self.choose_platform(&record, &[], &mut passed).await {
-                Ok(Step::Placed(placed, _)) => {
-                    let service = self.clone();
+                Ok(Step::Placed(placed, platform)) => {
+                    let job = Job::Deploy {
+                        attempt: placed.attempt(),
+                        call: DeployCall::First,
+                    };
+                    let handle = self.hand_over(id, platform, job);
                     deploys.spawn(async move {
-                        let outcome = service.run_placement(placed, Some(DeployCall::First)).await;
+                        let outcome = match handle {
+                            Some(handle) => handle.finished().await,
+                            None => Ok(None),
+                        };
                         (id, outcome)
                     });
                 }
@@ -136,31 +145,27 @@ impl BotService {
 
     async fn count_deploy(
         &self,
-        (id, outcome): (BotId, ServiceResult<Placement>),
+        (id, outcome): (BotId, JobResult),
         report: &mut DrainReport,
         failure: &mut Option<crate::ServiceError>,
         requeued: &std::sync::atomic::AtomicBool,
     ) {
-        match outcome {
-            Ok(Placement::Deployed(record))
-                if record.state().is_ok_and(|s| s == BotState::Failed) =>
-            {
-                report.failed += 1;
-            }
-            Ok(Placement::Deployed(_)) => report.placed += 1,
-            Ok(Placement::Queued(_)) => {
+        match outcome.map(|record| record.map(|r| r.state())) {
+            Ok(Some(Ok(BotState::Failed))) => report.failed += 1,
+            Ok(Some(Ok(BotState::Queued))) => {
                 report.still_queued += 1;
                 requeued.store(true, Ordering::Relaxed);
             }
-            Ok(_) => {}
+            Ok(Some(_)) => report.placed += 1,
+            Ok(None) => {}
             Err(crate::ServiceError::DeployFailed { .. }) => report.failed += 1,
             Err(error) => {
                 tracing::warn!(bot_id = %id, error = %error, "placing a queued bot failed; the next pass retries");
                 failure.get_or_insert(error);
             }
         }
-        // The lease was the placement's: give it back (it would expire on
-        // its own).
+        // The lease was the placement's, then the job's: give it back
+        // (it would expire on its own).
         if let Err(error) = self
             .store_ref()
             .release_lease(id, &self.inner.instance)
@@ -174,9 +179,14 @@ impl BotService {
     /// the background, unless a drain runs already. Outside a runtime (a
     /// one-shot CLI command finishing), the next reconciler pass drains.
     pub(crate) fn capacity_freed(&self) {
-        if !self.inner.background_drain.load(Ordering::Acquire) {
-            return;
+        if self.inner.background_drain.load(Ordering::Acquire) {
+            self.drain_in_background();
         }
+    }
+
+    /// Drains the queue in the background, unless a drain runs already
+    /// (or there is no runtime to run it).
+    pub(crate) fn drain_in_background(&self) {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return;
         };

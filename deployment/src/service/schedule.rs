@@ -8,11 +8,11 @@
 
 use std::collections::HashSet;
 
-use futures::StreamExt;
 use platform_core::{AutomaticLeaveInput, BotDeploymentInput, BotId, InvalidDeploymentConfig};
 use serde::Serialize;
 
-use super::{BotService, Placement};
+use super::deploy::PlacedNow;
+use super::{BotService, JobHandle};
 
 use crate::bot::{Bot, BotState};
 use crate::clock::duration_ms;
@@ -23,7 +23,9 @@ use crate::store::{BotRecord, ScheduleWrite, Transition, now_ms, timestamp};
 /// What one scheduler round did.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct DueReport {
-    /// Due bots placed on a platform (deploying or running).
+    /// Due bots placed on a platform, their platform calls handed to the
+    /// deploy workers (when the round waited for them: the ones the
+    /// platform accepted).
     pub deployed: usize,
     /// Due bots that found no room and were queued.
     pub queued: usize,
@@ -149,15 +151,24 @@ impl BotService {
     }
 
     /// Deploys every bot whose deploy is due now, in `join_at` then
-    /// creation order, [`drain_concurrency`](crate::ServiceOptions) at a
-    /// time; fails scheduled bots found more than `SCHEDULE_MAX_LATENESS`
-    /// past `join_at`. Any number of service processes may run it at once:
-    /// each due bot is claimed by one of them.
+    /// creation order, and waits for their platform calls; fails scheduled
+    /// bots found more than `SCHEDULE_MAX_LATENESS` past `join_at`. Any
+    /// number of service processes may run it at once: each due bot is
+    /// claimed by one of them.
     pub async fn deploy_due(&self) -> ServiceResult<DueReport> {
+        self.due_round(true).await
+    }
+
+    /// One round of the scheduler: claims the due bots, places them, and
+    /// hands their platform calls to the deploy workers in that order;
+    /// waits for those calls only when `wait` (a one-shot command, a
+    /// test). Under `serve` it runs every second and never waits, so a
+    /// burst is placed in a moment and deployed at the platforms' pace.
+    pub(crate) async fn due_round(&self, wait: bool) -> ServiceResult<DueReport> {
         let owner = self.inner.instance.as_str();
         let mut report = DueReport::default();
         let mut seen: HashSet<BotId> = HashSet::new();
-        let concurrency = self.inner.options.drain_concurrency.max(1);
+        let mut handed = Vec::new();
         loop {
             // Short: the claim only keeps other processes off the bot until
             // its placement writes the deploy's own lease. A process that
@@ -172,33 +183,48 @@ impl BotService {
             if fresh.is_empty() {
                 break;
             }
-            let outcomes: Vec<DueOutcome> = futures::stream::iter(fresh)
-                .map(|record| async move {
-                    let id = record.id();
-                    let outcome = self.deploy_one_due(record).await;
-                    if let Err(error) = self.store_ref().release_lease(id, owner).await {
-                        tracing::debug!(bot_id = %id, error = %error, "could not release a due bot's claim; it lapses on its own");
+            // One at a time, in order: only database writes, and the order
+            // of the hand-over is the order of the platform calls.
+            for record in fresh {
+                let id = record.id();
+                match self.deploy_one_due(record).await {
+                    Ok(DueOutcome::Handed(handle)) => {
+                        report.deployed += 1;
+                        handed.extend(handle);
                     }
-                    outcome.unwrap_or_else(|error| {
+                    Ok(DueOutcome::Queued) => report.queued += 1,
+                    Ok(DueOutcome::Missed) => report.missed += 1,
+                    Ok(DueOutcome::Nothing) => {}
+                    Err(error) => {
                         tracing::warn!(bot_id = %id, error = %error, "deploying a due bot failed; the next round retries");
-                        DueOutcome::Error
-                    })
-                })
-                .buffer_unordered(concurrency)
-                .collect()
-                .await;
-            for outcome in outcomes {
-                match outcome {
-                    DueOutcome::Deployed => report.deployed += 1,
-                    DueOutcome::Queued => report.queued += 1,
-                    DueOutcome::Failed => report.failed += 1,
-                    DueOutcome::Missed => report.missed += 1,
-                    DueOutcome::Error => report.errors += 1,
-                    DueOutcome::Nothing => {}
+                        report.errors += 1;
+                        if let Err(error) = self.store_ref().release_lease(id, owner).await {
+                            tracing::debug!(bot_id = %id, error = %error, "could not release a due bot's claim; it lapses on its own");
+                        }
+                    }
                 }
             }
             if !full {
                 break;
+            }
+        }
+        if wait {
+            for handle in handed {
+                match handle.finished().await {
+                    Ok(Some(record)) if record.state().is_ok_and(|s| s == BotState::Failed) => {
+                        report.deployed -= 1;
+                        report.failed += 1;
+                    }
+                    Ok(Some(record)) if record.state().is_ok_and(|s| s == BotState::Queued) => {
+                        report.deployed -= 1;
+                        report.queued += 1;
+                    }
+                    Err(ServiceError::DeployFailed { .. }) => {
+                        report.deployed -= 1;
+                        report.failed += 1;
+                    }
+                    _ => {}
+                }
             }
         }
         if report.changed_something() {
@@ -235,16 +261,11 @@ impl BotService {
                 None => DueOutcome::Nothing,
             });
         }
-        match self.place_and_deploy(record).await {
-            Ok(Placement::Deployed(record)) if record.state()? == BotState::Failed => {
-                Ok(DueOutcome::Failed)
-            }
-            Ok(Placement::Deployed(_)) => Ok(DueOutcome::Deployed),
-            Ok(Placement::Queued(_)) => Ok(DueOutcome::Queued),
-            Ok(Placement::NoRoom { .. } | Placement::Moved) => Ok(DueOutcome::Nothing),
-            Err(ServiceError::DeployFailed { .. }) => Ok(DueOutcome::Failed),
-            Err(error) => Err(error),
-        }
+        Ok(match self.place_now(record).await? {
+            PlacedNow::Handed(handle) => DueOutcome::Handed(handle),
+            PlacedNow::Queued => DueOutcome::Queued,
+            PlacedNow::Moved => DueOutcome::Nothing,
+        })
     }
 
     /// The deploys due now that no process has started yet (a burst being
@@ -409,14 +430,12 @@ impl BotService {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum DueOutcome {
     Nothing,
-    Deployed,
+    /// Placed, its platform call handed to the deploy workers.
+    Handed(Option<JobHandle>),
     Queued,
-    Failed,
     Missed,
-    Error,
 }
 
 fn not_scheduled(bot: BotId, status: BotState) -> ServiceError {

@@ -692,6 +692,30 @@ impl Store {
         Ok(())
     }
 
+    /// Takes a bot's lease for `owner` until `lease_until` unless another
+    /// owner holds it unexpired, and returns the bot as it is now; `None`
+    /// when another process holds it (or the bot does not exist).
+    pub async fn take_free_lease(
+        &self,
+        bot: BotId,
+        owner: &str,
+        lease_until: i64,
+    ) -> Result<Option<BotRecord>, StoreError> {
+        Ok(with_pool!(self, |pool| {
+            sqlx::query_as(
+                "UPDATE bots SET lease_owner = $1, lease_until = $2 WHERE id = $3 \
+                 AND (lease_owner IS NULL OR lease_owner = $1 OR lease_until IS NULL OR lease_until < $4) \
+                 RETURNING *",
+            )
+            .bind(owner)
+            .bind(lease_until)
+            .bind(db_id(bot))
+            .bind(now_ms())
+            .fetch_optional(pool)
+            .await?
+        }))
+    }
+
     /// Releases a bot's lease if `owner` holds it.
     pub async fn release_lease(&self, bot: BotId, owner: &str) -> Result<(), StoreError> {
         with_pool!(self, |pool| {
