@@ -39,39 +39,28 @@
 //! `running` within about three seconds of its RunTask — the mini ECS needs
 //! three DescribeTasks — rather than three production intervals of 10 s).
 //! Everything else is the production default (`PLATFORM_CALL_TIMEOUT` 60 s,
-//! the platform's retry policy). Takes about five minutes.
+//! the platform's retry policy). Takes about eight minutes.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use deployment::schedule::ScheduleOptions;
-use deployment::{Clock, ServiceOptions, Store};
+use deployment::ServiceOptions;
 use platform_aws::EcsRateLimits;
 use platform_aws::testkit as ecs_kit;
 use platform_aws::testkit::mini_ecs::MiniEcs;
 use platform_core::{PlatformService, RetryPolicy};
-use support::{Running, deploy_now_burst, scheduled_burst, setting, tally};
+use support::{
+    Running, World, deploy_now_burst, modes, runtime, scheduled_burst, scheduled_options, setting,
+    tally, temp_database,
+};
 use wiremock::MockServer;
 
-/// One run's world: a database, a mini ECS enforcing ECS's buckets, the
-/// service over the AWS platform at `share` % of them.
-struct World {
-    _dir: tempfile::TempDir,
-    _server: MockServer,
-    ecs: MiniEcs,
-    running: Running,
-}
-
-async fn world(share: u8, options: ServiceOptions, interval: Duration) -> World {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Store::connect(&format!(
-        "sqlite:{}",
-        dir.path().join("burst.db").display()
-    ))
-    .await
-    .expect("open the database");
+/// A database, a mini ECS enforcing ECS's buckets, the service over the
+/// AWS platform at `share` % of them.
+async fn world(share: u8, options: ServiceOptions, interval: Duration) -> World<MiniEcs> {
+    let (dir, _, store) = temp_database().await;
     let server = MockServer::start().await;
     let ecs = MiniEcs::new();
     ecs.enforce_limits(EcsRateLimits::DOCUMENTED);
@@ -87,9 +76,9 @@ async fn world(share: u8, options: ServiceOptions, interval: Duration) -> World 
     )
     .await;
     World {
-        _dir: dir,
-        _server: server,
-        ecs,
+        dir,
+        server,
+        fake: ecs,
         running,
     }
 }
@@ -105,8 +94,8 @@ fn describe_launches(ecs: &MiniEcs, bots: u64, share: u8) -> String {
     let limits = EcsRateLimits::DOCUMENTED.launches;
     let minimum = (bots as f64 - limits.burst).max(0.0) / limits.per_second;
     let fraction = f64::from(share) / 100.0;
-    let share_minimum = (bots as f64 - (limits.burst * fraction).floor()).max(0.0)
-        / (limits.per_second * fraction);
+    let share_minimum =
+        (bots as f64 - (limits.burst * fraction).floor()).max(0.0) / (limits.per_second * fraction);
     format!(
         "first → last RunTask {span:.2} s ({:.3}× the account's minimum {minimum:.1} s, {:.3}× the share's {share_minimum:.1} s); {} tasks started, {} RunTask calls, {} DescribeTasks, {} throttled",
         span / minimum.max(1e-9),
@@ -121,22 +110,14 @@ fn describe_launches(ecs: &MiniEcs, bots: u64, share: u8) -> String {
 async fn scheduled(bots: u64, connections: usize, share: u8, interval: Duration) {
     let rate = 20.0 * f64::from(share) / 100.0;
     let lead = Duration::from_secs((1.1 * bots as f64 / rate).ceil() as u64);
-    let clock = Clock::manual_now();
+    let (options, clock) = scheduled_options("aws", lead);
     let t0 = clock.now_ms();
-    let options = ServiceOptions {
-        schedule: ScheduleOptions {
-            leads: vec![("aws".to_owned(), lead)],
-            ..ScheduleOptions::default()
-        },
-        clock: clock.clone(),
-        ..ServiceOptions::default()
-    };
     let world = world(share, options, interval).await;
     println!(
         "scheduled burst at a {share} % share: {bots} bots for one join_at, AWS_DEPLOY_LEAD {} s (≥ 1.1 × {bots} / {rate} per s)",
         lead.as_secs()
     );
-    let ecs = world.ecs.clone();
+    let ecs = world.fake.clone();
     let launched = move || ecs.tasks_started() as u64;
     let ids = scheduled_burst(
         &world.running,
@@ -148,7 +129,7 @@ async fn scheduled(bots: u64, connections: usize, share: u8, interval: Duration)
         &launched,
     )
     .await;
-    println!("  (c) {}", describe_launches(&world.ecs, bots, share));
+    println!("  (c) {}", describe_launches(&world.fake, bots, share));
     println!("      bots: {}", tally(&world.running, &ids).await);
     world.running.stop().await;
 }
@@ -157,14 +138,12 @@ async fn now(bots: u64, connections: usize, share: u8, interval: Duration, prefe
     let world = world(share, ServiceOptions::default(), interval).await;
     println!(
         "deploy-now burst at a {share} % share: {bots} bots without join_at{}",
-        prefer
-            .map(|p| format!(", Prefer: {p}"))
-            .unwrap_or_default()
+        prefer.map(|p| format!(", Prefer: {p}")).unwrap_or_default()
     );
-    let ecs = world.ecs.clone();
+    let ecs = world.fake.clone();
     let launched = move || ecs.tasks_started() as u64;
     let ids = deploy_now_burst(&world.running, bots, connections, prefer, &launched).await;
-    println!("  {}", describe_launches(&world.ecs, bots, share));
+    println!("  {}", describe_launches(&world.fake, bots, share));
     println!("  bots: {}", tally(&world.running, &ids).await);
     world.running.stop().await;
 }
@@ -173,19 +152,14 @@ fn main() {
     let bots: u64 = setting("BENCH_BOTS", 1000);
     let connections: usize = setting("BENCH_CONNECTIONS", 64);
     let interval = Duration::from_millis(setting("BENCH_RECONCILE_INTERVAL_MS", 1000));
-    let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "scheduled,now,now-wait".into());
     let shares: Vec<u8> = std::env::var("BENCH_SHARES")
         .unwrap_or_else(|_| "80,95".into())
         .split(',')
         .filter_map(|s| s.trim().parse().ok())
         .collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        for mode in modes.split(',').map(str::trim) {
-            match mode {
+    runtime().block_on(async {
+        for mode in modes("scheduled,now,now-wait") {
+            match mode.as_str() {
                 "scheduled" => {
                     for share in &shares {
                         scheduled(bots, connections, *share, interval).await;

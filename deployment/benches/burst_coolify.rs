@@ -12,11 +12,11 @@
 //! 180, the default retry policy):
 //!
 //! - `scheduled`: every bot with the same `join_at`, `COOLIFY_DEPLOY_LEAD`
-//!   `BENCH_LEAD_S`, by default 1.1 × bots / rate, the rate being one bot
-//!   a second: a deploy into a warm slot is three requests (read the
-//!   slot's variables, write them in bulk, start it), and the platform
-//!   sends 180 a minute (110 s for 100 bots; the production default of
-//!   60 s is short for a burst of 100 on one Coolify user). The
+//!   `BENCH_LEAD_S`, by default 1.1 × bots / rate, the rate being 45 bots a
+//!   minute: a deploy into a warm slot is four requests (read the slot's
+//!   application, read its variables, write them in bulk, start it), and
+//!   the platform sends 180 a minute (147 s for 100 bots; the production
+//!   default of 60 s is short for a burst of 100 on one Coolify user). The
 //!   scheduler's clock is a manual one that stands still while the bots are
 //!   created, then jumps to the deploy time and runs with the wall clock;
 //!   the Coolify limit and the platform's pacing run in real time.
@@ -31,41 +31,30 @@
 //! `BENCH_MODES` (default `scheduled,now,now-wait`), `BENCH_BOTS` (100),
 //! `BENCH_CONNECTIONS` (64), `BENCH_RECONCILE_INTERVAL_MS` (10,000, the
 //! production `RECONCILE_INTERVAL`: the reconciler's status reads spend
-//! the same per-minute budget as the deploys). Takes about six minutes.
+//! the same per-minute budget as the deploys). Takes about seven minutes.
 
 mod support;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deployment::schedule::ScheduleOptions;
-use deployment::{Clock, ServiceOptions, Store};
+use deployment::ServiceOptions;
 use platform_coolify::testkit::fake_coolify::FakeCoolify;
 use platform_coolify::{CoolifyPlatform, Pacing, PerMeetingPlatform};
 use platform_core::{PlatformService, RetryPolicy};
-use support::{Running, deploy_now_burst, scheduled_burst, setting, tally};
+use support::{
+    Running, World, deploy_now_burst, modes, runtime, scheduled_burst, scheduled_options, setting,
+    tally, temp_database,
+};
 use wiremock::MockServer;
 
 /// Coolify's default `API_RATE_LIMIT`.
 const COOLIFY_LIMIT: u32 = 200;
 
-/// One run's world: a database, a fake Coolify enforcing its limit with a
-/// slot per bot, the service over the Coolify platform.
-struct World {
-    _dir: tempfile::TempDir,
-    _server: MockServer,
-    coolify: FakeCoolify,
-    running: Running,
-}
-
-async fn world(bots: u64, options: ServiceOptions, interval: Duration) -> World {
-    let dir = tempfile::tempdir().expect("a temporary directory");
-    let store = Store::connect(&format!(
-        "sqlite:{}",
-        dir.path().join("burst.db").display()
-    ))
-    .await
-    .expect("open the database");
+/// A database, a fake Coolify enforcing its limit with a slot per bot, the
+/// service over the Coolify platform.
+async fn world(bots: u64, options: ServiceOptions, interval: Duration) -> World<FakeCoolify> {
+    let (dir, _, store) = temp_database().await;
     let server = MockServer::start().await;
     let coolify = FakeCoolify::new();
     coolify.mount(&server).await;
@@ -94,56 +83,58 @@ async fn world(bots: u64, options: ServiceOptions, interval: Duration) -> World 
     )
     .await;
     World {
-        _dir: dir,
-        _server: server,
-        coolify,
+        dir,
+        server,
+        fake: coolify,
         running,
     }
 }
 
-/// Slot starts that went out, and when.
-fn starts(coolify: &FakeCoolify) -> Vec<Instant> {
-    let mut at: Vec<Instant> = coolify.deployments().iter().map(|d| d.queued_at).collect();
-    at.sort();
-    at
-}
-
+/// First → last slot start, the requests Coolify got since `since` and
+/// the 429s it answered.
 fn describe_calls(coolify: &FakeCoolify, since: Instant) -> String {
-    let starts = starts(coolify);
+    let mut starts: Vec<Instant> = coolify.deployments().iter().map(|d| d.queued_at).collect();
+    starts.sort();
     let span = match (starts.first(), starts.last()) {
         (Some(first), Some(last)) => last.duration_since(*first).as_secs_f64(),
         _ => 0.0,
     };
-    let requests = coolify
-        .all_arrivals()
-        .into_iter()
-        .filter(|at| *at >= since)
-        .count();
+    // Requests by route, an application's uuid left out.
+    let mut routes: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut requests = 0;
+    for (method, path, at) in coolify.all_arrivals() {
+        if at < since {
+            continue;
+        }
+        requests += 1;
+        let route: Vec<&str> = path
+            .split('/')
+            .enumerate()
+            .map(|(i, part)| if i == 2 { "{uuid}" } else { part })
+            .collect();
+        *routes
+            .entry(format!("{method} {}", route.join("/")))
+            .or_default() += 1;
+    }
+    let routes: Vec<String> = routes.iter().map(|(r, n)| format!("{n}× {r}")).collect();
     format!(
-        "first → last slot start {span:.2} s; {} slots started; {requests} requests to Coolify, {} answered 429",
+        "first → last slot start {span:.2} s; {} slots started; {requests} requests to Coolify ({}), {} answered 429",
         starts.len(),
+        routes.join(", "),
         coolify.throttled(),
     )
 }
 
 async fn scheduled(bots: u64, connections: usize, lead: Duration, interval: Duration) {
-    let clock = Clock::manual_now();
+    let (options, clock) = scheduled_options("coolify", lead);
     let t0 = clock.now_ms();
-    let options = ServiceOptions {
-        schedule: ScheduleOptions {
-            leads: vec![("coolify".to_owned(), lead)],
-            ..ScheduleOptions::default()
-        },
-        clock: clock.clone(),
-        ..ServiceOptions::default()
-    };
     let world = world(bots, options, interval).await;
     let since = Instant::now();
     println!(
         "scheduled Coolify burst: {bots} bots for one join_at, COOLIFY_DEPLOY_LEAD {} s",
         lead.as_secs()
     );
-    let coolify = world.coolify.clone();
+    let coolify = world.fake.clone();
     let launched = move || coolify.deployments().len() as u64;
     let ids = scheduled_burst(
         &world.running,
@@ -155,7 +146,7 @@ async fn scheduled(bots: u64, connections: usize, lead: Duration, interval: Dura
         &launched,
     )
     .await;
-    println!("  (c) {}", describe_calls(&world.coolify, since));
+    println!("  (c) {}", describe_calls(&world.fake, since));
     println!("      bots: {}", tally(&world.running, &ids).await);
     world.running.stop().await;
 }
@@ -165,14 +156,12 @@ async fn now(bots: u64, connections: usize, interval: Duration, prefer: Option<&
     let since = Instant::now();
     println!(
         "deploy-now Coolify burst: {bots} bots without join_at{}",
-        prefer
-            .map(|p| format!(", Prefer: {p}"))
-            .unwrap_or_default()
+        prefer.map(|p| format!(", Prefer: {p}")).unwrap_or_default()
     );
-    let coolify = world.coolify.clone();
+    let coolify = world.fake.clone();
     let launched = move || coolify.deployments().len() as u64;
     let ids = deploy_now_burst(&world.running, bots, connections, prefer, &launched).await;
-    println!("  {}", describe_calls(&world.coolify, since));
+    println!("  {}", describe_calls(&world.fake, since));
     println!("  bots: {}", tally(&world.running, &ids).await);
     world.running.stop().await;
 }
@@ -181,15 +170,11 @@ fn main() {
     let bots: u64 = setting("BENCH_BOTS", 100);
     let connections: usize = setting("BENCH_CONNECTIONS", 64);
     let interval = Duration::from_millis(setting("BENCH_RECONCILE_INTERVAL_MS", 10_000));
-    let lead = Duration::from_secs(setting("BENCH_LEAD_S", (1.1 * bots as f64).ceil() as u64));
-    let modes = std::env::var("BENCH_MODES").unwrap_or_else(|_| "scheduled,now,now-wait".into());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        for mode in modes.split(',').map(str::trim) {
-            match mode {
+    // 1.1 × bots / (180 / 4 per minute), in whole seconds.
+    let lead = Duration::from_secs(setting("BENCH_LEAD_S", (bots * 264).div_ceil(180)));
+    runtime().block_on(async {
+        for mode in modes("scheduled,now,now-wait") {
+            match mode.as_str() {
                 "scheduled" => scheduled(bots, connections, lead, interval).await,
                 "now" => now(bots, connections, interval, None).await,
                 "now-wait" => now(bots, connections, interval, Some("wait=120")).await,

@@ -6,11 +6,11 @@
 //! `cargo bench -p deployment --bench idle_schedule`
 //!
 //! 1. With no bot in the database: the time of a reconciler pass
-//!    (`BotService::reconcile_once`), of a scheduler round
+//!    (`BotService::reconcile_pass`, what `serve` runs), of a scheduler round
 //!    (`deploy_due`) and of the backlog count (`due_backlog`), each run
 //!    `BENCH_REPEAT` times (default 30), median and worst.
 //! 2. `BENCH_SCHEDULED` bots (default 100,000) created with a `join_at` a
-//!    day ahead through `BotService::create_bot` (the path of
+//!    day ahead through `BotService::create_bot_with` (the path of
 //!    `POST /v1/bots` without HTTP: validation, the row, its history, its
 //!    deploy time), from 64 concurrent tasks; the rate is printed.
 //! 3. The same three timings with them in the database, and the query
@@ -31,12 +31,14 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deployment::{BotService, BotState, CreateBot, ServiceOptions, Store};
-use futures::StreamExt;
+use deployment::{BotService, BotState, DeployWait, ServiceOptions};
 use platform_aws::testkit as ecs_kit;
 use platform_aws::testkit::mini_ecs::MiniEcs;
-use platform_core::{BotDeploymentInput, PlatformService, SecretString};
-use support::{Running, ms, percentile, proc_status_kib, rfc3339, setting, wall_ms};
+use platform_core::PlatformService;
+use support::{
+    Running, create_in_process, ms, percentile, proc_status_kib, rfc3339, runtime, setting,
+    temp_database, wall_ms,
+};
 use wiremock::MockServer;
 
 /// Runs `f` `repeat` times; "median / worst" in ms.
@@ -62,7 +64,7 @@ where
 /// A reconciler pass, a scheduler round and the backlog count, timed.
 async fn pass_costs(service: &BotService, repeat: usize, label: &str) {
     let pass = timed(repeat, || async {
-        let report = service.reconcile_once().await.expect("a pass");
+        let report = service.reconcile_pass().await.expect("a pass");
         assert_eq!(report.due.deployed, 0, "{report:?}");
     })
     .await;
@@ -96,14 +98,8 @@ fn main() {
     let repeat: usize = setting("BENCH_REPEAT", 30);
     let idle = Duration::from_secs(setting("BENCH_IDLE_S", 60));
     let interval = Duration::from_millis(setting("BENCH_RECONCILE_INTERVAL_MS", 1000));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite:{}", dir.path().join("idle.db").display());
-        let store = Store::connect(&url).await.expect("open the database");
+    runtime().block_on(async {
+        let (_dir, url, store) = temp_database().await;
         let server = MockServer::start().await;
         let ecs = MiniEcs::new();
         ecs.mount(&server).await;
@@ -129,38 +125,11 @@ fn main() {
 
         let join_at = rfc3339(wall_ms() + 86_400_000);
         let started = Instant::now();
-        futures::stream::iter(0..scheduled)
-            .map(|n| {
-                let service = service.clone();
-                let join_at = join_at.clone();
-                async move {
-                    let created = service
-                        .create_bot(CreateBot {
-                            input: BotDeploymentInput {
-                                meeting_platform: "zoom".into(),
-                                meeting_url: format!(
-                                    "https://us02web.zoom.us/j/8{n:010}?pwd=benchpass"
-                                ),
-                                meeting_password: Some(SecretString::from("bench-pw")),
-                                ..Default::default()
-                            },
-                            idempotency: None,
-                            deploy: true,
-                            priority: 0,
-                            webhook_url: None,
-                            join_at: Some(join_at),
-                        })
-                        .await
-                        .expect("create a scheduled bot");
-                    assert_eq!(created.bot.status, BotState::Scheduled);
-                }
-            })
-            .buffer_unordered(64)
-            .collect::<()>()
-            .await;
+        let created = create_in_process(&service, 0..scheduled, Some(join_at), DeployWait::No).await;
+        assert!(created.iter().all(|s| *s == BotState::Scheduled));
         let took = started.elapsed();
         println!(
-            "  created {scheduled} scheduled bots through BotService::create_bot from 64 tasks in {:.1} s ({:.0}/s)",
+            "  created {scheduled} scheduled bots through BotService::create_bot_with from 64 tasks in {:.1} s ({:.0}/s)",
             took.as_secs_f64(),
             scheduled as f64 / took.as_secs_f64()
         );

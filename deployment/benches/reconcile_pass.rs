@@ -9,10 +9,14 @@
 //! pacer refilled 50× faster, so setting up 1,000 bots takes seconds; the
 //! pacing is not what is measured), `PLATFORM_CALL_TIMEOUT`
 //! `BENCH_CALL_TIMEOUT_S` (default 2 s), no API server: passes are run by
-//! hand (`BotService::reconcile_once`).
+//! hand (`BotService::reconcile_pass`, the pass `serve` runs every
+//! `RECONCILE_INTERVAL`, which hands platform calls to the deploy workers
+//! and does not wait for them), bots are created as `POST /v1/bots` does
+//! without `Prefer: wait` (`create_bot_with`, `DeployWait::No`).
 //!
 //! 1. `BENCH_ACTIVE` bots (default 1,000) created and deployed from 64
-//!    concurrent tasks, then passes run until every one is `running`.
+//!    concurrent tasks, then, once the deploy workers are done, passes run
+//!    until every one is `running`.
 //! 2. `BENCH_REPEAT` passes (default 5) over them: median and worst pass
 //!    time, and what the last pass did.
 //! 3. The mini ECS holds every RunTask answer back for an hour, and
@@ -30,43 +34,13 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use deployment::{BotService, BotState, CreateBot, ReconcileReport, ServiceOptions, Store};
-use futures::StreamExt;
+use deployment::{BotService, BotState, DeployWait, ReconcileReport, ServiceOptions};
 use platform_aws::EcsRateLimits;
 use platform_aws::testkit as ecs_kit;
 use platform_aws::testkit::mini_ecs::MiniEcs;
-use platform_core::{BotDeploymentInput, PlatformService, SecretString};
-use support::{ms, percentile, setting};
+use platform_core::PlatformService;
+use support::{count, create_in_process, ms, percentile, runtime, setting, temp_database};
 use wiremock::MockServer;
-
-/// Creates bots `first..first + count` to deploy now, 64 at a time.
-async fn create(service: &BotService, first: u64, count: u64) {
-    futures::stream::iter(first..first + count)
-        .map(|n| {
-            let service = service.clone();
-            async move {
-                service
-                    .create_bot(CreateBot {
-                        input: BotDeploymentInput {
-                            meeting_platform: "zoom".into(),
-                            meeting_url: format!("https://us02web.zoom.us/j/8{n:010}?pwd=benchpass"),
-                            meeting_password: Some(SecretString::from("bench-pw")),
-                            ..Default::default()
-                        },
-                        idempotency: None,
-                        deploy: true,
-                        priority: 0,
-                        webhook_url: None,
-                        join_at: None,
-                    })
-                    .await
-                    .expect("create a bot");
-            }
-        })
-        .buffer_unordered(64)
-        .collect::<()>()
-        .await;
-}
 
 /// `repeat` passes, timed; the times sorted and the last pass's report.
 async fn passes(service: &BotService, repeat: usize) -> (Vec<Duration>, ReconcileReport) {
@@ -74,7 +48,7 @@ async fn passes(service: &BotService, repeat: usize) -> (Vec<Duration>, Reconcil
     let mut last = ReconcileReport::default();
     for _ in 0..repeat {
         let t = Instant::now();
-        last = service.reconcile_once().await.expect("a pass");
+        last = service.reconcile_pass().await.expect("a pass");
         took.push(t.elapsed());
     }
     took.sort();
@@ -92,32 +66,13 @@ fn describe(took: &[Duration], report: &ReconcileReport) -> String {
     )
 }
 
-/// How many bots are in `state` (up to 500).
-async fn count(service: &BotService, state: BotState) -> usize {
-    service
-        .list(&deployment::service::ListQuery {
-            status: Some(state),
-            limit: Some(500),
-            ..Default::default()
-        })
-        .await
-        .map(|page| page.bots.len())
-        .unwrap_or(0)
-}
-
 fn main() {
     let active: u64 = setting("BENCH_ACTIVE", 1000);
     let backlog: u64 = setting("BENCH_BACKLOG", 300);
     let repeat: usize = setting("BENCH_REPEAT", 5);
     let call_timeout = Duration::from_secs(setting("BENCH_CALL_TIMEOUT_S", 2));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let url = format!("sqlite:{}", dir.path().join("pass.db").display());
-        let store = Store::connect(&url).await.expect("open the database");
+    runtime().block_on(async {
+        let (_dir, _, store) = temp_database().await;
         let server = MockServer::start().await;
         let ecs = MiniEcs::new();
         ecs.mount(&server).await;
@@ -140,7 +95,8 @@ fn main() {
             call_timeout.as_secs()
         );
 
-        create(&service, 0, active).await;
+        create_in_process(&service, 0..active, None, DeployWait::No).await;
+        service.finish_jobs().await;
         let started = Instant::now();
         while ecs.tasks_started() < active as usize
             || count(&service, BotState::Deploying).await > 0
@@ -157,9 +113,15 @@ fn main() {
 
         ecs.hold_run_tasks(Some(Duration::from_secs(3600)));
         let t = Instant::now();
-        create(&service, 1_000_000, backlog).await;
+        create_in_process(
+            &service,
+            1_000_000..1_000_000 + backlog,
+            None,
+            DeployWait::No,
+        )
+        .await;
         println!(
-            "  {backlog} more bots created to deploy while ECS holds RunTask back ({:.1} s for the creates)",
+            "  {backlog} more bots created to deploy while ECS holds RunTask back ({:.2} s for the creates)",
             t.elapsed().as_secs_f64()
         );
         let (took, report) = passes(&service, repeat).await;

@@ -11,9 +11,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use deployment::api::{self, ApiToken, ServeOptions, StopSignal};
+use deployment::schedule::ScheduleOptions;
 use deployment::service::ListQuery;
-use deployment::{BotService, BotState, Clock, ServiceOptions, Store};
-use platform_core::{BotId, PlatformService, SecretString};
+use deployment::{BotService, BotState, Clock, CreateBot, DeployWait, ServiceOptions, Store};
+use futures::StreamExt;
+use platform_core::{BotDeploymentInput, BotId, PlatformService, SecretString};
 use serde_json::Value;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
@@ -55,6 +57,116 @@ pub fn proc_status_kib(field: &str) -> u64 {
             })
         })
         .unwrap_or(0)
+}
+
+/// The benchmarks' runtime: tokio's multi-threaded one, a worker per core.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// A SQLite database in a new temporary directory: the directory (removed
+/// when dropped), its URL, the store.
+pub async fn temp_database() -> (tempfile::TempDir, String, Store) {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite:{}", dir.path().join("bench.db").display());
+    let store = Store::connect(&url).await.expect("open the database");
+    (dir, url, store)
+}
+
+/// The runs `BENCH_MODES` asks for (comma-separated), or `default`.
+pub fn modes(default: &str) -> Vec<String> {
+    std::env::var("BENCH_MODES")
+        .unwrap_or_else(|_| default.to_owned())
+        .split(',')
+        .map(|m| m.trim().to_owned())
+        .filter(|m| !m.is_empty())
+        .collect()
+}
+
+/// Options whose scheduler runs on a manual clock (returned with them),
+/// standing at the wall clock's time now, with `lead` the lead time of
+/// `platform`.
+pub fn scheduled_options(platform: &str, lead: Duration) -> (ServiceOptions, Clock) {
+    let clock = Clock::manual_now();
+    let options = ServiceOptions {
+        schedule: ScheduleOptions {
+            leads: vec![(platform.to_owned(), lead)],
+            ..ScheduleOptions::default()
+        },
+        clock: clock.clone(),
+        ..ServiceOptions::default()
+    };
+    (options, clock)
+}
+
+/// Creates bots `numbers` to deploy, in process (`create_bot_with`, the
+/// path of `POST /v1/bots` without HTTP), 64 at a time: scheduled for
+/// `join_at` (RFC 3339) when given, each answered as `wait` says. The
+/// bots' states as created.
+pub async fn create_in_process(
+    service: &BotService,
+    numbers: std::ops::Range<u64>,
+    join_at: Option<String>,
+    wait: DeployWait,
+) -> Vec<BotState> {
+    futures::stream::iter(numbers)
+        .map(|n| {
+            let service = service.clone();
+            let join_at = join_at.clone();
+            async move {
+                let request = CreateBot {
+                    input: BotDeploymentInput {
+                        meeting_platform: "zoom".into(),
+                        meeting_url: format!("https://us02web.zoom.us/j/8{n:010}?pwd=benchpass"),
+                        meeting_password: Some(SecretString::from("bench-pw")),
+                        ..Default::default()
+                    },
+                    idempotency: None,
+                    deploy: true,
+                    priority: 0,
+                    webhook_url: None,
+                    join_at,
+                };
+                service
+                    .create_bot_with(request, wait, &mut |_| {})
+                    .await
+                    .expect("create a bot")
+                    .bot
+                    .status
+            }
+        })
+        .buffer_unordered(64)
+        .collect()
+        .await
+}
+
+/// How many bots are in `state` (up to 500: enough to tell "none").
+pub async fn count(service: &BotService, state: BotState) -> usize {
+    service
+        .list(&ListQuery {
+            status: Some(state),
+            limit: Some(500),
+            ..ListQuery::default()
+        })
+        .await
+        .map(|page| page.bots.len())
+        .unwrap_or(0)
+}
+
+/// One run's world: a database in a temporary directory, a fake platform
+/// server on loopback and what drives it, the service over it.
+pub struct World<F> {
+    /// The database's directory, removed with the world.
+    pub dir: tempfile::TempDir,
+    /// The fake platform's server.
+    pub server: wiremock::MockServer,
+    /// The fake platform's state (the mini ECS, the fake Coolify).
+    pub fake: F,
+    /// The service.
+    pub running: Running,
 }
 
 /// A time (ms since the epoch) as RFC 3339, as a client sends `join_at`.
@@ -139,15 +251,7 @@ impl Running {
 
     /// How many bots are in `state` (up to 500: enough to tell "none").
     pub async fn count(&self, state: BotState) -> usize {
-        self.service
-            .list(&ListQuery {
-                status: Some(state),
-                limit: Some(500),
-                ..ListQuery::default()
-            })
-            .await
-            .map(|page| page.bots.len())
-            .unwrap_or(0)
+        count(&self.service, state).await
     }
 
     /// Every bot's status, by paging the list.
@@ -305,7 +409,12 @@ pub type Launched<'a> = &'a (dyn Fn() -> u64 + Sync);
 
 /// Waits until `bots` bots were started on the platform (`launched`) and
 /// no bot is deploying, pending or queued any more, or `limit` passed.
-pub async fn settle(running: &Running, bots: u64, launched: Launched<'_>, limit: Duration) -> Duration {
+pub async fn settle(
+    running: &Running,
+    bots: u64,
+    launched: Launched<'_>,
+    limit: Duration,
+) -> Duration {
     let started = Instant::now();
     while started.elapsed() < limit {
         let mut busy = 0;
@@ -355,7 +464,8 @@ pub async fn scheduled_burst(
 ) -> Vec<BotId> {
     let deploy_at = t0 + 60_000;
     let join_at = deploy_at + i64::try_from(lead.as_millis()).unwrap_or(i64::MAX);
-    let (answers, wall) = create_load(&running.base, bots, 0, connections, Some(join_at), None).await;
+    let (answers, wall) =
+        create_load(&running.base, bots, 0, connections, Some(join_at), None).await;
     println!("  (a) {}", describe_answers(&answers, wall));
     let ids: Vec<BotId> = answers.iter().filter_map(|a| a.id.map(BotId)).collect();
 

@@ -34,9 +34,9 @@ pub use outbox::{
     OutboxSummary, RetryOutcome,
 };
 pub use placement::{NoRoom, PlaceOn, Placed, QueueStats};
+pub use query_plans::QueryPlan;
 pub use rows::BotRecord;
 pub(crate) use rows::timestamp;
-pub use query_plans::QueryPlan;
 pub use schedule::ScheduleWrite;
 
 use platform_core::InstallationId;

@@ -26,15 +26,16 @@ impl Store {
         // the values.
         let queries = [
             ("claim of due bots", claim_due_sql(self.dialect()), true),
-            ("due backlog", due_backlog_sql(), false),
+            ("due backlog", due_backlog_sql(self.dialect()), false),
         ];
         let mut plans = Vec::new();
         for (query, sql, text_first) in queries {
             let binds = sql.matches('$').count();
-            let lines = match &self.pool {
-                DbPool::Sqlite(pool) => {
-                    let explain = format!("EXPLAIN QUERY PLAN {sql}");
-                    let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&explain);
+            // The same binding for either database's row type.
+            macro_rules! explain {
+                ($pool:expr, $explain:expr, $row:ty, $line:expr) => {{
+                    let explain = $explain;
+                    let mut q = sqlx::query_as::<_, $row>(&explain);
                     for n in 0..binds {
                         q = if n == 0 && text_first {
                             q.bind("plan")
@@ -42,59 +43,22 @@ impl Store {
                             q.bind(0_i64)
                         };
                     }
-                    q.fetch_all(pool)
-                        .await?
-                        .into_iter()
-                        .map(|(_, _, _, detail)| detail)
-                        .collect()
-                }
+                    q.fetch_all($pool).await?.into_iter().map($line).collect()
+                }};
+            }
+            let lines: Vec<String> = match &self.pool {
+                DbPool::Sqlite(pool) => explain!(
+                    pool,
+                    format!("EXPLAIN QUERY PLAN {sql}"),
+                    (i64, i64, i64, String),
+                    |(_, _, _, detail)| detail
+                ),
                 DbPool::Postgres(pool) => {
-                    let explain = format!("EXPLAIN {sql}");
-                    let mut q = sqlx::query_as::<_, (String,)>(&explain);
-                    for n in 0..binds {
-                        q = if n == 0 && text_first {
-                            q.bind("plan")
-                        } else {
-                            q.bind(0_i64)
-                        };
-                    }
-                    q.fetch_all(pool)
-                        .await?
-                        .into_iter()
-                        .map(|(line,)| line)
-                        .collect()
+                    explain!(pool, format!("EXPLAIN {sql}"), (String,), |(line,)| line)
                 }
             };
             plans.push(QueryPlan { query, lines });
         }
         Ok(plans)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn the_scheduler_reads_through_its_partial_index_on_sqlite() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite:{}", dir.path().join("plans.db").display());
-        let store = Store::connect(&url).await.unwrap();
-        let plans = store.scheduler_query_plans().await.unwrap();
-        assert_eq!(
-            plans.iter().map(|p| p.query).collect::<Vec<_>>(),
-            ["claim of due bots", "due backlog"]
-        );
-        for plan in &plans {
-            assert!(
-                plan.lines.iter().any(|l| l.contains("bots_deploy_due")),
-                "{plan:?}"
-            );
-            assert!(
-                !plan.lines.iter().any(|l| l.starts_with("SCAN bots")),
-                "{plan:?}"
-            );
-        }
-        store.close().await;
     }
 }

@@ -384,9 +384,10 @@ impl FakeCoolify {
         self.state().throttled
     }
 
-    /// When each request arrived, whatever it was for.
-    pub fn all_arrivals(&self) -> Vec<Instant> {
-        self.state().arrivals.iter().map(|(_, _, at)| *at).collect()
+    /// Every request: its method, its path (without `/api/v1`) and when it
+    /// arrived, in arrival order.
+    pub fn all_arrivals(&self) -> Vec<(String, String, Instant)> {
+        self.state().arrivals.clone()
     }
 
     /// Mounts the fake as the catch-all answer of `server`.
@@ -851,7 +852,11 @@ impl Respond for FakeCoolify {
         if !authorised {
             return message(401, "Unauthenticated.");
         }
-        let remaining = match state.limiter.as_mut().map(|l| (l.per_minute, l.hit(Instant::now()))) {
+        let remaining = match state
+            .limiter
+            .as_mut()
+            .map(|l| (l.per_minute, l.hit(Instant::now())))
+        {
             None => None,
             Some((limit, Err(retry_after))) => {
                 state.throttled += 1;
