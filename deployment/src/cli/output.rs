@@ -159,6 +159,7 @@ pub(super) fn bot(bot: &Bot) -> String {
     if let (Some(at), crate::bot::BotState::Scheduled) = (&bot.deploy_at, bot.status) {
         let _ = writeln!(out, "  deploys at:      {}", rfc3339(at));
     }
+    out.push_str(&projected(bot));
     if let Some(position) = bot.queue_position {
         let _ = writeln!(
             out,
@@ -536,12 +537,20 @@ pub(super) fn capacity(view: &crate::service::PlatformsView) -> String {
                 },
                 format!("{}/{cap}{over}", p.used),
                 p.queued.to_string(),
+                backlog(p),
             ]
         })
         .collect();
     let mut out = String::from("\ncapacity (counted in the database, every replica):\n");
     out.push_str(&table(
-        &["#", "PLATFORM", "CONFIGURED", "USED/CAP", "QUEUED"],
+        &[
+            "#",
+            "PLATFORM",
+            "CONFIGURED",
+            "USED/CAP",
+            "QUEUED",
+            "DUE BACKLOG",
+        ],
         &rows,
     ));
     let _ = writeln!(
@@ -567,6 +576,41 @@ pub(super) fn capacity(view: &crate::service::PlatformsView) -> String {
             None => "not held yet".to_owned(),
         }
     );
+    out
+}
+
+/// A bot's projected deploy start and lateness, or why it waits for
+/// capacity (lines of `status`; nothing for a bot whose deploy started).
+fn projected(bot: &Bot) -> String {
+    let mut out = String::new();
+    if let Some(at) = &bot.projected_deploy_at {
+        let lateness = match bot.late_by_seconds {
+            Some(0) => ", on time for join_at".to_owned(),
+            Some(late) => format!(", {late} s late for join_at"),
+            None => String::new(),
+        };
+        let _ = writeln!(out, "  projected start: {}{lateness}", rfc3339(at));
+    }
+    if let Some(why) = &bot.waiting_for_capacity {
+        let _ = writeln!(out, "  waits for room:  {why}");
+    }
+    out
+}
+
+/// A platform's due backlog: how many, worked off when, the worst
+/// lateness.
+fn backlog(p: &crate::service::PlatformUsage) -> String {
+    let mut out = p.deploy_backlog.to_string();
+    if let Some(at) = &p.backlog_worked_off_at {
+        let _ = write!(out, " (done {}", rfc3339(at));
+        match p.max_late_by_seconds {
+            Some(0) => out.push_str(", on time)"),
+            Some(late) => {
+                let _ = write!(out, ", up to {late} s late)");
+            }
+            None => out.push(')'),
+        }
+    }
     out
 }
 

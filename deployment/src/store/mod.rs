@@ -19,6 +19,7 @@ mod connect;
 mod leases;
 pub(crate) mod outbox;
 mod placement;
+mod projection;
 mod rows;
 mod schedule;
 mod slots;
@@ -33,12 +34,20 @@ pub use outbox::{
     OutboxSummary, RetryOutcome,
 };
 pub use placement::{NoRoom, PlaceOn, Placed, QueueStats};
+pub use projection::{AheadCounts, AheadQuery, BacklogJoins, WINDOWS};
 pub use rows::BotRecord;
 pub(crate) use rows::timestamp;
 pub use schedule::ScheduleWrite;
 
 use platform_core::InstallationId;
 use sqlx::{PgPool, SqlitePool};
+
+/// Counts read as `(name, COUNT(*))` rows, as unsigned numbers.
+pub(crate) fn counts_by_name(rows: Vec<(String, i64)>) -> Vec<(String, u64)> {
+    rows.into_iter()
+        .map(|(name, n)| (name, u64::try_from(n).unwrap_or_default()))
+        .collect()
+}
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
