@@ -553,6 +553,11 @@ pub(super) fn capacity(view: &crate::service::PlatformsView) -> String {
         ],
         &rows,
     ));
+    for p in &view.platforms {
+        if let Some(pace) = &p.deploy_pace {
+            let _ = writeln!(out, "deploy pace of {}: {pace}", p.name);
+        }
+    }
     let _ = writeln!(
         out,
         "queue: {} bots{}; timeout {} s",

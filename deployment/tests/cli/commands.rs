@@ -466,3 +466,34 @@ fn webhooks_are_listed_and_retried_from_the_command_line() {
     assert!(text.contains("bot.status_changed"), "{text}");
     assert!(text.contains("pending"), "{text}");
 }
+
+#[test]
+fn a_scheduled_bot_shows_its_projected_start_and_platforms_its_backlog_column() {
+    let machine = Machine::new();
+    let join_at = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let out = machine.run(&[
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        "https://zoom.us/j/7",
+        "--join-at",
+        &join_at,
+        "--no-wait",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("scheduled"), "{text}");
+    assert!(text.contains("  projected start: "), "{text}");
+    assert!(text.contains(", on time for join_at"), "{text}");
+    let out = machine.run(&["platforms"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("DUE BACKLOG"), "{text}");
+    assert!(
+        text.contains("deploy pace of local: no limit; running about 1 s after the call"),
+        "{text}"
+    );
+}
