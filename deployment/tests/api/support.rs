@@ -172,7 +172,6 @@ impl TestApp {
             .unwrap()
     }
 
-
     /// `GET` with the token, as JSON, asserting the status.
     pub async fn get_json(&self, path: &str, status: u16) -> Value {
         let response = self.authed(Method::GET, path).send().await.unwrap();

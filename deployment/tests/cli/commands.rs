@@ -123,6 +123,11 @@ fn deploy_status_stop_and_a_stopped_bot_stays_stopped() {
     let bot: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(bot["status"], "running", "{bot}");
     assert_eq!(bot["has_password"], true);
+    // It waited for the bot, telling each step on standard error (plain
+    // lines: standard error is not a terminal here).
+    let progress = stderr(&out);
+    assert!(progress.contains("bot 1: deploying"), "{progress}");
+    assert!(progress.contains("bot 1: running"), "{progress}");
     for secret in ["s3cr3tpass", "hunter2-pw"] {
         assert!(
             !stdout.contains(secret) && !stderr(&out).contains(secret),
@@ -165,6 +170,51 @@ fn deploy_status_stop_and_a_stopped_bot_stays_stopped() {
     let out = machine.run(&["pool"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped 1"));
+}
+
+#[test]
+fn no_wait_leaves_the_deploy_to_the_scheduler_of_serve_or_reconcile() {
+    let machine = Machine::new();
+    let out = machine.run(&[
+        "--json",
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        ZOOM,
+        "--no-wait",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let bot: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bot["status"], "pending", "{bot}");
+    assert!(bot["deploy_at"].is_string(), "its deploy is due: {bot}");
+    assert!(
+        stderr(&out).contains("its deploy is due now"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(machine.bot_processes().is_empty(), "nothing started here");
+    // The next reconcile pass deploys it.
+    let (code, report) = machine.json(&["reconcile", "--once"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["due"]["deployed"], 1, "{report}");
+    let (code, shown) = machine.json(&["status", "1"]);
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(shown["bot"]["status"], "running", "{shown}");
+    let (code, _) = machine.json(&["stop", "1"]);
+    assert_eq!(code, 0);
+    // Waiting and not waiting at once makes no sense.
+    let out = machine.run(&[
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        ZOOM,
+        "--no-wait",
+        "--wait-for",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[test]
