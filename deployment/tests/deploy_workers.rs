@@ -198,6 +198,47 @@ async fn a_pass_hands_a_slow_stop_over_and_a_one_shot_pass_waits_for_it(store: S
     assert_eq!(report.finished_stops, 1, "{report:?}");
 }
 
+async fn a_bot_stopped_while_its_deploy_waits_for_a_worker_is_never_started(store: Store) {
+    let fake = Arc::new(FakePlatform::new().with_latency(Duration::from_millis(500)));
+    let service = service_with(
+        store,
+        &fake,
+        ServiceOptions {
+            deploy_concurrency: 1,
+            ..test_options()
+        },
+    );
+    let first = service
+        .create_bot_with(create(zoom_input(1), true), DeployWait::No, &mut |_| {})
+        .await
+        .unwrap()
+        .bot;
+    let second = service
+        .create_bot_with(create(zoom_input(2), true), DeployWait::No, &mut |_| {})
+        .await
+        .unwrap()
+        .bot;
+    // The one worker is busy with the first bot; the second one's call
+    // waits in the lane when its stop comes.
+    service.stop(second.id).await.unwrap();
+    service.finish_jobs().await;
+    let stopped = service.get(second.id).await.unwrap().bot;
+    assert_eq!(stopped.status, BotState::Stopped, "{stopped:?}");
+    assert!(
+        stopped
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("before its deploy called the platform"),
+        "{stopped:?}"
+    );
+    assert_eq!(
+        fake.deploy_order(),
+        [first.id],
+        "only the first bot was started"
+    );
+}
+
 async fn a_deploy_left_to_the_scheduler_is_placed_on_its_next_round(store: Store) {
     let fake = Arc::new(FakePlatform::new());
     let service = service_with(store, &fake, test_options());
@@ -223,4 +264,5 @@ on_both_databases!(
     a_platform_gets_at_most_deploy_concurrency_calls_in_placement_order,
     a_pass_hands_a_slow_stop_over_and_a_one_shot_pass_waits_for_it,
     a_deploy_left_to_the_scheduler_is_placed_on_its_next_round,
+    a_bot_stopped_while_its_deploy_waits_for_a_worker_is_never_started,
 );

@@ -366,11 +366,12 @@ pub(super) fn pool(summary: &PoolSummary) -> String {
 
 pub(super) fn report(report: &ReconcileReport) -> String {
     format!(
-        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, heartbeat timeouts {}, overdue leaves {}, silent bots {}, status errors {}, errors {}; queue: placed {}, timed out {}; due deploys: deployed {}, queued {}, failed {}, missed their join time {}; bots on unconfigured platforms {}{}\n",
+        "examined {}, promoted {}, ended {}, re-driven deploys {}, stops and cleanups handed over {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, heartbeat timeouts {}, overdue leaves {}, silent bots {}, status errors {}, errors {}; queue: placed {}, timed out {}; due deploys: deployed {}, queued {}, failed {}, missed their join time {}; bots on unconfigured platforms {}{}\n",
         report.examined,
         report.promoted,
         report.ended,
         report.redriven_deploys,
+        report.handed_over,
         report.finished_stops,
         report.timed_out,
         report.cleaned_up,

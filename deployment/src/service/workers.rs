@@ -39,7 +39,7 @@ use super::{BotService, DeployCall, Inner, Placement};
 
 use crate::bot::BotState;
 use crate::error::ServiceResult;
-use crate::store::BotRecord;
+use crate::store::{BotRecord, Transition};
 
 tokio::task_local! {
     /// A running deploy job's turn: given back to its lane once the job
@@ -266,6 +266,22 @@ impl BotService {
         let state = record.state()?;
         match job {
             Job::Deploy { attempt, call } => {
+                // Stopped while its first call waited here: nothing was
+                // sent for this attempt, so nothing runs.
+                if state == BotState::Stopping
+                    && call == DeployCall::First
+                    && record.attempt() == attempt
+                    && record.platform_id().is_none()
+                {
+                    let t = Transition::new(
+                        record.id(),
+                        BotState::Stopping,
+                        attempt,
+                        BotState::Stopped,
+                        "stopped before its deploy called the platform; nothing was started",
+                    );
+                    return Ok(self.move_bot(t).await?);
+                }
                 if state != BotState::Deploying
                     || record.attempt() != attempt
                     || record.platform_id().is_some()
