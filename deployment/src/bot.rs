@@ -297,6 +297,23 @@ pub struct Bot {
     #[serde(with = "time::serde::rfc3339::option")]
     #[schema(value_type = Option<String>, format = DateTime)]
     pub deploy_at: Option<OffsetDateTime>,
+    /// For a bot whose deploy has not started (scheduled, due, queued, or
+    /// placed and waiting for its platform call): when its platform call
+    /// is projected to go out, from the bots ahead of it and the
+    /// platforms' paces and room (a projection, not a promise; see
+    /// DEPLOYMENT.md). `null` otherwise, and when it waits for capacity.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub projected_deploy_at: Option<OffsetDateTime>,
+    /// With `projected_deploy_at`, for a bot with a `join_at`: how many
+    /// seconds late it is projected to be in its meeting (its projected
+    /// start plus the platform's typical start time, minus `join_at`); 0
+    /// when on time.
+    pub late_by_seconds: Option<u64>,
+    /// For a bot whose deploy has not started, when no platform has room
+    /// left for it under its cap: why, in a sentence (it deploys as bots
+    /// end; no time is projected). `null` otherwise.
+    pub waiting_for_capacity: Option<String>,
 }
 
 /// The three automatic-leave timeouts, in whole seconds.

@@ -12,7 +12,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{TestDb, create, history_text, test_options, zoom_input};
+use common::{TestDb, create, driven_service, history_text, ms, rfc3339, test_options, zoom_input};
 use deployment::service::Reschedule;
 use deployment::store::NewBot;
 use deployment::{BotService, BotState, Clock, ServiceOptions, Store};
@@ -33,24 +33,7 @@ fn options(clock: &Clock) -> ServiceOptions {
 }
 
 fn service(store: Store, platform: &Arc<FakePlatform>, clock: &Clock) -> BotService {
-    let service = BotService::new(
-        store,
-        Arc::clone(platform) as Arc<dyn PlatformService>,
-        options(clock),
-    );
-    service.set_background_drain(false);
-    service
-}
-
-fn rfc3339(ms: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
-        .unwrap()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap()
-}
-
-fn ms(at: time::OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap()
+    driven_service(store, platform, options(clock))
 }
 
 async fn schedule(service: &BotService, n: u64, join_at_ms: i64) -> deployment::Bot {

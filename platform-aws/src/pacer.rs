@@ -26,6 +26,12 @@ use std::time::Duration;
 
 use platform_core::pacing::TokenBucket;
 
+/// How long a Fargate task typically takes from RunTask to `RUNNING`: ECS
+/// provisions capacity and pulls the image, 45 to 95 s for a bot image
+/// (`ECS-NOTES.md`). What the service's projection of a burst adds to a
+/// bot's deploy start to tell when it is in its meeting.
+pub const TYPICAL_TASK_START: Duration = Duration::from_secs(70);
+
 /// How long a bucket lets nothing out after ECS throttled one of its calls:
 /// in one second ECS refills 20 launches.
 pub(crate) const THROTTLE_BACKOFF: Duration = Duration::from_secs(1);
@@ -155,6 +161,17 @@ impl Pacer {
         bucket.throttled(THROTTLE_BACKOFF);
     }
 
+    /// How fast this pacer lets bots start: the launch bucket (the stricter
+    /// of RunTask's two) at its share, as configured (a throttle's slowdown
+    /// is not counted: it recovers within seconds).
+    pub(crate) fn deploy_pace(&self) -> platform_core::DeployPace {
+        platform_core::DeployPace::limited(
+            self.launches.capacity(),
+            self.launches.configured_rate(),
+            TYPICAL_TASK_START,
+        )
+    }
+
     /// The launch pace now, per second.
     #[cfg(test)]
     fn launch_rate(&self) -> f64 {
@@ -278,6 +295,15 @@ mod tests {
         }
         // 20 more at 10 a second.
         assert_eq!(started.elapsed(), Duration::from_secs(2));
+    }
+
+    #[test]
+    fn the_deploy_pace_is_the_launch_bucket_at_its_share() {
+        let pace = Pacer::new(EcsRateLimits::DOCUMENTED, 80).deploy_pace();
+        let rate = pace.rate.unwrap();
+        assert!((rate.burst - 80.0).abs() < 1e-9, "{pace:?}");
+        assert!((rate.per_second - 16.0).abs() < 1e-9, "{pace:?}");
+        assert_eq!(pace.typical_start, TYPICAL_TASK_START);
     }
 
     #[test]

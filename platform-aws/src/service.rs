@@ -302,6 +302,7 @@ impl PlatformService for AwsEcsPlatform {
             self.config.max_bots,
             crate::config::AWS_MAX_BOTS.name,
         )
+        .with_deploy_pace(self.ecs.pacer.deploy_pace())
     }
 
     async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {

@@ -119,6 +119,16 @@ impl CoolifyClient {
         })
     }
 
+    /// How fast this client's pacer lets bots start (see
+    /// [`Pacer::deploy_pace`]).
+    pub(crate) fn deploy_pace(
+        &self,
+        calls_per_deploy: u32,
+        typical_start: Duration,
+    ) -> platform_core::DeployPace {
+        self.pacer.deploy_pace(calls_per_deploy, typical_start)
+    }
+
     /// The API base, for messages.
     pub(crate) fn base(&self) -> &Url {
         &self.base

@@ -201,6 +201,25 @@ impl Pacer {
         }
     }
 
+    /// How fast this pacer lets bots start when each deploy costs
+    /// `calls_per_deploy` requests: the minute's budget at once, then the
+    /// budget spread over the minute (a sliding window lets a request out
+    /// as one a minute older leaves it), as configured (a 429's slowdown is
+    /// not counted: it recovers within seconds).
+    pub(crate) fn deploy_pace(
+        &self,
+        calls_per_deploy: u32,
+        typical_start: Duration,
+    ) -> platform_core::DeployPace {
+        let calls = f64::from(calls_per_deploy.max(1));
+        let per_window = self.state().budget.full() / calls;
+        platform_core::DeployPace::limited(
+            per_window,
+            per_window / WINDOW.as_secs_f64(),
+            typical_start,
+        )
+    }
+
     /// The budget per window now.
     #[cfg(test)]
     fn budget(&self) -> f64 {
@@ -254,6 +273,15 @@ mod tests {
         assert_eq!(times[359], WINDOW);
         assert_eq!(times[360], WINDOW * 2);
         assert_eq!(busiest_minute(&times), 180);
+    }
+
+    #[test]
+    fn the_deploy_pace_is_the_minute_budget_over_the_calls_of_a_deploy() {
+        let pace = window_of(180).deploy_pace(3, Duration::from_secs(15));
+        let rate = pace.rate.unwrap();
+        assert!((rate.burst - 60.0).abs() < 1e-9, "{pace:?}");
+        assert!((rate.per_second - 1.0).abs() < 1e-9, "{pace:?}");
+        assert_eq!(pace.typical_start, Duration::from_secs(15));
     }
 
     #[tokio::test(start_paused = true)]

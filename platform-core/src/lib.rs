@@ -52,7 +52,7 @@ pub mod status;
 pub mod testkit;
 
 pub use bot_env::{BotEnvVar, BotEnvironment, bot_environment};
-pub use capacity::PlatformCapacity;
+pub use capacity::{DeployPace, DeployRate, PlatformCapacity};
 pub use config::{
     AutomaticLeave, AutomaticLeaveInput, BotDeploymentConfig, BotDeploymentInput, BotId,
     BotProtocolAccess, DisplayName, FieldError, InvalidDeploymentConfig,

@@ -286,6 +286,12 @@ impl TokenBucket {
         state.rate.current
     }
 
+    /// The refill rate it was configured with (or last set to), in tokens
+    /// per second: what it returns to after a throttle.
+    pub fn configured_rate(&self) -> f64 {
+        self.state().rate.full()
+    }
+
     /// The most tokens the bucket holds.
     pub fn capacity(&self) -> f64 {
         self.capacity

@@ -335,6 +335,11 @@ fn holds_capacity(pod: &Pod) -> bool {
     )
 }
 
+/// How long a bot pod typically takes from its creation to `Running` when
+/// its image is cached on the node: scheduling, the sandbox, the container
+/// start (an image pull adds its own time).
+const TYPICAL_POD_START: Duration = Duration::from_secs(10);
+
 #[async_trait]
 impl PlatformService for KubernetesPlatform {
     fn platform_name(&self) -> &'static str {
@@ -348,6 +353,7 @@ impl PlatformService for KubernetesPlatform {
                 .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             crate::config::K8S_MAX_BOTS.name,
         )
+        .with_deploy_pace(self.api.deploy_pace(TYPICAL_POD_START))
     }
 
     async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {

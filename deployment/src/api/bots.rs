@@ -258,7 +258,11 @@ pub async fn deploy_bot(
     let wait = prefer::requested_wait(&headers);
     let bot = state
         .service()
-        .deploy_with(id, wait.map_or(DeployWait::No, DeployWait::UpTo), &mut |_| {})
+        .deploy_with(
+            id,
+            wait.map_or(DeployWait::No, DeployWait::UpTo),
+            &mut |_| {},
+        )
         .await?;
     let mut response = Json(bot).into_response();
     if let Some(wait) = wait {

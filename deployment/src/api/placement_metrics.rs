@@ -1,7 +1,8 @@
 //! The placement's part of `GET /metrics`: capacity used and cap per
 //! platform, the queue's length and oldest age, fallbacks from one platform
 //! to another (or to the queue), queue timeouts, the deploys due and not
-//! started (scheduled bots and creates), and the sweep lease.
+//! started (scheduled bots and creates) and their backlog per platform, and
+//! the sweep lease.
 
 use std::fmt::Write as _;
 
@@ -93,6 +94,20 @@ pub async fn render(out: &mut String, service: &BotService) {
                 labels(&[("platform", &platform.name)])
             );
         }
+    }
+    header(
+        out,
+        "meeboter_deploy_backlog",
+        "gauge",
+        "Due bots whose deploy has not started, by the platform they are placed on (waiting for its call) or expected to go to (by its room under its cap), across every replica. Worked off at the platform's pace; GET /v1/platforms says when, and how late its last bots are projected to be.",
+    );
+    for platform in view.platforms.iter().filter(|p| p.configured) {
+        let _ = writeln!(
+            out,
+            "meeboter_deploy_backlog{} {}",
+            labels(&[("platform", &platform.name)]),
+            platform.deploy_backlog
+        );
     }
     header(
         out,

@@ -97,6 +97,24 @@ pub async fn serve(
         tracing::warn!("the reconciler pass did not end within the shutdown grace; stopping it");
         reconciler.abort();
     }
+    // Deploys and stops handed to the deploy workers finish (each platform
+    // call is bounded by PLATFORM_CALL_TIMEOUT); the ones still waiting at
+    // the end of the grace are handed over again by the next start's
+    // reconciler, with the same attempt.
+    if tokio::time::timeout(options.shutdown_grace, service.finish_jobs())
+        .await
+        .is_err()
+    {
+        let left: usize = service
+            .deploy_workers()
+            .iter()
+            .map(|(_, load)| load.waiting + load.running)
+            .sum();
+        tracing::warn!(
+            jobs = left,
+            "deploys and stops still in the deploy workers after the shutdown grace; the reconciler hands them over again at the next start"
+        );
+    }
     if tokio::time::timeout(options.shutdown_grace, &mut flusher)
         .await
         .is_err()

@@ -159,6 +159,7 @@ pub(super) fn bot(bot: &Bot) -> String {
     if let (Some(at), crate::bot::BotState::Scheduled) = (&bot.deploy_at, bot.status) {
         let _ = writeln!(out, "  deploys at:      {}", rfc3339(at));
     }
+    out.push_str(&projected(bot));
     if let Some(position) = bot.queue_position {
         let _ = writeln!(
             out,
@@ -365,11 +366,12 @@ pub(super) fn pool(summary: &PoolSummary) -> String {
 
 pub(super) fn report(report: &ReconcileReport) -> String {
     format!(
-        "examined {}, promoted {}, ended {}, re-driven deploys {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, heartbeat timeouts {}, overdue leaves {}, silent bots {}, status errors {}, errors {}; queue: placed {}, timed out {}; due deploys: deployed {}, queued {}, failed {}, missed their join time {}; bots on unconfigured platforms {}{}\n",
+        "examined {}, promoted {}, ended {}, re-driven deploys {}, stops and cleanups handed over {}, finished stops {}, timed out {}, cleaned up {}, slots given back {}, heartbeat timeouts {}, overdue leaves {}, silent bots {}, status errors {}, errors {}; queue: placed {}, timed out {}; due deploys: deployed {}, queued {}, failed {}, missed their join time {}; bots on unconfigured platforms {}{}\n",
         report.examined,
         report.promoted,
         report.ended,
         report.redriven_deploys,
+        report.handed_over,
         report.finished_stops,
         report.timed_out,
         report.cleaned_up,
@@ -536,14 +538,27 @@ pub(super) fn capacity(view: &crate::service::PlatformsView) -> String {
                 },
                 format!("{}/{cap}{over}", p.used),
                 p.queued.to_string(),
+                backlog(p),
             ]
         })
         .collect();
     let mut out = String::from("\ncapacity (counted in the database, every replica):\n");
     out.push_str(&table(
-        &["#", "PLATFORM", "CONFIGURED", "USED/CAP", "QUEUED"],
+        &[
+            "#",
+            "PLATFORM",
+            "CONFIGURED",
+            "USED/CAP",
+            "QUEUED",
+            "DUE BACKLOG",
+        ],
         &rows,
     ));
+    for p in &view.platforms {
+        if let Some(pace) = &p.deploy_pace {
+            let _ = writeln!(out, "deploy pace of {}: {pace}", p.name);
+        }
+    }
     let _ = writeln!(
         out,
         "queue: {} bots{}; timeout {} s",
@@ -567,6 +582,41 @@ pub(super) fn capacity(view: &crate::service::PlatformsView) -> String {
             None => "not held yet".to_owned(),
         }
     );
+    out
+}
+
+/// A bot's projected deploy start and lateness, or why it waits for
+/// capacity (lines of `status`; nothing for a bot whose deploy started).
+fn projected(bot: &Bot) -> String {
+    let mut out = String::new();
+    if let Some(at) = &bot.projected_deploy_at {
+        let lateness = match bot.late_by_seconds {
+            Some(0) => ", on time for join_at".to_owned(),
+            Some(late) => format!(", {late} s late for join_at"),
+            None => String::new(),
+        };
+        let _ = writeln!(out, "  projected start: {}{lateness}", rfc3339(at));
+    }
+    if let Some(why) = &bot.waiting_for_capacity {
+        let _ = writeln!(out, "  waits for room:  {why}");
+    }
+    out
+}
+
+/// A platform's due backlog: how many, worked off when, the worst
+/// lateness.
+fn backlog(p: &crate::service::PlatformUsage) -> String {
+    let mut out = p.deploy_backlog.to_string();
+    if let Some(at) = &p.backlog_worked_off_at {
+        let _ = write!(out, " (done {}", rfc3339(at));
+        match p.max_late_by_seconds {
+            Some(0) => out.push_str(", on time)"),
+            Some(late) => {
+                let _ = write!(out, ", up to {late} s late)");
+            }
+            None => out.push(')'),
+        }
+    }
     out
 }
 

@@ -14,7 +14,10 @@ impl BotService {
     /// attempt's bot first and what it started is released with the
     /// failure. While the platform does not answer, the bot stays
     /// `deploying`: failing it now would forget a bot that may be running.
-    pub(super) async fn fail_overdue_unconfirmed(&self, record: BotRecord) -> ServiceResult<Outcome> {
+    pub(super) async fn fail_overdue_unconfirmed(
+        &self,
+        record: BotRecord,
+    ) -> ServiceResult<Outcome> {
         match self.find_attempt_bot(&record).await? {
             AttemptBot::Found { record, .. } => self.fail_overdue(*record).await,
             AttemptBot::NothingRuns(_) => self.fail_overdue(record).await,

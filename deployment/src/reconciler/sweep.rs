@@ -92,7 +92,10 @@ impl BotService {
 
     /// Says plainly which bots sit on platforms this service is not
     /// configured for: they are left alone, never swept or orphaned.
-    pub(super) async fn report_unconfigured(&self, report: &mut ReconcileReport) -> ServiceResult<()> {
+    pub(super) async fn report_unconfigured(
+        &self,
+        report: &mut ReconcileReport,
+    ) -> ServiceResult<()> {
         for (platform, bots) in self.store().needing_platform().await? {
             if self.inner.platforms.get(&platform).is_none() {
                 report.unconfigured += usize::try_from(bots).unwrap_or(usize::MAX);
@@ -207,18 +210,12 @@ impl BotService {
                 }
                 None => done(Outcome::Nothing),
             },
-            BotState::Stopping => Ok(self.hand(
-                &record,
-                Job::Finish,
-                Outcome::HandedOver,
-                Waited::Stop,
-            )),
-            BotState::Stopped | BotState::Failed if record.cleanup_pending() => Ok(self.hand(
-                &record,
-                Job::Finish,
-                Outcome::HandedOver,
-                Waited::Cleanup,
-            )),
+            BotState::Stopping => {
+                Ok(self.hand(&record, Job::Finish, Outcome::HandedOver, Waited::Stop))
+            }
+            BotState::Stopped | BotState::Failed if record.cleanup_pending() => {
+                Ok(self.hand(&record, Job::Finish, Outcome::HandedOver, Waited::Cleanup))
+            }
             _ => done(Outcome::Nothing),
         }
     }

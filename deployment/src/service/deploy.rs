@@ -63,7 +63,10 @@ impl BotService {
         for _ in 0..5 {
             let record = self.load(id).await?;
             match record.state()? {
-                BotState::Scheduled | BotState::Queued | BotState::Deploying | BotState::Running => {
+                BotState::Scheduled
+                | BotState::Queued
+                | BotState::Deploying
+                | BotState::Running => {
                     return Ok(None);
                 }
                 BotState::Pending => {}
@@ -162,6 +165,7 @@ impl BotService {
             }
         };
         let done = |record| Ok(DeployAnswer::Done(record));
+        super::workers::calling_platform();
         match calls.deploy(&config, attempt).await {
             Ok(result) => {
                 failpoint::pause_if_armed(failpoint::AFTER_PLATFORM_DEPLOY).await;

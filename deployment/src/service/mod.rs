@@ -30,6 +30,7 @@ mod observe;
 mod placement;
 mod platforms_view;
 mod pool;
+pub mod projection;
 mod query;
 mod queue;
 mod readiness;
@@ -386,6 +387,8 @@ impl BotService {
         if bot.status == crate::bot::BotState::Queued {
             bot.queue_position = Some(self.store_ref().queue_position(&record).await?);
         }
+        // Ahead of capacity (service::projection).
+        self.project_onto(&mut bot, &record).await?;
         Ok(bot)
     }
 

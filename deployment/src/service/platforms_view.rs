@@ -1,14 +1,15 @@
 //! What `platforms` and `GET /v1/platforms` show an operator: each platform
-//! in placement order with its bots against its cap, the queue, and who
-//! runs the platform sweep.
+//! in placement order with its bots against its cap and its due backlog,
+//! the queue, and who runs the platform sweep.
 
 use platform_core::MeetingPlatform;
 use serde::Serialize;
 
 use super::BotService;
 
+use super::projection::ceil_secs;
 use crate::error::ServiceResult;
-use crate::store::now_ms;
+use crate::store::{now_ms, timestamp};
 use crate::sweep_lease::SWEEP_LEASE;
 
 /// One platform's capacity as the database counts it.
@@ -38,6 +39,21 @@ pub struct PlatformUsage {
     pub queued: u64,
     /// The variables that set its caps.
     pub cap_variables: String,
+    /// How fast it starts bots, as the platform states it (`80 at once,
+    /// then 16 a second; running about 70 s after the call`); absent when
+    /// it does not say.
+    pub deploy_pace: Option<String>,
+    /// Due bots not started yet that are placed on it (waiting for their
+    /// platform call) or expected to go to it (by its room under its cap).
+    pub deploy_backlog: u64,
+    /// When the last of them is projected to start its deploy, at the
+    /// platform's pace; absent without a backlog.
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub backlog_worked_off_at: Option<time::OffsetDateTime>,
+    /// The largest `late_by_seconds` among the bots of its backlog (0: all
+    /// on time); absent when none of them has a `join_at`.
+    pub max_late_by_seconds: Option<u64>,
 }
 
 /// One meeting platform's cap on a platform.
@@ -94,11 +110,16 @@ impl BotService {
         let queued_by_meeting = store.queued_by_meeting_platform().await?;
         let stats = store.queue_stats().await?;
         let lease = store.lease_holder(SWEEP_LEASE).await?;
+        let backlogs = self.deploy_backlogs().await?;
         let used_on = |name: &str| used.iter().find(|(p, _)| p == name).map_or(0, |(_, n)| *n);
         let mut platforms = Vec::new();
         for (index, platform) in self.inner.platforms.iter().enumerate() {
             let capacity = &platform.capacity;
             let used = used_on(platform.name());
+            let backlog = backlogs
+                .get(index)
+                .map(|(_, backlog)| *backlog)
+                .unwrap_or_default();
             let queued = queued_by_meeting
                 .iter()
                 .filter(|(meeting, _)| {
@@ -128,6 +149,10 @@ impl BotService {
                     .map_or(0, |cap| used.saturating_sub(u64::from(cap))),
                 queued,
                 cap_variables: capacity.variables.to_owned(),
+                deploy_pace: capacity.deploy_pace.map(|pace| pace.to_string()),
+                deploy_backlog: backlog.due,
+                backlog_worked_off_at: backlog.worked_off_at_ms.map(timestamp),
+                max_late_by_seconds: backlog.max_late_by_ms.map(ceil_secs),
             });
         }
         for (name, _) in &needing {
@@ -142,6 +167,10 @@ impl BotService {
                     over_cap: 0,
                     queued: 0,
                     cap_variables: String::new(),
+                    deploy_pace: None,
+                    deploy_backlog: 0,
+                    backlog_worked_off_at: None,
+                    max_late_by_seconds: None,
                 });
             }
         }

@@ -40,7 +40,9 @@ pub enum DeployWait {
     ForPlatform,
     /// Until the bot is `running` or ended, or this long passed
     /// (`Prefer: wait=N`); a refusal is the caller's error. A scheduled
-    /// bot is answered at once: its deploy is hours away.
+    /// or queued bot is answered at once: it waits for its time, or for
+    /// capacity to free, which may be hours away; so is a deploy the
+    /// platform did not confirm (the reconciler repeats it).
     UpTo(Duration),
 }
 
@@ -69,6 +71,7 @@ impl BotService {
         };
         let deadline = tokio::time::Instant::now() + up_to;
         let mut handle = handle.map(|h| Box::pin(h.finished()));
+        let mut job_done = false;
         let mut shown: Option<(BotState, Option<String>)> = None;
         let mut asked_at: Option<tokio::time::Instant> = None;
         loop {
@@ -79,18 +82,26 @@ impl BotService {
                 progress(&self.shown(record.clone()).await?);
                 shown = Some(now);
             }
-            let settled = state == BotState::Running
-                || state == BotState::Scheduled
-                || state.is_terminal();
+            // A deploy the platform did not confirm (a timeout, a 5xx) is
+            // the reconciler's to repeat: that is the answer too.
+            let unconfirmed =
+                job_done && state == BotState::Deploying && record.platform_id().is_none();
+            let settled = matches!(
+                state,
+                BotState::Running | BotState::Scheduled | BotState::Queued
+            ) || state.is_terminal()
+                || unconfirmed;
             if settled || tokio::time::Instant::now() >= deadline {
                 return self.shown(record).await;
             }
-            let pause = tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + LOOK_EVERY));
+            let pause =
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + LOOK_EVERY));
             match handle.as_mut() {
                 Some(job) => {
                     tokio::select! {
                         result = job => {
                             handle = None;
+                            job_done = true;
                             result?;
                         }
                         () = pause => {}

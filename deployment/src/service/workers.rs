@@ -13,6 +13,11 @@
 //! (unless its caller asked to wait), and a reconciler pass stays a sweep
 //! whatever the backlog.
 //!
+//! Order holds up to the platform: a lane starts a deploy job only once the
+//! one before it is calling its platform (or ended without a call), so the
+//! calls reach the platform's pacing, which lets them out in the order they
+//! came, in the order the bots were handed over.
+//!
 //! A bot is in a lane at most once: handing over a bot whose job waits or
 //! runs changes nothing. A job acts on the bot's row as it is when the job
 //! starts, not as it was when handed over: a deploy whose bot was stopped
@@ -34,7 +39,23 @@ use super::{BotService, DeployCall, Inner, Placement};
 
 use crate::bot::BotState;
 use crate::error::ServiceResult;
-use crate::store::BotRecord;
+use crate::store::{BotRecord, Transition};
+
+tokio::task_local! {
+    /// A running deploy job's turn: given back to its lane once the job
+    /// calls its platform.
+    static TURN: std::cell::RefCell<Option<oneshot::Sender<()>>>;
+}
+
+/// A deploy is about to call its platform: the lane may start the next
+/// job, whose call then comes after this one. Nothing outside a job.
+pub(crate) fn calling_platform() {
+    let _ = TURN.try_with(|turn| {
+        if let Some(turn) = turn.borrow_mut().take() {
+            let _ = turn.send(());
+        }
+    });
+}
 
 /// What a worker does with a bot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -245,6 +266,22 @@ impl BotService {
         let state = record.state()?;
         match job {
             Job::Deploy { attempt, call } => {
+                // Stopped while its first call waited here: nothing was
+                // sent for this attempt, so nothing runs.
+                if state == BotState::Stopping
+                    && call == DeployCall::First
+                    && record.attempt() == attempt
+                    && record.platform_id().is_none()
+                {
+                    let t = Transition::new(
+                        record.id(),
+                        BotState::Stopping,
+                        attempt,
+                        BotState::Stopped,
+                        "stopped before its deploy called the platform; nothing was started",
+                    );
+                    return Ok(self.move_bot(t).await?);
+                }
                 if state != BotState::Deploying
                     || record.attempt() != attempt
                     || record.platform_id().is_some()
@@ -293,7 +330,9 @@ async fn dispatch(
         };
         let service = BotService { inner };
         let span = tracing::info_span!("worker", bot_id = %bot, job = ?job);
-        tokio::spawn(
+        let (turn, turn_given_back) = oneshot::channel();
+        tokio::spawn(TURN.scope(
+            std::cell::RefCell::new(Some(turn)),
             async move {
                 let result = service.run_job(bot, job).await;
                 if let Err(error) = &result {
@@ -304,6 +343,10 @@ async fn dispatch(
                 let _ = done.send(result);
             }
             .instrument(span),
-        );
+        ));
+        // Given back at the platform call, or dropped when the job ends.
+        if matches!(job, Job::Deploy { .. }) {
+            let _ = turn_given_back.await;
+        }
     }
 }

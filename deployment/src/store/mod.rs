@@ -19,6 +19,7 @@ mod connect;
 mod leases;
 pub(crate) mod outbox;
 mod placement;
+mod projection;
 mod query_plans;
 mod rows;
 mod schedule;
@@ -34,6 +35,7 @@ pub use outbox::{
     OutboxSummary, RetryOutcome,
 };
 pub use placement::{NoRoom, PlaceOn, Placed, QueueStats};
+pub use projection::{AheadCounts, AheadQuery, BacklogJoins, WINDOWS};
 pub use query_plans::QueryPlan;
 pub use rows::BotRecord;
 pub(crate) use rows::timestamp;
@@ -41,6 +43,13 @@ pub use schedule::ScheduleWrite;
 
 use platform_core::InstallationId;
 use sqlx::{PgPool, SqlitePool};
+
+/// Counts read as `(name, COUNT(*))` rows, as unsigned numbers.
+pub(crate) fn counts_by_name(rows: Vec<(String, i64)>) -> Vec<(String, u64)> {
+    rows.into_iter()
+        .map(|(name, n)| (name, u64::try_from(n).unwrap_or_default()))
+        .collect()
+}
 
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -19,7 +19,7 @@ use platform_core::BotId;
 use super::bots::{INSERT_HISTORY, INSERT_TOKEN, REVOKE_TOKENS, db_id, readable};
 use super::outbox::{announce, write_events};
 use super::rows::BotRecord;
-use super::{Dialect, Store, StoreError, in_transaction, now_ms, with_pool};
+use super::{Dialect, Store, StoreError, counts_by_name, in_transaction, now_ms, with_pool};
 use crate::bot::BotState;
 
 /// A placement to try: move `bot` from `from` at `attempt` to `deploying`
@@ -379,10 +379,7 @@ impl Store {
         );
         let rows: Vec<(String, i64)> =
             with_pool!(self, |pool| { sqlx::query_as(&sql).fetch_all(pool).await? });
-        Ok(rows
-            .into_iter()
-            .map(|(platform, n)| (platform, u64::try_from(n).unwrap_or_default()))
-            .collect())
+        Ok(counts_by_name(rows))
     }
 
     /// How many bots need a platform (active, or ended with cleanup
@@ -398,10 +395,7 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|(platform, n)| (platform, u64::try_from(n).unwrap_or_default()))
-            .collect())
+        Ok(counts_by_name(rows))
     }
 
     /// How many bots wait in the queue, by meeting platform.
@@ -414,9 +408,6 @@ impl Store {
             .fetch_all(pool)
             .await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|(meeting, n)| (meeting, u64::try_from(n).unwrap_or_default()))
-            .collect())
+        Ok(counts_by_name(rows))
     }
 }

@@ -277,6 +277,9 @@ impl BotRecord {
             leave_requested_at: self.leave_requested_at.map(timestamp),
             join_at: self.join_at.map(timestamp),
             deploy_at: self.deploy_at.map(timestamp),
+            projected_deploy_at: None,
+            late_by_seconds: None,
+            waiting_for_capacity: None,
         })
     }
 }

@@ -130,6 +130,7 @@ async fn serve_on_loopback_without_a_token_generates_one_and_prints_it_once() {
     let bot = client
         .post(serve.url("/v1/bots"))
         .bearer_auth(&token)
+        .header("Prefer", crate::support::WAIT)
         .json(&zoom_request(1))
         .send()
         .await

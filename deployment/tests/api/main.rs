@@ -22,6 +22,7 @@ mod errors;
 mod idempotency;
 mod lifecycle;
 mod openapi;
+mod prefer;
 mod quick_start;
 mod replicas;
 mod schedule;

@@ -39,6 +39,24 @@ async fn wait_until(serve: &ServeProcess, id: u64, done: impl Fn(&Value) -> bool
     );
 }
 
+/// The README's first create: it waits for the bot (`Prefer: wait=30`).
+async fn create_and_wait(serve: &ServeProcess, n: u64) -> Value {
+    let response = client()
+        .post(serve.url("/v1/bots"))
+        .bearer_auth(TOKEN)
+        .header("Prefer", "wait=30")
+        .json(&zoom_request(n))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.headers().get("preference-applied").unwrap(),
+        "wait=30"
+    );
+    expect_json(response, 201).await
+}
+
+/// The README's second create: answered at once, the bot placed.
 async fn create(serve: &ServeProcess, n: u64) -> u64 {
     let response = client()
         .post(serve.url("/v1/bots"))
@@ -47,7 +65,13 @@ async fn create(serve: &ServeProcess, n: u64) -> u64 {
         .send()
         .await
         .unwrap();
-    expect_json(response, 201).await["id"].as_u64().unwrap()
+    assert!(response.headers().get("preference-applied").is_none());
+    let bot = expect_json(response, 201).await;
+    assert!(
+        ["deploying", "running"].contains(&bot["status"].as_str().unwrap()),
+        "{bot}"
+    );
+    bot["id"].as_u64().unwrap()
 }
 
 fn meeting_moves(bot: &Value) -> Vec<String> {
@@ -72,8 +96,17 @@ async fn the_quick_start_shows_a_whole_meeting_life() {
         ("LOCAL_STOP_GRACE_SECONDS", "2"),
     ]);
 
+    // The first block: a create that waits, the bot, its stop.
+    let first = create_and_wait(&serve, 1).await;
+    assert_eq!(first["status"], "running", "{first}");
+    let id = first["id"].as_u64().unwrap();
+    let shown = call(&serve, Method::GET, &format!("/v1/bots/{id}")).await;
+    assert_eq!(shown["status"], "running", "{shown}");
+    let stopped = call(&serve, Method::POST, &format!("/v1/bots/{id}/stop")).await;
+    assert_eq!(stopped["status"], "stopped", "{stopped}");
+
     // A whole meeting: joining, the waiting room, the call; then leave.
-    let id = create(&serve, 1).await;
+    let id = create(&serve, 2).await;
     let in_call = wait_until(&serve, id, |b| b["meeting_status"] == "in_call").await;
     assert_eq!(in_call["status"], "running", "{in_call}");
     assert_eq!(
@@ -91,7 +124,7 @@ async fn the_quick_start_shows_a_whole_meeting_life() {
     );
 
     // A bot that hangs: frozen, it stops heartbeating and is failed.
-    let frozen = create(&serve, 2).await;
+    let frozen = create(&serve, 3).await;
     let bot = wait_until(&serve, frozen, |b| b["meeting_status"] == "in_call").await;
     let platform_id = bot["platform_id"].as_str().unwrap().to_owned();
     let pid: i32 = platform_id.split(':').next().unwrap().parse().unwrap();

@@ -37,6 +37,18 @@ async fn a_bot_is_scheduled_changed_and_cancelled_over_http() {
         "{bot}"
     );
     let path = format!("/v1/bots/{}", bot["id"]);
+    // Ahead of capacity: alone, it is projected to start at its deploy
+    // time, on time; the platform shows no due backlog yet.
+    assert_eq!(bot["projected_deploy_at"], bot["deploy_at"], "{bot}");
+    assert_eq!(bot["late_by_seconds"], 0, "{bot}");
+    assert!(bot["waiting_for_capacity"].is_null(), "{bot}");
+    let shown = app.get_json(&path, 200).await;
+    assert_eq!(shown["late_by_seconds"], 0, "{shown}");
+    let platforms = app.get_json("/v1/platforms", 200).await;
+    assert_eq!(
+        platforms["placement"]["platforms"][0]["deploy_backlog"], 0,
+        "{platforms}"
+    );
 
     let moved = expect_json(
         app.authed(Method::PATCH, &path)

@@ -26,6 +26,7 @@ async fn a_request_in_flight_completes_and_new_connections_are_refused() {
     let mut app = spawn_fake(Arc::clone(&platform)).await;
     let in_flight = tokio::spawn(
         app.authed(reqwest::Method::POST, "/v1/bots")
+            .header("Prefer", crate::support::WAIT)
             .json(&zoom_request(1))
             .send(),
     );
@@ -71,6 +72,7 @@ async fn sigterm_lets_a_deploy_finish_then_exits_leaving_the_bot_running() {
             client
                 .post(url)
                 .bearer_auth(crate::support::TOKEN)
+                .header("Prefer", crate::support::WAIT)
                 .json(&zoom_request(1))
                 .send()
                 .await

@@ -17,6 +17,8 @@ use crate::common::{TestDb, test_options};
 
 /// The token every test app uses.
 pub const TOKEN: &str = "test-token-0123456789abcdef";
+/// The `Prefer` header of a create that waits for its bot to run or fail.
+pub const WAIT: &str = "wait=30";
 
 /// The `meeboter-deploy` binary.
 pub const BIN: &str = env!("CARGO_BIN_EXE_meeboter-deploy");
@@ -158,9 +160,12 @@ impl TestApp {
         self.client.request(method, self.url(path))
     }
 
-    /// `POST /v1/bots` with `body`.
+    /// `POST /v1/bots` with `body`, waiting for the bot to run or fail
+    /// (`Prefer: wait=30`), as most tests want to look at a bot the
+    /// platform answered for.
     pub async fn create(&self, body: &Value) -> Response {
         self.authed(Method::POST, "/v1/bots")
+            .header("Prefer", WAIT)
             .json(body)
             .send()
             .await

@@ -123,6 +123,11 @@ fn deploy_status_stop_and_a_stopped_bot_stays_stopped() {
     let bot: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(bot["status"], "running", "{bot}");
     assert_eq!(bot["has_password"], true);
+    // It waited for the bot, telling each step on standard error (plain
+    // lines: standard error is not a terminal here).
+    let progress = stderr(&out);
+    assert!(progress.contains("bot 1: deploying"), "{progress}");
+    assert!(progress.contains("bot 1: running"), "{progress}");
     for secret in ["s3cr3tpass", "hunter2-pw"] {
         assert!(
             !stdout.contains(secret) && !stderr(&out).contains(secret),
@@ -165,6 +170,51 @@ fn deploy_status_stop_and_a_stopped_bot_stays_stopped() {
     let out = machine.run(&["pool"]);
     assert_eq!(out.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&out.stdout).contains("stopped 1"));
+}
+
+#[test]
+fn no_wait_leaves_the_deploy_to_the_scheduler_of_serve_or_reconcile() {
+    let machine = Machine::new();
+    let out = machine.run(&[
+        "--json",
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        ZOOM,
+        "--no-wait",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let bot: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(bot["status"], "pending", "{bot}");
+    assert!(bot["deploy_at"].is_string(), "its deploy is due: {bot}");
+    assert!(
+        stderr(&out).contains("its deploy is due now"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(machine.bot_processes().is_empty(), "nothing started here");
+    // The next reconcile pass deploys it.
+    let (code, report) = machine.json(&["reconcile", "--once"]);
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(report["due"]["deployed"], 1, "{report}");
+    let (code, shown) = machine.json(&["status", "1"]);
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(shown["bot"]["status"], "running", "{shown}");
+    let (code, _) = machine.json(&["stop", "1"]);
+    assert_eq!(code, 0);
+    // Waiting and not waiting at once makes no sense.
+    let out = machine.run(&[
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        ZOOM,
+        "--no-wait",
+        "--wait-for",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
 #[test]
@@ -465,4 +515,35 @@ fn webhooks_are_listed_and_retried_from_the_command_line() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("bot.status_changed"), "{text}");
     assert!(text.contains("pending"), "{text}");
+}
+
+#[test]
+fn a_scheduled_bot_shows_its_projected_start_and_platforms_its_backlog_column() {
+    let machine = Machine::new();
+    let join_at = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let out = machine.run(&[
+        "deploy",
+        "--meeting-platform",
+        "zoom",
+        "--meeting-url",
+        "https://zoom.us/j/7",
+        "--join-at",
+        &join_at,
+        "--no-wait",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("scheduled"), "{text}");
+    assert!(text.contains("  projected start: "), "{text}");
+    assert!(text.contains(", on time for join_at"), "{text}");
+    let out = machine.run(&["platforms"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("DUE BACKLOG"), "{text}");
+    assert!(
+        text.contains("deploy pace of local: no limit; running about 1 s after the call"),
+        "{text}"
+    );
 }

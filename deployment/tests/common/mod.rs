@@ -142,6 +142,35 @@ pub fn service_on(store: Store, platform: Arc<FakePlatform>) -> BotService {
     BotService::new(store, platform as Arc<dyn PlatformService>, test_options())
 }
 
+/// A service over `store` and a fake platform with `options`, whose freed
+/// capacity waits for the next pass (the tests drive every round).
+pub fn driven_service(
+    store: Store,
+    platform: &Arc<FakePlatform>,
+    options: ServiceOptions,
+) -> BotService {
+    let service = BotService::new(
+        store,
+        Arc::clone(platform) as Arc<dyn PlatformService>,
+        options,
+    );
+    service.set_background_drain(false);
+    service
+}
+
+/// An instant in ms as RFC 3339, as a client sends `join_at`.
+pub fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap()
+}
+
+/// An instant the service showed, in ms.
+pub fn ms(at: time::OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap()
+}
+
 /// A valid Zoom request with a passcode and a password.
 pub fn zoom_input(n: u64) -> BotDeploymentInput {
     BotDeploymentInput {

@@ -398,6 +398,16 @@ impl CoolifyPlatform {
     }
 }
 
+/// The API requests a deploy to a warm slot typically costs: list the
+/// slot's variables (to delete what the last bot left), write the bot's in
+/// one bulk upsert, start the application. A variable to delete adds one.
+const CALLS_PER_DEPLOY: u32 = 3;
+
+/// How long a bot typically takes from its start request to `running` in a
+/// warm slot whose image is cached: Coolify queues the deployment, writes
+/// the compose file and restarts the container.
+const TYPICAL_SLOT_START: std::time::Duration = std::time::Duration::from_secs(15);
+
 #[async_trait]
 impl PlatformService for CoolifyPlatform {
     fn platform_name(&self) -> &'static str {
@@ -414,6 +424,10 @@ impl PlatformService for CoolifyPlatform {
                 })
                 .collect(),
             "COOLIFY_POOL_MAX_ZOOM, COOLIFY_POOL_MAX_TEAMS, COOLIFY_POOL_MAX_MEET",
+        )
+        .with_deploy_pace(
+            self.client
+                .deploy_pace(CALLS_PER_DEPLOY, TYPICAL_SLOT_START),
         )
     }
 

@@ -48,6 +48,9 @@ struct FakeState {
     unreachable: bool,
     /// The most bots ever live at once.
     peak_live: usize,
+    /// `deploy_bot` calls in flight now, and the most ever at once.
+    deploys_in_flight: usize,
+    peak_deploys_in_flight: usize,
     environments: Vec<(BotId, u32, BotEnvironment)>,
 }
 
@@ -110,6 +113,11 @@ impl FakePlatform {
     /// The most bots that were ever starting or running here at once.
     pub fn peak_live_bots(&self) -> usize {
         self.state().peak_live
+    }
+
+    /// The most `deploy_bot` calls that were ever in flight at once.
+    pub fn peak_concurrent_deploys(&self) -> usize {
+        self.state().peak_deploys_in_flight
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, FakeState> {
@@ -249,8 +257,15 @@ impl PlatformService for FakePlatform {
     }
 
     async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {
+        {
+            let mut state = self.state();
+            state.deploys_in_flight += 1;
+            state.peak_deploys_in_flight =
+                state.peak_deploys_in_flight.max(state.deploys_in_flight);
+        }
         self.delay().await;
         let mut state = self.state();
+        state.deploys_in_flight -= 1;
         state.calls.deploy += 1;
         // Recorded even for a call that fails: a timed-out call may have
         // reached the platform with it.

@@ -347,6 +347,8 @@ impl PlatformService for LocalPlatform {
                 .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
             crate::config::LOCAL_MAX_BOTS.name,
         )
+        // A child process starts at once and nothing paces the starts.
+        .with_deploy_pace(platform_core::DeployPace::unlimited(Duration::from_secs(1)))
     }
 
     async fn deploy_bot(
