@@ -15,16 +15,29 @@ use super::rows::BotRecord;
 use super::{Dialect, Store, StoreError, in_transaction, now_ms, with_pool};
 use crate::bot::BotState;
 
-const DUE: &str = "status IN ('pending', 'scheduled') AND deploy_at IS NOT NULL";
+pub(super) const DUE: &str = "status IN ('pending', 'scheduled') AND deploy_at IS NOT NULL";
+
+/// The bots table read through `bots_deploy_due`, for a query whose WHERE
+/// holds [`DUE`] and a range of `deploy_at`. SQLite without statistics
+/// (the service never runs `ANALYZE`) prefers `bots_by_status` for the
+/// status test, which reads every scheduled bot; `INDEXED BY` makes it read
+/// only the range. PostgreSQL chooses by its own statistics.
+pub(super) fn due_rows(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Sqlite => "bots INDEXED BY bots_deploy_due",
+        Dialect::Postgres => "bots",
+    }
+}
 
 fn claim_due_sql(dialect: Dialect) -> String {
     let lock = match dialect {
         Dialect::Sqlite => "",
         Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
     };
+    let rows = due_rows(dialect);
     format!(
         "UPDATE bots SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-         SELECT id FROM bots WHERE {DUE} AND deploy_at <= $3 \
+         SELECT id FROM {rows} WHERE {DUE} AND deploy_at <= $3 \
          AND (lease_until IS NULL OR lease_until < $4) \
          ORDER BY COALESCE(join_at, deploy_at), id LIMIT $5{lock}) RETURNING *"
     )
@@ -85,8 +98,10 @@ impl Store {
     /// and the earliest of their deploy times (ms). Reads only the due
     /// rows.
     pub async fn due_backlog(&self, due_at: i64) -> Result<(u64, Option<i64>), StoreError> {
-        let sql =
-            format!("SELECT COUNT(*), MIN(deploy_at) FROM bots WHERE {DUE} AND deploy_at <= $1");
+        let sql = format!(
+            "SELECT COUNT(*), MIN(deploy_at) FROM {} WHERE {DUE} AND deploy_at <= $1",
+            due_rows(self.dialect())
+        );
         let (n, earliest): (i64, Option<i64>) = with_pool!(self, |pool| {
             sqlx::query_as(&sql).bind(due_at).fetch_one(pool).await?
         });
