@@ -1,17 +1,15 @@
 //! The counts the deploy projection reads: bots not started yet ahead of a
 //! bot in deploy order, bots placed and waiting for their platform call,
 //! capacity used per meeting platform, and the lateness of a platform's
-//! backlog. Each is one query over an index (`bots_deploy_due`,
-//! `bots_by_status`, `bots_holding_capacity`), bounded by a time range or by
-//! the bots that are due: none reads every scheduled bot.
+//! backlog. Each is one query over an index (`bots_deploy_due`, named to
+//! SQLite by `schedule::due_rows`; `bots_by_status`;
+//! `bots_holding_capacity`), bounded by a time range or by the bots that
+//! are due: none reads every scheduled bot.
 
 use platform_core::BotId;
 
+use super::schedule::{DUE, due_rows};
 use super::{Store, StoreError, counts_by_name, with_pool};
-
-/// The deploys due and not placed yet: `pending` or `scheduled` with a
-/// deploy time.
-const UNPLACED: &str = "status IN ('pending', 'scheduled') AND deploy_at IS NOT NULL";
 
 /// Placed on a platform whose call has not answered yet.
 const WAITING: &str = "status = 'deploying' AND platform_id IS NULL";
@@ -84,9 +82,10 @@ impl Store {
             ));
         }
         let sql = format!(
-            "SELECT {} FROM bots WHERE {UNPLACED} AND deploy_at >= $1 \
+            "SELECT {} FROM {} WHERE {DUE} AND deploy_at >= $1 \
              AND (deploy_at < $2 OR (deploy_at = $2 AND id < $3))",
-            columns.join(", ")
+            columns.join(", "),
+            due_rows(self.dialect())
         );
         // Unbounded windows start at the range's own start.
         let starts = q.starts.map(|s| s.unwrap_or(q.from));
@@ -193,9 +192,10 @@ impl Store {
     ) -> Result<BacklogJoins, StoreError> {
         let sql = format!(
             "SELECT MIN(join_at), MAX((rn - $2 + $4) * $5 - join_at) FROM (SELECT join_at, \
-             ROW_NUMBER() OVER (ORDER BY deploy_at, id) AS rn FROM bots \
-             WHERE {UNPLACED} AND deploy_at <= $1) AS due \
-             WHERE rn > $2 AND rn <= $2 + $3 AND join_at IS NOT NULL"
+             ROW_NUMBER() OVER (ORDER BY deploy_at, id) AS rn FROM {} \
+             WHERE {DUE} AND deploy_at <= $1) AS due \
+             WHERE rn > $2 AND rn <= $2 + $3 AND join_at IS NOT NULL",
+            due_rows(self.dialect())
         );
         let int = |n: u64| i64::try_from(n).unwrap_or(i64::MAX / 4);
         let row: (Option<i64>, Option<f64>) = with_pool!(self, |pool| {

@@ -15,17 +15,14 @@ use super::rows::BotRecord;
 use super::{Dialect, Store, StoreError, in_transaction, now_ms, with_pool};
 use crate::bot::BotState;
 
-const DUE: &str = "status IN ('pending', 'scheduled') AND deploy_at IS NOT NULL";
+pub(super) const DUE: &str = "status IN ('pending', 'scheduled') AND deploy_at IS NOT NULL";
 
-/// The bots table as the scheduler reads it: through the partial index of
-/// the due bots. SQLite's planner, without statistics, prefers the
-/// equality on `status` (`bots_by_status`) to the range on `deploy_at`,
-/// and so read every scheduled bot on every tick (92 ms a round with
-/// 100,000 scheduled a day ahead, `cargo bench -p deployment --bench
-/// idle_schedule`); `INDEXED BY` holds it to the partial index (and fails
-/// the query, rather than scanning, should the index ever not apply).
-/// PostgreSQL's planner chooses by its statistics.
-fn due_bots(dialect: Dialect) -> &'static str {
+/// The bots table read through `bots_deploy_due`, for a query whose WHERE
+/// holds [`DUE`] and a range of `deploy_at`. SQLite without statistics
+/// (the service never runs `ANALYZE`) prefers `bots_by_status` for the
+/// status test, which reads every scheduled bot; `INDEXED BY` makes it read
+/// only the range. PostgreSQL chooses by its own statistics.
+pub(super) fn due_rows(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Sqlite => "bots INDEXED BY bots_deploy_due",
         Dialect::Postgres => "bots",
@@ -38,12 +35,12 @@ pub(super) fn claim_due_sql(dialect: Dialect) -> String {
         Dialect::Sqlite => "",
         Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
     };
+    let rows = due_rows(dialect);
     format!(
         "UPDATE bots SET lease_owner = $1, lease_until = $2 WHERE id IN (\
-         SELECT id FROM {} WHERE {DUE} AND deploy_at <= $3 \
+         SELECT id FROM {rows} WHERE {DUE} AND deploy_at <= $3 \
          AND (lease_until IS NULL OR lease_until < $4) \
-         ORDER BY COALESCE(join_at, deploy_at), id LIMIT $5{lock}) RETURNING *",
-        due_bots(dialect)
+         ORDER BY COALESCE(join_at, deploy_at), id LIMIT $5{lock}) RETURNING *"
     )
 }
 
@@ -52,7 +49,7 @@ pub(super) fn claim_due_sql(dialect: Dialect) -> String {
 pub(super) fn due_backlog_sql(dialect: Dialect) -> String {
     format!(
         "SELECT COUNT(*), MIN(deploy_at) FROM {} WHERE {DUE} AND deploy_at <= $1",
-        due_bots(dialect)
+        due_rows(dialect)
     )
 }
 
