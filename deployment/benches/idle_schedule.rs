@@ -10,9 +10,10 @@
 //!    (`deploy_due`) and of the backlog count (`due_backlog`), each run
 //!    `BENCH_REPEAT` times (default 30), median and worst.
 //! 2. `BENCH_SCHEDULED` bots (default 100,000) created with a `join_at` a
-//!    day ahead through `BotService::create_bot_with` (the path of
-//!    `POST /v1/bots` without HTTP: validation, the row, its history, its
-//!    deploy time), from 64 concurrent tasks; the rate is printed.
+//!    day ahead, on the hour and spread over the day's 24 hours, through
+//!    `BotService::create_bot_with` (the path of `POST /v1/bots` without
+//!    HTTP: validation, the row, its history, its deploy time, its
+//!    projected start), from 64 concurrent tasks; the rate is printed.
 //! 3. The same three timings with them in the database, and the query
 //!    plans of the scheduler's claim and backlog queries
 //!    (`Store::scheduler_query_plans`, SQLite's `EXPLAIN QUERY PLAN`): both
@@ -119,13 +120,20 @@ fn main() {
         )
         .expect("a valid platform list");
         println!(
-            "idle schedule: {scheduled} bots a day ahead, SQLite, AWS platform on the mini ECS"
+            "idle schedule: {scheduled} bots a day ahead (24 join times, on the hour), SQLite, AWS platform on the mini ECS"
         );
         pass_costs(&service, repeat, "no bot").await;
 
-        let join_at = rfc3339(wall_ms() + 86_400_000);
+        // A day ahead, on the hour, spread over the day's 24 hours (a
+        // calendar's meetings): bot n at the (n mod 24)th.
+        let hour = 3_600_000;
+        let first_hour = (wall_ms() / hour + 24) * hour;
+        let join_at = move |n: u64| {
+            let n = i64::try_from(n % 24).unwrap_or_default();
+            Some(rfc3339(first_hour + n * hour))
+        };
         let started = Instant::now();
-        let created = create_in_process(&service, 0..scheduled, Some(join_at), DeployWait::No).await;
+        let created = create_in_process(&service, 0..scheduled, &join_at, DeployWait::No).await;
         assert!(created.iter().all(|s| *s == BotState::Scheduled));
         let took = started.elapsed();
         println!(
