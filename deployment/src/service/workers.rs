@@ -280,7 +280,7 @@ impl BotService {
                         BotState::Stopped,
                         "stopped before its deploy called the platform; nothing was started",
                     );
-                    return Ok(self.move_bot(t).await?);
+                    return self.move_bot(t).await;
                 }
                 if state != BotState::Deploying
                     || record.attempt() != attempt

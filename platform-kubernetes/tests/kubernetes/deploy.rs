@@ -242,6 +242,18 @@ async fn k8s_max_bots_caps_the_pods_that_hold_capacity() {
 }
 
 #[tokio::test]
+async fn the_deploy_pace_is_the_api_pacer_one_pod_creation_per_deploy() {
+    let cluster = Cluster::start().await;
+    let env = cluster.templates.env().with("K8S_API_QPS", "25");
+    let capacity = cluster.platform_with(&env).capacity();
+    let pace = capacity.deploy_pace.expect("a stated pace");
+    let rate = pace.rate.expect("a limited rate");
+    assert!((rate.burst - 25.0).abs() < 1e-9, "{pace:?}");
+    assert!((rate.per_second - 25.0).abs() < 1e-9, "{pace:?}");
+    assert!(pace.typical_start > std::time::Duration::ZERO, "{pace:?}");
+}
+
+#[tokio::test]
 async fn a_cluster_that_refuses_connections_started_nothing() {
     // A port with nothing listening: bound, then released.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
