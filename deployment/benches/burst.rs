@@ -50,10 +50,10 @@ use deployment::ServiceOptions;
 use platform_aws::EcsRateLimits;
 use platform_aws::testkit as ecs_kit;
 use platform_aws::testkit::mini_ecs::MiniEcs;
-use platform_core::{PlatformService, RetryPolicy};
+use platform_core::RetryPolicy;
 use support::{
-    Running, World, deploy_now_burst, modes, runtime, scheduled_burst, scheduled_options, setting,
-    tally, temp_database,
+    World, deploy_now_burst, modes, runtime, scheduled_burst, scheduled_options, setting, tally,
+    temp_database,
 };
 use wiremock::MockServer;
 
@@ -68,19 +68,7 @@ async fn world(share: u8, options: ServiceOptions, interval: Duration) -> World<
     let env = ecs_kit::env(&server.uri()).with("ECS_API_RATE_PERCENT", share.to_string());
     let aws = ecs_kit::platform_at(&server.uri(), &env, store.installation().clone())
         .with_retry_policy(RetryPolicy::default());
-    let running = Running::start(
-        store,
-        vec![Arc::new(aws) as Arc<dyn PlatformService>],
-        options,
-        interval,
-    )
-    .await;
-    World {
-        dir,
-        server,
-        fake: ecs,
-        running,
-    }
+    World::start((dir, server, ecs), store, Arc::new(aws), options, interval).await
 }
 
 /// First → last RunTask that started a task, and how it compares with the

@@ -41,10 +41,10 @@ use std::time::{Duration, Instant};
 use deployment::ServiceOptions;
 use platform_coolify::testkit::fake_coolify::FakeCoolify;
 use platform_coolify::{CoolifyPlatform, Pacing, PerMeetingPlatform};
-use platform_core::{PlatformService, RetryPolicy};
+use platform_core::RetryPolicy;
 use support::{
-    Running, World, deploy_now_burst, modes, runtime, scheduled_burst, scheduled_options, setting,
-    tally, temp_database,
+    World, deploy_now_burst, modes, runtime, scheduled_burst, scheduled_options, setting, tally,
+    temp_database,
 };
 use wiremock::MockServer;
 
@@ -75,19 +75,14 @@ async fn world(bots: u64, options: ServiceOptions, interval: Duration) -> World<
     .expect("the Coolify platform");
     // The pool's adoption above is set-up; the limit counts from here.
     coolify.enforce_rate_limit(COOLIFY_LIMIT);
-    let running = Running::start(
+    World::start(
+        (dir, server, coolify),
         store,
-        vec![Arc::new(platform) as Arc<dyn PlatformService>],
+        Arc::new(platform),
         options,
         interval,
     )
-    .await;
-    World {
-        dir,
-        server,
-        fake: coolify,
-        running,
-    }
+    .await
 }
 
 /// First → last slot start, the requests Coolify got since `since` and

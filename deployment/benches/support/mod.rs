@@ -102,6 +102,16 @@ pub fn scheduled_options(platform: &str, lead: Duration) -> (ServiceOptions, Clo
     (options, clock)
 }
 
+/// Bot `n`'s meeting: a Zoom meeting of its own, with a passcode.
+pub fn bench_input(n: u64) -> BotDeploymentInput {
+    BotDeploymentInput {
+        meeting_platform: "zoom".into(),
+        meeting_url: format!("https://us02web.zoom.us/j/8{n:010}?pwd=benchpass"),
+        meeting_password: Some(SecretString::from("bench-pw")),
+        ..Default::default()
+    }
+}
+
 /// Creates bots `numbers` to deploy, in process (`create_bot_with`, the
 /// path of `POST /v1/bots` without HTTP), 64 at a time: bot `n` scheduled
 /// for `join_at(n)` (RFC 3339) when that is given, each answered as `wait`
@@ -118,12 +128,7 @@ pub async fn create_in_process(
             let join_at = join_at(n);
             async move {
                 let request = CreateBot {
-                    input: BotDeploymentInput {
-                        meeting_platform: "zoom".into(),
-                        meeting_url: format!("https://us02web.zoom.us/j/8{n:010}?pwd=benchpass"),
-                        meeting_password: Some(SecretString::from("bench-pw")),
-                        ..Default::default()
-                    },
+                    input: bench_input(n),
                     idempotency: None,
                     deploy: true,
                     priority: 0,
@@ -167,6 +172,26 @@ pub struct World<F> {
     pub fake: F,
     /// The service.
     pub running: Running,
+}
+
+impl<F> World<F> {
+    /// Starts the service over `platform` on `store` (see
+    /// [`Running::start`]) in the world of `dir`, `server` and `fake`.
+    pub async fn start(
+        (dir, server, fake): (tempfile::TempDir, wiremock::MockServer, F),
+        store: Store,
+        platform: Arc<dyn PlatformService>,
+        options: ServiceOptions,
+        interval: Duration,
+    ) -> Self {
+        let running = Running::start(store, vec![platform], options, interval).await;
+        Self {
+            dir,
+            server,
+            fake,
+            running,
+        }
+    }
 }
 
 /// A time (ms since the epoch) as RFC 3339, as a client sends `join_at`.
@@ -248,7 +273,6 @@ impl Running {
         self.stop.stop();
         let _ = self.server.await;
     }
-
 
     /// Every bot's status, by paging the list.
     pub async fn statuses(&self) -> Vec<(BotId, BotState)> {
