@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::{create, test_options, zoom_input};
 use deployment::{BotService, BotState, DeployWait, ServiceOptions, Store};
 use platform_core::testkit::FakePlatform;
-use platform_core::{BotId, Error, PlatformService};
+use platform_core::{BotId, Error, PlatformService, StatusKind};
 
 fn service_with(store: Store, fake: &Arc<FakePlatform>, options: ServiceOptions) -> BotService {
     let service = BotService::new(store, Arc::clone(fake) as Arc<dyn PlatformService>, options);
@@ -239,6 +239,36 @@ async fn a_bot_stopped_while_its_deploy_waits_for_a_worker_is_never_started(stor
     );
 }
 
+async fn callers_waiting_for_many_bots_share_one_status_read(store: Store) {
+    // Bots that stay starting: every caller waits its whole wait.
+    let fake = Arc::new(FakePlatform::new().starting_as(StatusKind::Starting));
+    let service = service_with(store, &fake, test_options());
+    let waits = (1..=20).map(|n| {
+        let service = service.clone();
+        async move {
+            service
+                .create_bot_with(
+                    create(zoom_input(n), true),
+                    DeployWait::UpTo(Duration::from_secs(3)),
+                    &mut |_| {},
+                )
+                .await
+                .unwrap()
+                .bot
+        }
+    });
+    let bots = futures::future::join_all(waits).await;
+    assert!(
+        bots.iter().all(|b| b.status == BotState::Deploying),
+        "{bots:?}"
+    );
+    let calls = fake.calls();
+    // One status read per deploy (the deploy's own check), and the waits'
+    // reads in shared batches: one every 2 s at most, not one per caller.
+    assert_eq!(calls.status, 20, "{calls:?}");
+    assert!(calls.statuses <= 2, "{calls:?}");
+}
+
 async fn a_deploy_left_to_the_scheduler_is_placed_on_its_next_round(store: Store) {
     let fake = Arc::new(FakePlatform::new());
     let service = service_with(store, &fake, test_options());
@@ -265,4 +295,5 @@ on_both_databases!(
     a_pass_hands_a_slow_stop_over_and_a_one_shot_pass_waits_for_it,
     a_deploy_left_to_the_scheduler_is_placed_on_its_next_round,
     a_bot_stopped_while_its_deploy_waits_for_a_worker_is_never_started,
+    callers_waiting_for_many_bots_share_one_status_read,
 );

@@ -223,6 +223,8 @@ pub(crate) struct Inner {
     pub(crate) bot_limiter: BotRateLimiter,
     /// Where platform calls of deploys and stops run.
     pub(crate) workers: workers::Workers,
+    /// The bots callers wait for, asked about in batches.
+    pub(crate) waiters: wait::Waiters,
 }
 
 /// The bot deployment service. Cheap to clone; every clone shares the
@@ -280,6 +282,7 @@ impl BotService {
         Ok(Self {
             inner: Arc::new(Inner {
                 workers,
+                waiters: wait::Waiters::default(),
                 store,
                 metrics,
                 platforms,

@@ -3,21 +3,79 @@
 //! platform answered, or until the bot runs or ended (`Prefer: wait=N`, the
 //! CLI) — with its progress shown as it goes.
 
+use std::collections::{HashMap, HashSet};
+use std::sync::Mutex;
 use std::time::Duration;
 
-use platform_core::BotId;
+use platform_core::{BotId, PlatformId};
 
 use super::{BotService, JobHandle};
 
 use crate::bot::{Bot, BotState};
 use crate::error::ServiceResult;
+use crate::platform_set::ListedPlatform;
 use crate::store::BotRecord;
 
 /// How often a waiting caller looks at its bot.
 const LOOK_EVERY: Duration = Duration::from_millis(200);
-/// How often a waiting caller asks the platform about a bot it accepted,
-/// when no reconciler may be running to do it (a one-shot command).
+/// How often the platform is asked about the bots callers wait for: one
+/// batch status call per platform at most this often, for every waiting
+/// caller at once (a burst of callers waiting with `Prefer: wait` must not
+/// spend the provider's read budget one bot at a time).
 const ASK_PLATFORM_EVERY: Duration = Duration::from_secs(2);
+/// The most bots one batch status call asks about (one ECS DescribeTasks).
+const ASK_AT_MOST: usize = 100;
+
+/// The bots callers wait for, per platform, to be asked about together.
+#[derive(Default)]
+pub(crate) struct Waiters {
+    platforms: Mutex<HashMap<&'static str, Asking>>,
+}
+
+#[derive(Default)]
+struct Asking {
+    /// Bots waited for that the next batch asks about.
+    bots: HashSet<BotId>,
+    /// When the last batch went out.
+    asked_at: Option<tokio::time::Instant>,
+    /// Whether a batch is out now.
+    in_flight: bool,
+}
+
+impl Waiters {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<&'static str, Asking>> {
+        self.platforms
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds `bot` to the next batch of `platform`; returns the batch when
+    /// it is this caller's turn to send it.
+    fn next_batch(&self, platform: &'static str, bot: BotId) -> Option<Vec<BotId>> {
+        let mut platforms = self.lock();
+        let asking = platforms.entry(platform).or_default();
+        asking.bots.insert(bot);
+        let due = asking
+            .asked_at
+            .is_none_or(|at| at.elapsed() >= ASK_PLATFORM_EVERY);
+        if asking.in_flight || !due {
+            return None;
+        }
+        asking.in_flight = true;
+        asking.asked_at = Some(tokio::time::Instant::now());
+        let batch: Vec<BotId> = asking.bots.iter().copied().take(ASK_AT_MOST).collect();
+        for bot in &batch {
+            asking.bots.remove(bot);
+        }
+        Some(batch)
+    }
+
+    fn batch_done(&self, platform: &'static str) {
+        if let Some(asking) = self.lock().get_mut(platform) {
+            asking.in_flight = false;
+        }
+    }
+}
 
 /// How long a deploy's caller waits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -73,7 +131,6 @@ impl BotService {
         let mut handle = handle.map(|h| Box::pin(h.finished()));
         let mut job_done = false;
         let mut shown: Option<(BotState, Option<String>)> = None;
-        let mut asked_at: Option<tokio::time::Instant> = None;
         loop {
             let record = self.load(id).await?;
             let state = record.state()?;
@@ -108,27 +165,55 @@ impl BotService {
                     }
                 }
                 None => {
-                    if asked_at.is_none_or(|at| at.elapsed() >= ASK_PLATFORM_EVERY) {
-                        asked_at = Some(tokio::time::Instant::now());
-                        self.ask_platform(record).await?;
-                    }
+                    self.ask_platform(&record).await?;
                     pause.await;
                 }
             }
         }
     }
 
-    /// Asks the platform about a bot it accepted and acts on the answer
-    /// (the reconciler's evidence rules: only evidence moves a bot).
-    async fn ask_platform(&self, record: BotRecord) -> ServiceResult<()> {
-        if record.state()? != BotState::Deploying {
+    /// Asks the platform about a bot it accepted, in one batch status call
+    /// with the other bots callers wait for on that platform (at most one
+    /// every [`ASK_PLATFORM_EVERY`]; the caller whose turn it is sends it),
+    /// and acts on the answers (the reconciler's evidence rules: only
+    /// evidence moves a bot).
+    async fn ask_platform(&self, record: &BotRecord) -> ServiceResult<()> {
+        if record.state()? != BotState::Deploying || record.platform_id().is_none() {
             return Ok(());
         }
-        let (Some(platform_id), Ok(calls)) = (record.platform_id(), self.calls_for(&record)) else {
+        let Ok(listed) = self.listed_for(record) else {
             return Ok(());
         };
-        if let Ok(status) = calls.status(&platform_id).await {
-            self.apply_observation(record, &status).await?;
+        let platform = listed.name();
+        let waiters = &self.inner.waiters;
+        let Some(batch) = waiters.next_batch(platform, record.id()) else {
+            return Ok(());
+        };
+        let asked = self.ask_about(listed, &batch).await;
+        waiters.batch_done(platform);
+        asked
+    }
+
+    async fn ask_about(&self, listed: &ListedPlatform, bots: &[BotId]) -> ServiceResult<()> {
+        let records: Vec<BotRecord> = self
+            .store_ref()
+            .get_bots(bots)
+            .await?
+            .into_iter()
+            .filter(|r| matches!(r.state(), Ok(BotState::Deploying)))
+            .collect();
+        let ids: Vec<PlatformId> = records.iter().filter_map(BotRecord::platform_id).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        // No answer is no evidence: the waiters look again next time.
+        let Ok(mut statuses) = listed.calls.statuses(&ids).await else {
+            return Ok(());
+        };
+        for record in records {
+            if let Some(status) = record.platform_id().and_then(|id| statuses.remove(&id)) {
+                self.apply_observation(record, &status).await?;
+            }
         }
         Ok(())
     }
