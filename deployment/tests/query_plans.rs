@@ -16,7 +16,20 @@ async fn sqlite_reads_due_bots_through_the_partial_index() {
     let plans = store.scheduler_query_plans().await.unwrap();
     assert_eq!(
         plans.iter().map(|p| p.query).collect::<Vec<_>>(),
-        ["claim of due bots", "due backlog"]
+        [
+            "claim of due bots",
+            "due backlog",
+            "bots ahead of a new bot"
+        ]
+    );
+    // A create's count of the bots ahead reads the index alone.
+    assert!(
+        plans[2]
+            .lines
+            .iter()
+            .any(|l| l.contains("USING COVERING INDEX bots_deploy_due")),
+        "{:?}",
+        plans[2]
     );
     for plan in &plans {
         assert!(
@@ -36,7 +49,7 @@ async fn postgres_explains_the_same_queries() {
     let db = PgDatabase::create().await;
     let store = Store::connect(db.url()).await.unwrap();
     let plans = store.scheduler_query_plans().await.unwrap();
-    assert_eq!(plans.len(), 2);
+    assert_eq!(plans.len(), 3);
     for plan in &plans {
         assert!(plan.lines.iter().any(|l| l.contains("bots")), "{plan:?}");
     }

@@ -2,6 +2,7 @@
 //! operator (or the idle-schedule benchmark) can see that a large schedule
 //! is read through the partial index `bots_deploy_due` and never scanned.
 
+use super::projection::unplaced_ahead_sql;
 use super::schedule::{claim_due_sql, due_backlog_sql};
 use super::{DbPool, Store, StoreError};
 
@@ -16,20 +17,27 @@ pub struct QueryPlan {
 }
 
 impl Store {
-    /// The plans of the scheduler's two queries run on every tick: the
+    /// The plans of the scheduler's two queries run on every tick, the
     /// claim of due bots ([`Store::claim_due`]) and the count of the due
-    /// backlog ([`Store::due_backlog`]). Nothing is claimed or changed:
-    /// the queries are explained, not run.
+    /// backlog ([`Store::due_backlog`]), and of the count a create's
+    /// projection makes of the bots ahead of it
+    /// ([`Store::unplaced_ahead`]). Nothing is claimed or changed: the
+    /// queries are explained, not run.
     pub async fn scheduler_query_plans(&self) -> Result<Vec<QueryPlan>, StoreError> {
         // Each query with its placeholders' values: a text, then numbers
         // (the claim's owner), or numbers only. A plan does not depend on
         // the values.
-        let queries = [
-            ("claim of due bots", claim_due_sql(self.dialect()), true),
-            ("due backlog", due_backlog_sql(self.dialect()), false),
+        let queries: [(&str, String, &[usize]); 3] = [
+            ("claim of due bots", claim_due_sql(self.dialect()), &[0]),
+            ("due backlog", due_backlog_sql(self.dialect()), &[]),
+            (
+                "bots ahead of a new bot",
+                unplaced_ahead_sql(self.dialect()),
+                &[3],
+            ),
         ];
         let mut plans = Vec::new();
-        for (query, sql, text_first) in queries {
+        for (query, sql, texts) in queries {
             let binds = sql.matches('$').count();
             // The same binding for either database's row type.
             macro_rules! explain {
@@ -37,7 +45,7 @@ impl Store {
                     let explain = $explain;
                     let mut q = sqlx::query_as::<_, $row>(&explain);
                     for n in 0..binds {
-                        q = if n == 0 && text_first {
+                        q = if texts.contains(&n) {
                             q.bind("plan")
                         } else {
                             q.bind(0_i64)
