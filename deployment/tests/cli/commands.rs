@@ -9,23 +9,14 @@ use crate::support::*;
 #[test]
 fn bad_input_is_refused_clearly_with_its_exit_code_and_writes_nothing() {
     let machine = Machine::new();
-    let out = machine.run(&[
-        "deploy",
-        "--meeting-platform",
-        "zoom",
-        "--meeting-url",
+    let out = machine.run(&deploy_zoom(
         "https://zoom.us.evil.com/j/1?pwd=s3cr3tpass",
-    ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("error[invalid_meeting_url]"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("does not belong to zoom"),
-        "{}",
-        stderr(&out)
+        &[],
+    ));
+    assert_exit(
+        &out,
+        2,
+        &["error[invalid_meeting_url]", "does not belong to zoom"],
     );
     assert!(!stderr(&out).contains("s3cr3tpass"), "{}", stderr(&out));
     assert!(
@@ -40,16 +31,13 @@ fn bad_input_is_refused_clearly_with_its_exit_code_and_writes_nothing() {
         "--meeting-url",
         ZOOM,
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("error[unknown_meeting_platform]"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("allowed: zoom, teams, meet"),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        2,
+        &[
+            "error[unknown_meeting_platform]",
+            "allowed: zoom, teams, meet",
+        ],
     );
     assert!(!machine.db_path().exists());
 
@@ -63,16 +51,13 @@ fn bad_input_is_refused_clearly_with_its_exit_code_and_writes_nothing() {
         .env("DATABASE_URL", "sqlite:/no/such/directory/bots.db")
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("cannot open the database"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("/no/such/directory does not exist"),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        6,
+        &[
+            "cannot open the database",
+            "/no/such/directory does not exist",
+        ],
     );
 
     let out = machine
@@ -152,16 +137,13 @@ fn deploy_status_stop_and_a_stopped_bot_stays_stopped() {
     assert!(machine.wait_for_no_bot_process().is_empty());
 
     let out = machine.run(&["stop", &id]);
-    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("error[illegal_transition]"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("is stopped and cannot become stopping"),
-        "{}",
-        stderr(&out)
+    assert_exit(
+        &out,
+        4,
+        &[
+            "error[illegal_transition]",
+            "is stopped and cannot become stopping",
+        ],
     );
     let (code, err) = machine.json(&["deploy", "--bot", &id]);
     assert_eq!(code, 4);
@@ -175,15 +157,9 @@ fn deploy_status_stop_and_a_stopped_bot_stays_stopped() {
 #[test]
 fn no_wait_leaves_the_deploy_to_the_scheduler_of_serve_or_reconcile() {
     let machine = Machine::new();
-    let out = machine.run(&[
-        "--json",
-        "deploy",
-        "--meeting-platform",
-        "zoom",
-        "--meeting-url",
-        ZOOM,
-        "--no-wait",
-    ]);
+    let mut args = vec!["--json"];
+    args.extend(deploy_zoom(ZOOM, &["--no-wait"]));
+    let out = machine.run(&args);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let bot: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(bot["status"], "pending", "{bot}");
@@ -204,16 +180,7 @@ fn no_wait_leaves_the_deploy_to_the_scheduler_of_serve_or_reconcile() {
     let (code, _) = machine.json(&["stop", "1"]);
     assert_eq!(code, 0);
     // Waiting and not waiting at once makes no sense.
-    let out = machine.run(&[
-        "deploy",
-        "--meeting-platform",
-        "zoom",
-        "--meeting-url",
-        ZOOM,
-        "--no-wait",
-        "--wait-for",
-        "5",
-    ]);
+    let out = machine.run(&deploy_zoom(ZOOM, &["--no-wait", "--wait-for", "5"]));
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
 }
 
@@ -375,22 +342,9 @@ fn what_the_command_line_left_out_is_named_as_its_flag() {
     assert!(text.contains("--meeting-url"), "{text}");
     assert!(text.contains("MEEBOTER_MEETING_URL"), "{text}");
     let out = machine.run(&["deploy", "--meeting-url", ZOOM]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("--meeting-platform"),
-        "{}",
-        stderr(&out)
-    );
+    assert_exit(&out, 2, &["--meeting-platform"]);
 
-    let (code, body) = machine.json(&[
-        "deploy",
-        "--meeting-platform",
-        "zoom",
-        "--meeting-url",
-        ZOOM,
-        "--idempotency-key",
-        "a b",
-    ]);
+    let (code, body) = machine.json(&deploy_zoom(ZOOM, &["--idempotency-key", "a b"]));
     assert_eq!(code, 2);
     assert_eq!(body["error"]["code"], "invalid_idempotency_key", "{body}");
 }
@@ -429,14 +383,7 @@ fn a_reader_that_goes_away_ends_the_command_quietly() {
 #[test]
 fn history_times_are_rfc3339_and_listed_reasons_end_at_a_word() {
     let machine = Machine::new();
-    let (code, bot) = machine.json(&[
-        "deploy",
-        "--meeting-platform",
-        "zoom",
-        "--meeting-url",
-        ZOOM,
-        "--no-deploy",
-    ]);
+    let (code, bot) = machine.json(&deploy_zoom(ZOOM, &["--no-deploy"]));
     assert_eq!(code, 0, "{bot}");
     let id = bot["id"].to_string();
     let out = machine.run(&["stop", &id]);
@@ -481,14 +428,10 @@ fn webhooks_are_listed_and_retried_from_the_command_line() {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {stdout} {}", stderr(&out)));
         (out.status.code().unwrap_or(-1), value)
     };
-    let (code, bot) = hooked(&[
-        "deploy",
-        "--meeting-platform",
-        "zoom",
-        "--meeting-url",
+    let (code, bot) = hooked(&deploy_zoom(
         "https://zoom.us/j/123456789",
-        "--no-deploy",
-    ]);
+        &["--no-deploy"],
+    ));
     assert_eq!(code, 0, "{bot}");
     let id = bot["id"].as_u64().unwrap().to_string();
     let (code, view) = hooked(&["webhooks", &id]);
@@ -523,16 +466,10 @@ fn a_scheduled_bot_shows_its_projected_start_and_platforms_its_backlog_column() 
     let join_at = (time::OffsetDateTime::now_utc() + time::Duration::hours(1))
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap();
-    let out = machine.run(&[
-        "deploy",
-        "--meeting-platform",
-        "zoom",
-        "--meeting-url",
+    let out = machine.run(&deploy_zoom(
         "https://zoom.us/j/7",
-        "--join-at",
-        &join_at,
-        "--no-wait",
-    ]);
+        &["--join-at", &join_at, "--no-wait"],
+    ));
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("scheduled"), "{text}");

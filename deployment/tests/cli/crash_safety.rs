@@ -8,16 +8,7 @@ use crate::support::*;
 #[test]
 fn a_crash_between_the_deploy_intent_and_the_platform_is_finished_after_restart() {
     let machine = Machine::new();
-    machine.crash_at(
-        "after-deploy-intent",
-        &[
-            "deploy",
-            "--meeting-platform",
-            "zoom",
-            "--meeting-url",
-            ZOOM,
-        ],
-    );
+    machine.crash_at("after-deploy-intent", &deploy_zoom(ZOOM, &[]));
     let (_, page) = machine.json(&["list"]);
     let bot = &page["bots"][0];
     assert_eq!(bot["status"], "deploying", "{page}");
@@ -64,16 +55,7 @@ fn a_crash_between_the_deploy_intent_and_the_platform_is_finished_after_restart(
 #[test]
 fn a_crash_between_the_create_and_the_platform_call_is_deployed_after_restart() {
     let machine = Machine::new();
-    machine.crash_at(
-        "after-create",
-        &[
-            "deploy",
-            "--meeting-platform",
-            "zoom",
-            "--meeting-url",
-            ZOOM,
-        ],
-    );
+    machine.crash_at("after-create", &deploy_zoom(ZOOM, &[]));
     let (_, page) = machine.json(&["list"]);
     let bot = &page["bots"][0];
     assert_eq!(bot["status"], "pending", "{page}");
@@ -101,16 +83,7 @@ fn a_crash_between_the_create_and_the_platform_call_is_deployed_after_restart() 
 #[test]
 fn a_crash_after_the_platform_started_the_bot_adopts_that_bot_after_restart() {
     let machine = Machine::new();
-    machine.crash_at(
-        "after-platform-deploy",
-        &[
-            "deploy",
-            "--meeting-platform",
-            "zoom",
-            "--meeting-url",
-            ZOOM,
-        ],
-    );
+    machine.crash_at("after-platform-deploy", &deploy_zoom(ZOOM, &[]));
     let (_, page) = machine.json(&["list"]);
     let bot = &page["bots"][0];
     assert_eq!(bot["status"], "deploying", "{page}");
@@ -138,13 +111,7 @@ fn a_crash_after_the_platform_started_the_bot_adopts_that_bot_after_restart() {
 #[test]
 fn a_crash_during_a_stop_is_finished_after_restart() {
     let machine = Machine::new();
-    let (code, bot) = machine.json(&[
-        "deploy",
-        "--meeting-platform",
-        "zoom",
-        "--meeting-url",
-        ZOOM,
-    ]);
+    let (code, bot) = machine.json(&deploy_zoom(ZOOM, &[]));
     assert_eq!(code, 0, "{bot}");
     let id = bot["id"].as_u64().unwrap().to_string();
     assert_eq!(machine.bot_processes().len(), 1);

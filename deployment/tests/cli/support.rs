@@ -178,6 +178,23 @@ impl Machine {
     }
 }
 
+/// `deploy` of a Zoom bot for the meeting at `url`, then `extra` flags.
+pub fn deploy_zoom<'a>(url: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["deploy", "--meeting-platform", "zoom", "--meeting-url", url];
+    args.extend_from_slice(extra);
+    args
+}
+
+/// Asserts that the command ended with exit `code` and that its standard
+/// error says each of `says`.
+pub fn assert_exit(out: &Output, code: i32, says: &[&str]) {
+    let text = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "{text}");
+    for said in says {
+        assert!(text.contains(said), "{said:?} not in: {text}");
+    }
+}
+
 pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
