@@ -4,7 +4,7 @@ use std::io::BufRead;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use platform_core::{AutomaticLeaveInput, BotDeploymentInput, EnvLookup, ProcessEnv, SecretString};
+use platform_core::{BotDeploymentInput, EnvLookup, ProcessEnv, SecretString};
 use serde::Serialize;
 
 use super::output::{self, Printer};
@@ -179,21 +179,10 @@ async fn run_with_service(
             printer.print(&bot, output::bot);
         }
         Command::Reschedule(args) => {
-            let timeouts = [
-                args.waiting_room_timeout,
-                args.no_one_joined_timeout,
-                args.everyone_left_timeout,
-            ];
             let change = crate::service::Reschedule {
                 join_at: args.join_at,
                 display_name: args.display_name,
-                automatic_leave: timeouts.iter().any(Option::is_some).then_some(
-                    AutomaticLeaveInput {
-                        waiting_room_timeout: args.waiting_room_timeout,
-                        no_one_joined_timeout: args.no_one_joined_timeout,
-                        everyone_left_timeout: args.everyone_left_timeout,
-                    },
-                ),
+                automatic_leave: args.timeouts.any().then(|| args.timeouts.input()),
             };
             let bot = service.reschedule(args.id, change).await?;
             printer.print(&bot, output::bot);
@@ -335,11 +324,7 @@ fn create_request(args: &DeployArgs) -> Result<CreateBot, ServiceError> {
         meeting_password: password,
         display_name: args.display_name.clone(),
         recording_enabled: args.record,
-        automatic_leave: AutomaticLeaveInput {
-            waiting_room_timeout: args.waiting_room_timeout,
-            no_one_joined_timeout: args.no_one_joined_timeout,
-            everyone_left_timeout: args.everyone_left_timeout,
-        },
+        automatic_leave: args.timeouts.input(),
     };
     // Check before anything is opened or written. What the command line
     // left out is named as the flag (or variable) that gives it.

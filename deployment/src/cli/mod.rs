@@ -170,15 +170,9 @@ pub struct DeployArgs {
     /// Record the meeting.
     #[arg(long)]
     pub record: bool,
-    /// Seconds to wait in a waiting room (default 300).
-    #[arg(long)]
-    pub waiting_room_timeout: Option<u64>,
-    /// Seconds to stay when nobody joins (default 300).
-    #[arg(long)]
-    pub no_one_joined_timeout: Option<u64>,
-    /// Seconds to stay after everyone left (default 60).
-    #[arg(long)]
-    pub everyone_left_timeout: Option<u64>,
+    /// When the bot leaves on its own.
+    #[command(flatten)]
+    pub timeouts: LeaveTimeouts,
     /// Only create the bot (pending); deploy it later with `deploy --bot ID`.
     #[arg(long)]
     pub no_deploy: bool,
@@ -223,15 +217,41 @@ pub struct RescheduleArgs {
     /// The new display name.
     #[arg(long)]
     pub display_name: Option<String>,
-    /// New seconds to wait in a waiting room.
+    /// New automatic-leave timeouts (the ones given replace the current).
+    #[command(flatten)]
+    pub timeouts: LeaveTimeouts,
+}
+
+/// The automatic-leave timeouts `deploy` sets and `reschedule` changes.
+#[derive(Debug, Args)]
+pub struct LeaveTimeouts {
+    /// Seconds to wait in a waiting room (default 300).
     #[arg(long)]
     pub waiting_room_timeout: Option<u64>,
-    /// New seconds to stay when nobody joins.
+    /// Seconds to stay when nobody joins (default 300).
     #[arg(long)]
     pub no_one_joined_timeout: Option<u64>,
-    /// New seconds to stay after everyone left.
+    /// Seconds to stay after everyone left (default 60).
     #[arg(long)]
     pub everyone_left_timeout: Option<u64>,
+}
+
+impl LeaveTimeouts {
+    /// The timeouts as the service takes them (unset ones: `None`).
+    pub fn input(&self) -> platform_core::AutomaticLeaveInput {
+        platform_core::AutomaticLeaveInput {
+            waiting_room_timeout: self.waiting_room_timeout,
+            no_one_joined_timeout: self.no_one_joined_timeout,
+            everyone_left_timeout: self.everyone_left_timeout,
+        }
+    }
+
+    /// Whether any timeout was given.
+    pub fn any(&self) -> bool {
+        self.waiting_room_timeout.is_some()
+            || self.no_one_joined_timeout.is_some()
+            || self.everyone_left_timeout.is_some()
+    }
 }
 
 /// `list`'s arguments.
