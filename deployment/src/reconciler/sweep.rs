@@ -12,7 +12,7 @@ use super::report::{Outcome, ReconcileReport};
 use crate::bot::BotState;
 use crate::error::ServiceResult;
 use crate::platform_set::ListedPlatform;
-use crate::service::{BotService, DeployCall, Job, JobHandle};
+use crate::service::{BotService, DeployCall, Job, JobHandle, NotHanded};
 use crate::store::{BotRecord, now_ms};
 
 impl BotService {
@@ -223,11 +223,15 @@ impl BotService {
     /// Hands a bot's job to the deploy workers; a bot whose job waits or
     /// runs already is left to it.
     fn hand(&self, record: &BotRecord, job: Job, outcome: Outcome, waited: Waited) -> Decision {
-        Decision::Handed {
-            outcome,
-            job: self
-                .hand_over(record.id(), record.platform(), job)
-                .map(|handle| (waited, handle)),
+        match self.hand_over(record.id(), record.platform(), job) {
+            Ok(handle) => Decision::Handed {
+                outcome,
+                job: Some((waited, handle)),
+            },
+            Err(NotHanded::Busy) => Decision::Handed { outcome, job: None },
+            // Only for a platform the service does not hold, which the
+            // sweep never walks; the next pass tries again.
+            Err(NotHanded::NoWorker) => Decision::Done(Outcome::Nothing),
         }
     }
 }

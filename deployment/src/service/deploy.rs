@@ -5,6 +5,7 @@ use platform_core::{BotId, ErrorKind};
 use tracing::Instrument;
 
 use super::placement::{DeployAnswer, Step, describe_nothing_started};
+use super::workers::NotHanded;
 use super::{BotService, DeployWait, Job, JobHandle};
 
 use crate::bot::{Bot, BotState};
@@ -118,16 +119,9 @@ impl BotService {
         let mut passed = Vec::new();
         let placed = match self.choose_platform(&record, &[], &mut passed).await? {
             Step::Placed(placed, platform) => {
-                let job = Job::Deploy {
-                    attempt: placed.attempt(),
-                    call: DeployCall::First,
-                };
-                if let Some(handle) = self.hand_over(id, platform, job) {
-                    return Ok(PlacedNow::Handed(Some(handle)));
-                }
-                // No worker can take it (no runtime to run one): call here.
-                self.run_placement(placed, Some(DeployCall::First)).await?;
-                PlacedNow::Handed(None)
+                return Ok(PlacedNow::Handed(
+                    self.hand_over_placed(placed, platform).await?,
+                ));
             }
             Step::Queued(_) => PlacedNow::Queued,
             Step::NoRoom { .. } | Step::Moved => PlacedNow::Moved,
@@ -136,6 +130,34 @@ impl BotService {
             .release_lease(id, &self.inner.instance)
             .await?;
         Ok(placed)
+    }
+
+    /// Hands the first platform call of a bot just placed on `platform` to
+    /// that platform's deploy workers, with the placement's lease; the job
+    /// gives the lease back. `None` when a job for the bot runs already, or
+    /// when no worker could take it and the call was made here (its lease
+    /// given back).
+    pub(super) async fn hand_over_placed(
+        &self,
+        placed: BotRecord,
+        platform: &'static str,
+    ) -> ServiceResult<Option<JobHandle>> {
+        let id = placed.id();
+        let job = Job::Deploy {
+            attempt: placed.attempt(),
+            call: DeployCall::First,
+        };
+        match self.hand_over(id, platform, job) {
+            Ok(handle) => Ok(Some(handle)),
+            Err(NotHanded::Busy) => Ok(None),
+            Err(NotHanded::NoWorker) => {
+                let ran = self.run_placement(placed, Some(DeployCall::First)).await;
+                self.store_ref()
+                    .release_lease(id, &self.inner.instance)
+                    .await?;
+                ran.map(|_| None)
+            }
+        }
     }
 
     /// One platform call for the bot's current attempt, its answer recorded

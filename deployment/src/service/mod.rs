@@ -68,7 +68,7 @@ pub use schedule::{DueBacklog, DueReport, Reschedule};
 pub use wait::DeployWait;
 pub use watchdog::WatchReport;
 pub use workers::LaneLoad;
-pub(crate) use workers::{Job, JobHandle};
+pub(crate) use workers::{Job, JobHandle, NotHanded};
 
 /// How the service behaves; every field has a production default.
 #[derive(Clone, Debug)]

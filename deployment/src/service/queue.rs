@@ -11,9 +11,9 @@ use std::sync::atomic::Ordering;
 use platform_core::{BotId, MeetingPlatform};
 use serde::Serialize;
 
+use super::BotService;
 use super::placement::Step;
 use super::workers::JobResult;
-use super::{BotService, DeployCall, Job};
 
 use crate::bot::BotState;
 use crate::error::ServiceResult;
@@ -92,11 +92,13 @@ impl BotService {
             let mut passed = Vec::new();
             match self.choose_platform(&record, &[], &mut passed).await {
                 Ok(Step::Placed(placed, platform)) => {
-                    let job = Job::Deploy {
-                        attempt: placed.attempt(),
-                        call: DeployCall::First,
+                    let handle = match self.hand_over_placed(placed, platform).await {
+                        Ok(handle) => handle,
+                        Err(error) => {
+                            failure = Some(error);
+                            break;
+                        }
                     };
-                    let handle = self.hand_over(id, platform, job);
                     deploys.spawn(async move {
                         let outcome = match handle {
                             Some(handle) => handle.finished().await,
@@ -164,15 +166,7 @@ impl BotService {
                 failure.get_or_insert(error);
             }
         }
-        // The lease was the placement's, then the job's: give it back
-        // (it would expire on its own).
-        if let Err(error) = self
-            .store_ref()
-            .release_lease(id, &self.inner.instance)
-            .await
-        {
-            tracing::debug!(bot_id = %id, error = %error, "could not release a placed bot's lease; it expires on its own");
-        }
+        // The lease was the placement's, then the job's, which gave it back.
     }
 
     /// Capacity freed in this process (a bot ended): drains the queue in

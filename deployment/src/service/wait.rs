@@ -50,8 +50,10 @@ impl Waiters {
     }
 
     /// Adds `bot` to the next batch of `platform`; returns the batch when
-    /// it is this caller's turn to send it.
-    fn next_batch(&self, platform: &'static str, bot: BotId) -> Option<Vec<BotId>> {
+    /// it is this caller's turn to send it, with the mark that it is out
+    /// (given back when dropped: a caller that goes away mid-batch, its
+    /// client gone, does not stop the batches of the others).
+    fn next_batch(&self, platform: &'static str, bot: BotId) -> Option<(Vec<BotId>, BatchOut<'_>)> {
         let mut platforms = self.lock();
         let asking = platforms.entry(platform).or_default();
         asking.bots.insert(bot);
@@ -67,11 +69,25 @@ impl Waiters {
         for bot in &batch {
             asking.bots.remove(bot);
         }
-        Some(batch)
+        Some((
+            batch,
+            BatchOut {
+                waiters: self,
+                platform,
+            },
+        ))
     }
+}
 
-    fn batch_done(&self, platform: &'static str) {
-        if let Some(asking) = self.lock().get_mut(platform) {
+/// A batch status read is out for a platform until this is dropped.
+struct BatchOut<'a> {
+    waiters: &'a Waiters,
+    platform: &'static str,
+}
+
+impl Drop for BatchOut<'_> {
+    fn drop(&mut self) {
+        if let Some(asking) = self.waiters.lock().get_mut(self.platform) {
             asking.in_flight = false;
         }
     }
@@ -186,12 +202,10 @@ impl BotService {
         };
         let platform = listed.name();
         let waiters = &self.inner.waiters;
-        let Some(batch) = waiters.next_batch(platform, record.id()) else {
+        let Some((batch, _out)) = waiters.next_batch(platform, record.id()) else {
             return Ok(());
         };
-        let asked = self.ask_about(listed, &batch).await;
-        waiters.batch_done(platform);
-        asked
+        self.ask_about(listed, &batch).await
     }
 
     async fn ask_about(&self, listed: &ListedPlatform, bots: &[BotId]) -> ServiceResult<()> {
@@ -216,5 +230,27 @@ impl BotService {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_whose_caller_went_away_leaves_the_next_one_free() {
+        let waiters = Waiters::default();
+        let first = waiters.next_batch("aws", BotId(1));
+        assert_eq!(first.as_ref().map(|(b, _)| b.clone()), Some(vec![BotId(1)]));
+        // While it is out, the others wait for it.
+        assert!(waiters.next_batch("aws", BotId(2)).is_none());
+        // Its caller goes away mid-read (its client hung up).
+        drop(first);
+        // Once the batch's interval has passed, the next caller sends the
+        // next batch, with the bot left waiting.
+        waiters.lock().get_mut("aws").unwrap().asked_at = None;
+        let (mut next, _out) = waiters.next_batch("aws", BotId(3)).unwrap();
+        next.sort_by_key(|b| b.0);
+        assert_eq!(next, [BotId(2), BotId(3)]);
     }
 }

@@ -123,6 +123,19 @@ struct Handed {
     bot: BotId,
     job: Job,
     done: oneshot::Sender<JobResult>,
+    /// Keeps the bot marked busy until the job ends, or until the job is
+    /// dropped unstarted (its lane's runtime went away).
+    busy: BusyGuard,
+}
+
+/// Why a job was not handed over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum NotHanded {
+    /// The bot has a job waiting or running already: that one goes on.
+    Busy,
+    /// No worker can run it: the service does not hold the platform, or
+    /// there is no runtime to run a lane on.
+    NoWorker,
 }
 
 impl Workers {
@@ -173,13 +186,15 @@ impl Workers {
 
 /// Takes a bot off the busy set when its job ends, however it ends.
 struct BusyGuard {
-    inner: Arc<Inner>,
+    inner: Weak<Inner>,
     bot: BotId,
 }
 
 impl Drop for BusyGuard {
     fn drop(&mut self) {
-        self.inner.workers.busy().remove(&self.bot);
+        if let Some(inner) = self.inner.upgrade() {
+            inner.workers.busy().remove(&self.bot);
+        }
     }
 }
 
@@ -199,17 +214,30 @@ impl BotService {
         }
     }
 
-    /// Hands `job` for the bot on `platform` over to that platform's lane.
-    /// `None` when the bot has a job waiting or running already (that one
-    /// goes on), or the service does not hold the platform.
-    pub(crate) fn hand_over(&self, bot: BotId, platform: &str, job: Job) -> Option<JobHandle> {
+    /// Hands `job` for the bot on `platform` over to that platform's lane,
+    /// or says why it was not.
+    pub(crate) fn hand_over(
+        &self,
+        bot: BotId,
+        platform: &str,
+        job: Job,
+    ) -> Result<JobHandle, NotHanded> {
         let workers = &self.inner.workers;
-        let lane = workers.lanes.get(platform)?;
+        let lane = workers.lanes.get(platform).ok_or(NotHanded::NoWorker)?;
         if !workers.busy().insert(bot) {
-            return None;
+            return Err(NotHanded::Busy);
         }
         let (done, handle) = oneshot::channel();
-        let mut handed = Handed { bot, job, done };
+        let busy = BusyGuard {
+            inner: Arc::downgrade(&self.inner),
+            bot,
+        };
+        let mut handed = Handed {
+            bot,
+            job,
+            done,
+            busy,
+        };
         let mut sender = lane
             .sender
             .lock()
@@ -218,7 +246,7 @@ impl BotService {
             if let Some(tx) = sender.as_ref() {
                 lane.waiting.fetch_add(1, Ordering::Relaxed);
                 match tx.send(handed) {
-                    Ok(()) => return Some(JobHandle(handle)),
+                    Ok(()) => return Ok(JobHandle(handle)),
                     Err(mpsc::error::SendError(back)) => {
                         lane.waiting.fetch_sub(1, Ordering::Relaxed);
                         handed = back;
@@ -239,8 +267,9 @@ impl BotService {
             *sender = Some(tx);
         }
         drop(sender);
-        workers.busy().remove(&bot);
-        None
+        // Dropping the job takes the bot off the busy set.
+        drop(handed);
+        Err(NotHanded::NoWorker)
     }
 
     /// Runs one job: takes the bot's lease (unless another process holds
@@ -323,11 +352,12 @@ async fn dispatch(
         let Some(inner) = service.upgrade() else {
             break;
         };
-        let Handed { bot, job, done } = handed;
-        let guard = BusyGuard {
-            inner: inner.clone(),
+        let Handed {
             bot,
-        };
+            job,
+            done,
+            busy,
+        } = handed;
         let service = BotService { inner };
         let span = tracing::info_span!("worker", bot_id = %bot, job = ?job);
         let (turn, turn_given_back) = oneshot::channel();
@@ -338,7 +368,7 @@ async fn dispatch(
                 if let Err(error) = &result {
                     tracing::warn!(error = %error, "the job failed; the reconciler hands the bot over again");
                 }
-                drop(guard);
+                drop(busy);
                 drop(permit);
                 let _ = done.send(result);
             }
