@@ -20,7 +20,8 @@
 //!   bot's end) stops the task unless ECS already stops it and watches it
 //!   until it is `STOPPED`, reading the statuses of every teardown in flight
 //!   together, one `DescribeTasks` per 100 tasks; a task not yet `STOPPED`
-//!   is looked at again, and after 15 s the teardown answers a retryable
+//!   is looked at again, and after `teardown::CONFIRM_WAIT` (5 s) the
+//!   teardown answers a retryable
 //!   "not confirmed yet".
 //! - **Marked bots** (for the orphan sweep) are `ListTasks` by `startedBy`
 //!   with desired status RUNNING, then `DescribeTasks` with their tags:

@@ -131,39 +131,20 @@ impl AwsEcsPlatform {
             "reading the statuses of a batch of stopping tasks"
         );
         match self.get_bot_statuses(&ids).await {
-            Ok(mut statuses) => {
+            Ok(statuses) => {
+                // A task two teardowns wait for (a stop and a reconciler
+                // pass) is asked once and answered to both.
                 for (id, reply) in waiting {
-                    let status = statuses.remove(&id).unwrap_or_else(|| {
+                    let status = statuses.get(&id).cloned().unwrap_or_else(|| {
                         BotStatus::unknown("ECS did not mention the task in its answer")
                     });
                     let _ = reply.send(Ok(status));
                 }
             }
             Err(error) => {
-                // The first gets the error itself, the others its account
-                // (an `Error` is not `Clone`), retryable as it was.
-                let message = error.to_string();
-                let retryable = error.is_retryable();
-                let mut waiting = waiting.into_iter();
-                if let Some((_, reply)) = waiting.next() {
-                    let _ = reply.send(Err(error));
-                }
-                for (id, reply) in waiting {
-                    let resource = format!("task {id}");
-                    let message = message.clone();
-                    let _ = reply.send(Err(if retryable {
-                        Error::Unavailable {
-                            platform: PLATFORM_NAME,
-                            resource,
-                            message,
-                        }
-                    } else {
-                        Error::Rejected {
-                            platform: PLATFORM_NAME,
-                            resource,
-                            message,
-                        }
-                    }));
+                // Every waiter gets the error as it was, kind and all.
+                for (_, reply) in waiting {
+                    let _ = reply.send(Err(error.clone()));
                 }
             }
         }

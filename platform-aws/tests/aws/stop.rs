@@ -334,3 +334,22 @@ async fn a_task_that_does_not_reach_stopped_is_not_reported_stopped() {
     assert!(counts.describe_tasks >= 2, "{counts:?}");
     assert!(counts.describe_tasks <= 6, "{counts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_task_torn_down_twice_at_once_is_confirmed_to_both_with_one_stop_task() {
+    let server = MockServer::start().await;
+    let ecs = MiniEcs::new();
+    ecs.mount(&server).await;
+    let arn = ecs.start_task_directly("meeboter-deploy", &[]);
+    ecs.stay_stopping_for(1);
+    let aws = Arc::new(platform(&server).with_stop_confirmation_wait(Duration::from_secs(60)));
+    // A stop and a reconciler's cleanup of the same task, side by side:
+    // their looks share a batch that names the task once.
+    let id = PlatformId::new(arn.clone());
+    aws.stop_bot(&id).await.unwrap();
+    let (a, b) = tokio::join!(aws.cleanup(&id), aws.cleanup(&id));
+    assert!(a.is_ok() && b.is_ok(), "{a:?} {b:?}");
+    let counts = ecs.counts();
+    assert_eq!(counts.stop_task, 1, "ECS already stopped it: {counts:?}");
+    assert!(ecs.tasks_not_stopped().is_empty());
+}

@@ -170,7 +170,6 @@ impl CoolifyPlatform {
         ))
     }
 
-    /// Stops an application; one that no longer exists counts as stopped.
     /// Every application Coolify knows, by uuid: one list call answers for
     /// all the claims a batch asks about.
     async fn applications_by_uuid(&self) -> Result<HashMap<String, Application>> {
@@ -183,6 +182,7 @@ impl CoolifyPlatform {
         .collect())
     }
 
+    /// Stops an application; one that no longer exists counts as stopped.
     async fn stop_application(&self, application_uuid: &str) -> Result<()> {
         let resource = format!("application {application_uuid}");
         match idempotent(&self.config.retry, &resource, || {
