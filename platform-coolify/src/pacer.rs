@@ -185,14 +185,15 @@ impl Pacer {
         let now = Instant::now();
         let until = now + retry_after.unwrap_or(DEFAULT_BACKOFF);
         if window.held_until.is_none_or(|held| held < until) {
-            window.held_until = Some(until);
-        }
-        if window.budget.lower(now, until) {
             // The server's window starts again when its `Retry-After` ends:
             // what was sent before no longer counts, and turns not yet used
-            // are forgotten (their callers take new ones).
+            // are forgotten (their callers, asleep on them, wake and take
+            // new ones after the hold), however recent the last 429.
+            window.held_until = Some(until);
             window.sends.clear();
             window.generation += 1;
+        }
+        if window.budget.lower(now, until) {
             tracing::info!(
                 requests_per_minute = window.budget.at(now),
                 retry_after_s = retry_after.map(|d| d.as_secs()),
@@ -340,6 +341,26 @@ mod tests {
         );
         assert!(started.elapsed() >= Duration::from_secs(91));
         assert!(busiest_minute(&times) <= 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_second_429_soon_after_the_first_holds_the_callers_already_waiting() {
+        let pacer = window_of(200);
+        pacer.throttled(Some(Duration::from_secs(2)));
+        // A caller takes its turn at the end of the first hold...
+        let waiting = {
+            let pacer = pacer.clone();
+            tokio::spawn(async move {
+                let start = Instant::now();
+                pacer.acquire().await;
+                start.elapsed()
+            })
+        };
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // ...and half a second later the server says: wait 10 s more.
+        pacer.throttled(Some(Duration::from_secs(10)));
+        let waited = waiting.await.unwrap();
+        assert!(waited >= Duration::from_millis(10_500), "{waited:?}");
     }
 
     #[tokio::test(start_paused = true)]
