@@ -10,16 +10,10 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{create, test_options, zoom_input};
+use common::{create, driven_service, test_options, zoom_input};
 use deployment::{BotService, BotState, DeployWait, ServiceOptions, Store};
 use platform_core::testkit::FakePlatform;
-use platform_core::{BotId, Error, PlatformService, StatusKind};
-
-fn service_with(store: Store, fake: &Arc<FakePlatform>, options: ServiceOptions) -> BotService {
-    let service = BotService::new(store, Arc::clone(fake) as Arc<dyn PlatformService>, options);
-    service.set_background_drain(false);
-    service
-}
+use platform_core::{BotId, Error, StatusKind};
 
 /// Waits (at most 20 s) until `done` holds for the bot.
 async fn until(service: &BotService, id: BotId, done: impl Fn(BotState) -> bool) -> BotState {
@@ -40,7 +34,7 @@ async fn a_create_answers_with_the_bot_placed_while_the_platform_call_runs(store
     // A platform that takes 3 s to answer: an answer that waited for it
     // would show the bot running.
     let fake = Arc::new(FakePlatform::new().with_latency(Duration::from_secs(3)));
-    let service = service_with(store, &fake, test_options());
+    let service = driven_service(store, &fake, test_options());
     let created = service
         .create_bot_with(create(zoom_input(1), true), DeployWait::No, &mut |_| {})
         .await
@@ -56,7 +50,7 @@ async fn a_create_answers_with_the_bot_placed_while_the_platform_call_runs(store
 
 async fn a_caller_that_waits_gets_the_bot_running_or_as_it_is_when_its_wait_ends(store: Store) {
     let fake = Arc::new(FakePlatform::new().with_latency(Duration::from_secs(2)));
-    let service = service_with(store, &fake, test_options());
+    let service = driven_service(store, &fake, test_options());
     let mut seen = Vec::new();
     let running = service
         .create_bot_with(
@@ -102,7 +96,7 @@ async fn a_caller_that_waits_gets_the_bot_running_or_as_it_is_when_its_wait_ends
 
 async fn a_platform_gets_at_most_deploy_concurrency_calls_in_placement_order(store: Store) {
     let fake = Arc::new(FakePlatform::new().with_latency(Duration::from_millis(200)));
-    let service = service_with(
+    let service = driven_service(
         store,
         &fake,
         ServiceOptions {
@@ -143,7 +137,7 @@ async fn a_platform_gets_at_most_deploy_concurrency_calls_in_placement_order(sto
 
 async fn a_pass_hands_a_slow_stop_over_and_a_one_shot_pass_waits_for_it(store: Store) {
     let fake = Arc::new(FakePlatform::new());
-    let service = service_with(store.clone(), &fake, test_options());
+    let service = driven_service(store.clone(), &fake, test_options());
     let one = service
         .create_bot(create(zoom_input(1), true))
         .await
@@ -166,7 +160,7 @@ async fn a_pass_hands_a_slow_stop_over_and_a_one_shot_pass_waits_for_it(store: S
     // A platform that now takes 2 s per call: the pass hands the stops
     // over and does not wait for them.
     let slow = Arc::new(FakePlatform::new().with_latency(Duration::from_secs(2)));
-    let passing = service_with(store.clone(), &slow, test_options());
+    let passing = driven_service(store.clone(), &slow, test_options());
     // The stops of the first service went to the fake; only the second
     // service's pass matters now: it knows the bots by their platform name.
     let report = passing.reconcile_pass().await.unwrap();
@@ -200,7 +194,7 @@ async fn a_pass_hands_a_slow_stop_over_and_a_one_shot_pass_waits_for_it(store: S
 
 async fn a_bot_stopped_while_its_deploy_waits_for_a_worker_is_never_started(store: Store) {
     let fake = Arc::new(FakePlatform::new().with_latency(Duration::from_millis(500)));
-    let service = service_with(
+    let service = driven_service(
         store,
         &fake,
         ServiceOptions {
@@ -242,7 +236,7 @@ async fn a_bot_stopped_while_its_deploy_waits_for_a_worker_is_never_started(stor
 async fn callers_waiting_for_many_bots_share_one_status_read(store: Store) {
     // Bots that stay starting: every caller waits its whole wait.
     let fake = Arc::new(FakePlatform::new().starting_as(StatusKind::Starting));
-    let service = service_with(store, &fake, test_options());
+    let service = driven_service(store, &fake, test_options());
     let waits = (1..=20).map(|n| {
         let service = service.clone();
         async move {
@@ -271,7 +265,7 @@ async fn callers_waiting_for_many_bots_share_one_status_read(store: Store) {
 
 async fn a_deploy_left_to_the_scheduler_is_placed_on_its_next_round(store: Store) {
     let fake = Arc::new(FakePlatform::new());
-    let service = service_with(store, &fake, test_options());
+    let service = driven_service(store, &fake, test_options());
     let later = service
         .create_bot_with(create(zoom_input(1), true), DeployWait::Later, &mut |_| {})
         .await

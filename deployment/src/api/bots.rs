@@ -12,7 +12,7 @@ use super::extract::{BotIdPath, JsonBody, ListBotsParams};
 use super::prefer;
 use super::state::ApiState;
 use crate::bot::{Bot, BotDetails};
-use crate::service::{BotPage, CreateBot, DeployWait, LiveStatus, Reschedule, idempotency_key};
+use crate::service::{BotPage, CreateBot, LiveStatus, Reschedule, idempotency_key};
 use crate::store::IdempotencyKey;
 
 /// The header that makes a create safe to retry.
@@ -200,21 +200,13 @@ pub async fn create_bot(
             Some(idempotency_key(key, &body.raw)?)
         }
     };
-    let wait = prefer::requested_wait(&headers);
+    let (wait, applied) = prefer::deploy_wait(&headers);
     let created = state
         .service()
-        .create_bot_with(
-            body.value.into_request(idempotency),
-            wait.map_or(DeployWait::No, DeployWait::UpTo),
-            &mut |_| {},
-        )
+        .create_bot_with(body.value.into_request(idempotency), wait, &mut |_| {})
         .await?;
     let mut response = Json(&created.bot).into_response();
-    if let Some(wait) = wait {
-        response
-            .headers_mut()
-            .insert(prefer::PREFERENCE_APPLIED, prefer::applied(wait));
-    }
+    prefer::apply(&mut response, applied);
     if created.created {
         *response.status_mut() = StatusCode::CREATED;
         if let Ok(location) = HeaderValue::from_str(&format!("/v1/bots/{}", created.bot.id)) {
@@ -255,21 +247,10 @@ pub async fn deploy_bot(
     BotIdPath(id): BotIdPath,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let wait = prefer::requested_wait(&headers);
-    let bot = state
-        .service()
-        .deploy_with(
-            id,
-            wait.map_or(DeployWait::No, DeployWait::UpTo),
-            &mut |_| {},
-        )
-        .await?;
+    let (wait, applied) = prefer::deploy_wait(&headers);
+    let bot = state.service().deploy_with(id, wait, &mut |_| {}).await?;
     let mut response = Json(bot).into_response();
-    if let Some(wait) = wait {
-        response
-            .headers_mut()
-            .insert(prefer::PREFERENCE_APPLIED, prefer::applied(wait));
-    }
+    prefer::apply(&mut response, applied);
     Ok(response)
 }
 

@@ -10,6 +10,9 @@
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue};
+use axum::response::Response;
+
+use crate::service::DeployWait;
 
 /// The request header.
 pub const PREFER: &str = "prefer";
@@ -44,10 +47,21 @@ pub fn requested_wait(headers: &HeaderMap) -> Option<Duration> {
         })
 }
 
-/// The `Preference-Applied` value for a wait that was honoured.
-pub fn applied(wait: Duration) -> HeaderValue {
-    HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
-        .unwrap_or_else(|_| HeaderValue::from_static("wait"))
+/// How long a request that sent `headers` waits for its deploy: as its
+/// `wait` preference asks, or not at all.
+pub fn deploy_wait(headers: &HeaderMap) -> (DeployWait, Option<Duration>) {
+    let wait = requested_wait(headers);
+    (wait.map_or(DeployWait::No, DeployWait::UpTo), wait)
+}
+
+/// Says in `response` which wait was honoured, if any
+/// (`Preference-Applied`).
+pub fn apply(response: &mut Response, wait: Option<Duration>) {
+    if let Some(wait) = wait
+        && let Ok(value) = HeaderValue::from_str(&format!("wait={}", wait.as_secs()))
+    {
+        response.headers_mut().insert(PREFERENCE_APPLIED, value);
+    }
 }
 
 #[cfg(test)]

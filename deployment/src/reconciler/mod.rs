@@ -59,7 +59,7 @@ use std::time::Duration;
 use tracing::Instrument;
 
 use crate::error::ServiceResult;
-use crate::service::BotService;
+use crate::service::{BotService, DueReport};
 use crate::store::now_ms;
 
 pub use report::ReconcileReport;
@@ -74,7 +74,7 @@ impl BotService {
     /// to the deploy workers, counting what they did: what a one-shot
     /// `reconcile` runs. See [`reconcile_pass`](Self::reconcile_pass).
     pub async fn reconcile_once(&self) -> ServiceResult<ReconcileReport> {
-        self.pass(true).await
+        self.pass(true, true).await
     }
 
     /// Runs one reconciler pass, what `serve` runs every
@@ -87,15 +87,21 @@ impl BotService {
     /// on (a deploy, a stop, a cleanup to finish) is handed to the deploy
     /// workers and not waited for.
     pub async fn reconcile_pass(&self) -> ServiceResult<ReconcileReport> {
-        self.pass(false).await
+        self.pass(false, true).await
     }
 
-    async fn pass(&self, wait: bool) -> ServiceResult<ReconcileReport> {
+    /// A pass; `wait`: for what it hands over; `due`: with a round of the
+    /// scheduler (not when the scheduler runs beside the passes already).
+    async fn pass(&self, wait: bool, due: bool) -> ServiceResult<ReconcileReport> {
         let span = tracing::info_span!("reconcile");
         async {
             let mut report = ReconcileReport {
                 queue_timeouts: self.expire_queue().await?,
-                due: self.due_round(wait).await?,
+                due: if due {
+                    self.due_round(wait).await?
+                } else {
+                    DueReport::default()
+                },
                 ..ReconcileReport::default()
             };
             let mut handed = HandedOver::default();
@@ -186,7 +192,8 @@ impl BotService {
                 biased;
                 () = &mut shutdown => break,
                 _ = ticker.tick() => {
-                    if let Err(error) = self.reconcile_pass().await {
+                    // The scheduler's round runs every second beside it.
+                    if let Err(error) = self.pass(false, false).await {
                         tracing::warn!(error = %error, "reconcile pass failed; the next pass retries");
                     }
                 }

@@ -10,7 +10,7 @@ use platform_core::testkit::FakePlatform;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::support::{TestApp, expect_json, spawn_fake, zoom_request};
+use crate::support::{TestApp, WAIT, expect_json, spawn_fake, zoom_request};
 
 async fn create_preferring(app: &TestApp, n: u64, prefer: Option<&str>) -> reqwest::Response {
     let mut request = app.authed(Method::POST, "/v1/bots").json(&zoom_request(n));
@@ -42,7 +42,7 @@ async fn a_create_answers_at_once_unless_it_prefers_to_wait() {
     assert!(bot["platform_id"].is_null(), "{bot}");
 
     let waited = create_preferring(&app, 2, Some("respond-async, wait=30")).await;
-    assert_eq!(applied(&waited).as_deref(), Some("wait=30"));
+    assert_eq!(applied(&waited).as_deref(), Some(WAIT));
     let bot = expect_json(waited, 201).await;
     assert_eq!(bot["status"], "running", "{bot}");
 
@@ -84,11 +84,11 @@ async fn a_deploy_of_a_pending_bot_prefers_to_wait_too() {
     let id = pending["id"].as_u64().unwrap();
     let response = app
         .authed(Method::POST, &format!("/v1/bots/{id}/deploy"))
-        .header("Prefer", "wait=30")
+        .header("Prefer", WAIT)
         .send()
         .await
         .unwrap();
-    assert_eq!(applied(&response).as_deref(), Some("wait=30"));
+    assert_eq!(applied(&response).as_deref(), Some(WAIT));
     assert_eq!(expect_json(response, 200).await["status"], "running");
 
     let mut body = zoom_request(2);

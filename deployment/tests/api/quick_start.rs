@@ -12,7 +12,7 @@ use nix::unistd::Pid;
 use reqwest::Method;
 use serde_json::Value;
 
-use crate::support::{BIN, ServeProcess, TOKEN, client, expect_json, zoom_request};
+use crate::support::{BIN, ServeProcess, TOKEN, WAIT, client, expect_json, zoom_request};
 
 async fn call(serve: &ServeProcess, method: Method, path: &str) -> Value {
     let response = client()
@@ -44,15 +44,12 @@ async fn create_and_wait(serve: &ServeProcess, n: u64) -> Value {
     let response = client()
         .post(serve.url("/v1/bots"))
         .bearer_auth(TOKEN)
-        .header("Prefer", "wait=30")
+        .header("Prefer", WAIT)
         .json(&zoom_request(n))
         .send()
         .await
         .unwrap();
-    assert_eq!(
-        response.headers().get("preference-applied").unwrap(),
-        "wait=30"
-    );
+    assert_eq!(response.headers().get("preference-applied").unwrap(), WAIT);
     expect_json(response, 201).await
 }
 
