@@ -243,14 +243,6 @@ impl TokenBucket {
         }
     }
 
-    /// Changes the configured refill rate from now on (the current rate
-    /// too); what was refilled until now counts at the old rate.
-    pub fn set_rate(&self, per_second: f64) {
-        let mut state = self.state();
-        state.refill(Instant::now(), self.capacity);
-        state.rate = AdaptiveRate::new(per_second);
-    }
-
     /// The provider throttled a call although the bucket had let it out:
     /// halves the refill rate (not below a tenth of the configured one),
     /// empties the bucket, lets nothing out for `backoff`, and voids every
@@ -286,8 +278,8 @@ impl TokenBucket {
         state.rate.current
     }
 
-    /// The refill rate it was configured with (or last set to), in tokens
-    /// per second: what it returns to after a throttle.
+    /// The refill rate it was configured with, in tokens per second: what
+    /// it returns to after a throttle.
     pub fn configured_rate(&self) -> f64 {
         self.state().rate.full()
     }
@@ -295,25 +287,6 @@ impl TokenBucket {
     /// The most tokens the bucket holds.
     pub fn capacity(&self) -> f64 {
         self.capacity
-    }
-
-    /// Lets nothing out until `after` has passed (a provider's
-    /// `Retry-After`), then one call at once and the rest at the refill
-    /// rate: a provider that just asked us to wait gets one request, not a
-    /// burst, when the wait is over. Callers that already hold a
-    /// reservation keep it.
-    pub fn hold_for(&self, after: Duration) {
-        let mut state = self.state();
-        let now = Instant::now();
-        state.refill(now, self.capacity);
-        // A wait past what an `Instant` can hold is a wait of a year.
-        let until = now
-            .checked_add(after)
-            .unwrap_or(now + Duration::from_secs(86_400 * 365));
-        if until > state.updated {
-            state.updated = until;
-        }
-        state.tokens = state.tokens.min(1.0);
     }
 }
 
@@ -367,33 +340,6 @@ mod tests {
         times.sort();
         let expected: Vec<Duration> = (0..5u64).map(|n| Duration::from_millis(500 * n)).collect();
         assert_eq!(times, expected);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_new_rate_applies_from_the_moment_it_is_set() {
-        let bucket = TokenBucket::new("test", 1.0, 1.0);
-        bucket.acquire().await;
-        // Half a token refills at 1 a second, the other half at 10 a second.
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        bucket.set_rate(10.0);
-        assert!((bucket.rate() - 10.0).abs() < 1e-9);
-        assert_eq!(bucket.reserve(), Duration::from_millis(50));
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_hold_lets_one_call_out_when_it_ends_then_paces() {
-        let bucket = TokenBucket::new("test", 10.0, 100.0);
-        bucket.hold_for(Duration::from_secs(3));
-        let started = Instant::now();
-        bucket.acquire().await;
-        assert_eq!(started.elapsed(), Duration::from_secs(3));
-        bucket.acquire().await;
-        assert_eq!(started.elapsed(), Duration::from_millis(3010));
-        // A shorter hold does not shorten a longer one.
-        let bucket = TokenBucket::new("test", 10.0, 100.0);
-        bucket.hold_for(Duration::from_secs(5));
-        bucket.hold_for(Duration::from_secs(1));
-        assert_eq!(bucket.reserve(), Duration::from_secs(5));
     }
 
     #[tokio::test(start_paused = true)]
@@ -460,8 +406,6 @@ mod tests {
         assert!(bucket.rate() > 0.0);
         let bucket = TokenBucket::new("test", 0.4, -3.0);
         assert!((bucket.capacity() - 1.0).abs() < f64::EPSILON);
-        assert!(bucket.rate() > 0.0);
-        bucket.set_rate(f64::NAN);
         assert!(bucket.rate() > 0.0);
     }
 }

@@ -177,7 +177,6 @@ struct State {
     /// client token → (task ARN, the request it came with)
     tokens: HashMap<String, (String, Value)>,
     next_task: u64,
-    run_task_calls: u32,
     list_tasks_calls: u32,
     failing_run_tasks: VecDeque<(u16, &'static str, &'static str)>,
     buckets: Option<Buckets>,
@@ -366,7 +365,7 @@ impl MiniEcs {
 
     /// How many RunTask requests arrived.
     pub fn run_task_calls(&self) -> u32 {
-        self.state.lock().unwrap().run_task_calls
+        self.state.lock().unwrap().counts.run_task
     }
 
     /// How many tasks were ever started.
@@ -387,7 +386,6 @@ impl MiniEcs {
 
     fn run_task(&self, body: &Value) -> ResponseTemplate {
         let mut state = self.state.lock().unwrap();
-        state.run_task_calls += 1;
         state.counts.run_task += 1;
         if let Some((status, kind, message)) = state.failing_run_tasks.pop_front() {
             return ecs_error(status, kind, message);

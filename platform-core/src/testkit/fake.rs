@@ -66,6 +66,25 @@ pub struct FakePlatform {
     state: Mutex<FakeState>,
 }
 
+/// Counts a `deploy_bot` call in flight until dropped, a call its caller
+/// gave up on mid-way included.
+struct DeployInFlight<'a>(&'a FakePlatform);
+
+impl<'a> DeployInFlight<'a> {
+    fn start(fake: &'a FakePlatform) -> Self {
+        let mut state = fake.state();
+        state.deploys_in_flight += 1;
+        state.peak_deploys_in_flight = state.peak_deploys_in_flight.max(state.deploys_in_flight);
+        Self(fake)
+    }
+}
+
+impl Drop for DeployInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.state().deploys_in_flight -= 1;
+    }
+}
+
 impl Default for FakePlatform {
     fn default() -> Self {
         Self::new()
@@ -257,15 +276,10 @@ impl PlatformService for FakePlatform {
     }
 
     async fn deploy_bot(&self, config: &BotDeploymentConfig, attempt: u32) -> Result<DeployResult> {
-        {
-            let mut state = self.state();
-            state.deploys_in_flight += 1;
-            state.peak_deploys_in_flight =
-                state.peak_deploys_in_flight.max(state.deploys_in_flight);
-        }
+        let in_flight = DeployInFlight::start(self);
         self.delay().await;
+        drop(in_flight);
         let mut state = self.state();
-        state.deploys_in_flight -= 1;
         state.calls.deploy += 1;
         // Recorded even for a call that fails: a timed-out call may have
         // reached the platform with it.
