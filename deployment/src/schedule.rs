@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use platform_core::{ConfigProblem, EnvLookup, EnvVarSpec, FieldError, ValueKind, load_env};
+use platform_core::{EnvLookup, EnvVarSpec, FieldError, ValueKind, load_env};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
@@ -107,16 +107,12 @@ pub struct ScheduleOptions {
 }
 
 impl Default for ScheduleOptions {
+    /// The variables' defaults, read from their specs (the one place they
+    /// are written).
     fn default() -> Self {
-        Self {
-            leads: vec![
-                ("aws".to_owned(), Duration::from_secs(180)),
-                ("coolify".to_owned(), Duration::from_secs(60)),
-                ("local".to_owned(), Duration::from_secs(5)),
-                ("kubernetes".to_owned(), Duration::from_secs(60)),
-            ],
-            jitter: Duration::ZERO,
-            max_lateness: Duration::from_secs(900),
+        match Self::load(&platform_core::MapEnv::new()) {
+            Some(options) => options,
+            None => unreachable!("every scheduling variable has a valid default"),
         }
     }
 }
@@ -125,7 +121,7 @@ impl ScheduleOptions {
     /// Reads the scheduling variables. Their kinds are checked (and
     /// reported) with the service's other variables; `None` when one is
     /// wrong.
-    pub fn load(env: &dyn EnvLookup, _problems: &mut Vec<ConfigProblem>) -> Option<Self> {
+    pub fn load(env: &dyn EnvLookup) -> Option<Self> {
         let values = load_env("service", SCHEDULE_ENV, env).ok()?;
         let lead = |spec: &EnvVarSpec| values.checked_seconds(spec).ok();
         Some(Self {

@@ -463,7 +463,7 @@ impl ServiceSettings {
             ));
         }
         let webhooks = crate::webhooks::WebhookSettings::load(env, &mut problems);
-        let schedule = crate::schedule::ScheduleOptions::load(env, &mut problems);
+        let schedule = crate::schedule::ScheduleOptions::load(env);
         match (values, listen_addr, webhooks, schedule) {
             (Some(values), Some(listen_addr), Some(webhooks), Some(schedule))
                 if problems.is_empty() =>

@@ -165,11 +165,7 @@ impl Pacer {
     /// of RunTask's two) at its share, as configured (a throttle's slowdown
     /// is not counted: it recovers within seconds).
     pub(crate) fn deploy_pace(&self) -> platform_core::DeployPace {
-        platform_core::DeployPace::limited(
-            self.launches.capacity(),
-            self.launches.configured_rate(),
-            TYPICAL_TASK_START,
-        )
+        self.launches.deploy_pace(TYPICAL_TASK_START)
     }
 
     /// The launch pace now, per second.

@@ -288,6 +288,14 @@ impl TokenBucket {
     pub fn capacity(&self) -> f64 {
         self.capacity
     }
+
+    /// How fast bots start when each deploy takes one token of this
+    /// bucket: its burst and its configured rate (a throttle's slowdown is
+    /// not counted: it recovers within seconds), `typical_start` from the
+    /// call to `running`.
+    pub fn deploy_pace(&self, typical_start: Duration) -> crate::DeployPace {
+        crate::DeployPace::limited(self.capacity, self.configured_rate(), typical_start)
+    }
 }
 
 #[cfg(test)]

@@ -59,11 +59,7 @@ impl KubeApi {
     /// How fast this client's pacer lets bots start: a deploy is one pod
     /// creation, so the bucket's own burst and rate, as configured.
     pub(crate) fn deploy_pace(&self, typical_start: Duration) -> platform_core::DeployPace {
-        platform_core::DeployPace::limited(
-            self.pacer.capacity(),
-            self.pacer.configured_rate(),
-            typical_start,
-        )
+        self.pacer.deploy_pace(typical_start)
     }
 
     /// `POST /api/v1/namespaces/{ns}/pods`. The answer (the pod, with the

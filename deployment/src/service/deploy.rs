@@ -15,13 +15,29 @@ use crate::store::{BotRecord, Transition};
 
 /// What placing a bot the caller holds came to.
 pub(super) enum PlacedNow {
-    /// Placed on a platform, its platform call handed to the deploy
-    /// workers (`None`: it ran already, or runs elsewhere).
-    Handed(Option<JobHandle>),
-    /// No platform had room: queued.
-    Queued,
+    /// Placed on a platform (the bot as placed), its platform call handed
+    /// to the deploy workers (`None`: it ran already, or runs elsewhere).
+    Handed(BotRecord, Option<JobHandle>),
+    /// No platform had room: queued (the bot as queued).
+    Queued(BotRecord),
     /// It moved meanwhile: read it again.
     Moved,
+}
+
+/// A deploy started: the bot as the start left it (`None`: not known
+/// without reading it again), and the job that makes its platform call.
+pub(super) struct Started {
+    pub(super) record: Option<BotRecord>,
+    pub(super) handle: Option<JobHandle>,
+}
+
+impl Started {
+    fn as_it_is(record: BotRecord) -> Self {
+        Self {
+            record: Some(record),
+            handle: None,
+        }
+    }
 }
 
 impl BotService {
@@ -50,14 +66,14 @@ impl BotService {
     ) -> ServiceResult<Bot> {
         let span = tracing::info_span!("deploy", bot_id = %id);
         async {
-            let handle = self.start_deploy(id, wait).await?;
-            self.await_deploy(id, handle, wait, progress).await
+            let started = self.start_deploy(id, wait).await?;
+            self.await_deploy(id, started, wait, progress).await
         }
         .instrument(span)
         .await
     }
 
-    async fn start_deploy(&self, id: BotId, wait: DeployWait) -> ServiceResult<Option<JobHandle>> {
+    async fn start_deploy(&self, id: BotId, wait: DeployWait) -> ServiceResult<Started> {
         let owner = self.inner.instance.as_str();
         // The bot may move between our read and our write (another
         // request deployed it): read again and decide again, a few times.
@@ -68,13 +84,13 @@ impl BotService {
                 | BotState::Queued
                 | BotState::Deploying
                 | BotState::Running => {
-                    return Ok(None);
+                    return Ok(Started::as_it_is(record));
                 }
                 BotState::Pending => {}
                 other => other.check_move(id, BotState::Deploying).map(|_| ())?,
             }
-            if self.schedule_pending(&record).await?.is_some() {
-                return Ok(None);
+            if let Some(scheduled) = self.schedule_pending(&record).await? {
+                return Ok(Started::as_it_is(scheduled));
             }
             // Only the intent, with no lease: any scheduler takes it now.
             let lease_until = match wait {
@@ -94,11 +110,16 @@ impl BotService {
                 record
             };
             if wait == DeployWait::Later {
-                return Ok(None);
+                return Ok(Started::as_it_is(record));
             }
             match self.place_now(record).await? {
-                PlacedNow::Handed(handle) => return Ok(handle),
-                PlacedNow::Queued => return Ok(None),
+                PlacedNow::Handed(record, handle) => {
+                    return Ok(Started {
+                        record: Some(record),
+                        handle,
+                    });
+                }
+                PlacedNow::Queued(record) => return Ok(Started::as_it_is(record)),
                 PlacedNow::Moved => {}
             }
         }
@@ -119,11 +140,11 @@ impl BotService {
         let mut passed = Vec::new();
         let placed = match self.choose_platform(&record, &[], &mut passed).await? {
             Step::Placed(placed, platform) => {
-                return Ok(PlacedNow::Handed(
-                    self.hand_over_placed(placed, platform).await?,
-                ));
+                let as_placed = placed.clone();
+                let handle = self.hand_over_placed(placed, platform).await?;
+                return Ok(PlacedNow::Handed(as_placed, handle));
             }
-            Step::Queued(_) => PlacedNow::Queued,
+            Step::Queued(queued) => PlacedNow::Queued(queued),
             Step::NoRoom { .. } | Step::Moved => PlacedNow::Moved,
         };
         self.store_ref()

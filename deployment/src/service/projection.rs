@@ -132,10 +132,6 @@ pub fn window_starts(now_ms: i64, deploy_at_ms: i64) -> [Option<i64>; WINDOWS] {
     })
 }
 
-fn ms(d: std::time::Duration) -> i64 {
-    duration_ms(d)
-}
-
 /// Projects one bot (see the [module docs](self)).
 pub fn project(input: &ProjectionInput) -> Projection {
     let now = input.now_ms;
@@ -149,7 +145,7 @@ pub fn project(input: &ProjectionInput) -> Projection {
                 None => (now, lane.waiting),
             };
             let n = through[j] + waiting + 1;
-            at = at.max(from.saturating_add(ms(lane.pace.delay_of(n))));
+            at = at.max(from.saturating_add(duration_ms(lane.pace.delay_of(n))));
         }
         at
     };
@@ -157,7 +153,7 @@ pub fn project(input: &ProjectionInput) -> Projection {
         platform: lane.name.clone(),
         at_ms,
         late_by_ms: input.join_at_ms.map(|join_at| {
-            (at_ms + ms(lane.pace.typical_start))
+            (at_ms + duration_ms(lane.pace.typical_start))
                 .saturating_sub(join_at)
                 .max(0)
         }),
@@ -257,9 +253,9 @@ pub fn lane_backlog(
     }
     LaneBacklog {
         due,
-        worked_off_at_ms: (due > 0).then(|| now_ms.saturating_add(ms(pace.delay_of(due)))),
+        worked_off_at_ms: (due > 0).then(|| now_ms.saturating_add(duration_ms(pace.delay_of(due)))),
         max_late_by_ms: worst.map(|worst| {
-            let late = now_ms as f64 + ms(pace.typical_start) as f64 + worst;
+            let late = now_ms as f64 + duration_ms(pace.typical_start) as f64 + worst;
             late.max(0.0).ceil() as i64
         }),
     }

@@ -262,8 +262,8 @@ impl BotService {
             });
         }
         Ok(match self.place_now(record).await? {
-            PlacedNow::Handed(handle) => DueOutcome::Handed(handle),
-            PlacedNow::Queued => DueOutcome::Queued,
+            PlacedNow::Handed(_, handle) => DueOutcome::Handed(handle),
+            PlacedNow::Queued(_) => DueOutcome::Queued,
             PlacedNow::Moved => DueOutcome::Nothing,
         })
     }

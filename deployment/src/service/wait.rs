@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use platform_core::{BotId, PlatformId};
 
-use super::{BotService, JobHandle};
+use super::BotService;
+use super::deploy::Started;
 
 use crate::bot::{Bot, BotState};
 use crate::error::ServiceResult;
@@ -127,12 +128,20 @@ impl BotService {
     pub(super) async fn await_deploy(
         &self,
         id: BotId,
-        handle: Option<JobHandle>,
+        started: Started,
         wait: DeployWait,
         progress: &mut (dyn FnMut(&Bot) + Send),
     ) -> ServiceResult<Bot> {
+        let Started { record, handle } = started;
         let up_to = match wait {
-            DeployWait::No | DeployWait::Later => return self.shown(self.load(id).await?).await,
+            // The bot as the start left it: placed, queued or scheduled.
+            DeployWait::No | DeployWait::Later => {
+                let record = match record {
+                    Some(record) => record,
+                    None => self.load(id).await?,
+                };
+                return self.shown(record).await;
+            }
             DeployWait::ForPlatform => {
                 if let Some(handle) = handle {
                     handle.finished().await?;
